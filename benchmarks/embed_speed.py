@@ -112,7 +112,7 @@ def main() -> None:
 
     print(f"cores: {os.cpu_count()}; FLOPs per face: {flops / 1e9:.3f} GFLOP; "
           f"single-core float32 matmul peak: {peak / 1e9:.1f} GFLOP/s\n")
-    print("| runtime | threads | batch | ms / face | faces / s | GFLOP/s | share of 1-core peak |")
+    print("| runtime | threads | batch | ms / face | faces / s | GFLOP/s | share of peak (threads x 1-core) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, threads, batch, sec in rows:
         rate = flops / sec
