@@ -1,0 +1,73 @@
+"""What every command shares: engine options, output, and the one error mapping."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from facegate.engine import Facegate
+from facegate.errors import FacegateError
+from facegate.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def engine_options(func: F) -> F:
+    """`--data-dir` and `--policy` (else FACEGATE_HOME / FACEGATE_POLICY) on a command."""
+    func = click.option(
+        "--policy", "policy", type=click.Path(path_type=Path), default=None,
+        help="Policy TOML file [env FACEGATE_POLICY; built-in default if unset].",
+    )(func)
+    func = click.option(
+        "--data-dir", "data_dir", type=click.Path(path_type=Path), default=None,
+        help="Data directory [env FACEGATE_HOME].",
+    )(func)
+    return func
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
+
+
+def build_engine(data_dir: Path | None, policy: Path | None) -> Facegate:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["home"] = data_dir
+    if policy is not None:
+        overrides["policy"] = policy
+    return Facegate(Settings(**overrides))
+
+
+def emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
+    """Print `payload` as JSON, or call `human` to print readable text."""
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        human()
+
+
+def handles_errors(func: F) -> F:
+    """Turn a `FacegateError` into exit status 1 and one clear line (or JSON on stdout)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FacegateError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps({"error": exc.to_dict()}, default=str))
+            else:
+                stderr.print(f"[bold red]Error[/] {exc.code.value}: {exc.message}", highlight=False)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]

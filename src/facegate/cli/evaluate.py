@@ -1,0 +1,74 @@
+"""`facegate evaluate pairs` (1:1, the LFW protocol); 1:N lives beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, stderr, stdout
+from facegate.evaluation.lfw_pairs import pair_scores, read_pairs, report
+from facegate.evaluation.templates import image_templates
+from facegate.vision.calibration import similarity
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr, so stdout stays clean for results."""
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=stderr, transient=True,
+    )
+
+
+@click.group()
+def evaluate() -> None:
+    """Measure accuracy on labelled photos."""
+
+
+@evaluate.command("pairs")
+@click.option("--pairs", "pairs_file", required=True, type=click.Path(path_type=Path),
+              help="Pairs file in LFW pairs.txt format.")
+@click.option("--images", "images_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder with <name>/<name>_<nnnn>.jpg images.")
+@click.option("--no-face", type=click.Choice(["centre", "reject"]), default="centre", show_default=True,
+              help="What to do with an image where no face is found.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes (default: settings).")
+@engine_options
+@json_option
+@handles_errors
+def pairs_command(
+    pairs_file: Path, images_dir: Path, no_face: str, workers: int | None,
+    data_dir: Path | None, policy: Path | None, as_json: bool,
+) -> None:
+    """1:1 verification accuracy on a pairs file (k-fold, ROC AUC, TAR at FMR 1e-3)."""
+    engine = build_engine(data_dir, policy)
+    pairs = read_pairs(pairs_file)
+    names = pairs.images
+    with progress_bar() as bar:
+        task = bar.add_task("templates", total=len(names))
+        found = image_templates(
+            names, images_dir, engine.pipeline, engine.pipeline.config,
+            workers or engine.settings.workers, no_face, lambda n: bar.advance(task, n),
+        )
+    scores = pair_scores(pairs, found.templates, similarity)
+    cal = engine.calibration
+    result = report(
+        pairs, scores, len(names), len(found.no_face), no_face,
+        cal.default_threshold, cal.default_fmr, engine.pipeline.template_id,
+    ).to_dict()
+    result["n_unreadable"] = len(found.unreadable)
+
+    def human() -> None:
+        stdout.print(
+            f"{result['n_pairs']} pairs in {result['n_folds']} folds, {result['n_images']} images"
+            f" ({result['n_no_face']} without a detected face: {result['no_face_handling']})"
+        )
+        stdout.print(
+            f"k-fold accuracy {100 * result['kfold_accuracy_mean']:.2f}% ± {100 * result['kfold_accuracy_std']:.2f}"
+            f" | at default threshold {result['default_threshold']:.2f}"
+            f" (FMR {result['default_fmr']:g}): {100 * result['accuracy_at_default_threshold']:.2f}%"
+        )
+        stdout.print(f"ROC AUC {result['roc_auc']:.5f} | TAR at FMR 1e-3: {result['tar_at_fmr_1e-3']:.4f}")
+
+    emit(as_json, result, human)

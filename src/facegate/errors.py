@@ -1,0 +1,84 @@
+"""The one error type of facegate, and the stable codes it carries.
+
+Every refusal in the core raises `FacegateError` with a code from `ErrorCode`. The CLI
+and the HTTP service each map codes to their own surface (exit status, HTTP status) in one
+place, so a code means the same thing wherever a caller meets it. Codes are a contract:
+add new ones, never rename or reuse old ones.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Stable, machine-readable reasons for a refusal."""
+
+    # input
+    INVALID_IMAGE = "INVALID_IMAGE"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+    FILE_NOT_FOUND = "FILE_NOT_FOUND"
+    NO_FACE = "NO_FACE"
+    TOO_MANY_FACES = "TOO_MANY_FACES"
+    LOW_QUALITY = "LOW_QUALITY"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    INVALID_MANIFEST = "INVALID_MANIFEST"
+    UNKNOWN_MODEL = "UNKNOWN_MODEL"
+    # store
+    COLLECTION_NOT_FOUND = "COLLECTION_NOT_FOUND"
+    COLLECTION_EXISTS = "COLLECTION_EXISTS"
+    FACE_NOT_FOUND = "FACE_NOT_FOUND"
+    SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
+    SUBJECT_EXISTS = "SUBJECT_EXISTS"
+    MODEL_MISMATCH = "MODEL_MISMATCH"
+    TEMPLATE_KEY_MISMATCH = "TEMPLATE_KEY_MISMATCH"
+    # governance
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    TENANT_NOT_FOUND = "TENANT_NOT_FOUND"
+    TENANT_EXISTS = "TENANT_EXISTS"
+    KEY_NOT_FOUND = "KEY_NOT_FOUND"
+    POLICY_INVALID = "POLICY_INVALID"
+    PURPOSE_REQUIRED = "PURPOSE_REQUIRED"
+    PURPOSE_UNKNOWN = "PURPOSE_UNKNOWN"
+    PURPOSE_NOT_APPROVED = "PURPOSE_NOT_APPROVED"
+    MORATORIUM = "MORATORIUM"
+    CASE_REFERENCE_REQUIRED = "CASE_REFERENCE_REQUIRED"
+    CONSENT_REFERENCE_REQUIRED = "CONSENT_REFERENCE_REQUIRED"
+    LIVE_USE_FORBIDDEN = "LIVE_USE_FORBIDDEN"
+    TENANT_SUSPENDED = "TENANT_SUSPENDED"
+    OPERATION_NOT_ALLOWED = "OPERATION_NOT_ALLOWED"
+    COLLECTION_FORBIDDEN = "COLLECTION_FORBIDDEN"
+    AUDIT_REQUIRED = "AUDIT_REQUIRED"
+    ROLE_REQUIRED = "ROLE_REQUIRED"
+    REVIEW_NOT_FOUND = "REVIEW_NOT_FOUND"
+    AUDIT_CHAIN_BROKEN = "AUDIT_CHAIN_BROKEN"
+    # service
+    RATE_LIMITED = "RATE_LIMITED"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    NOT_FOUND = "NOT_FOUND"
+    INTERNAL = "INTERNAL"
+
+
+class FacegateError(Exception):
+    """A refusal with a stable code, a human message and optional structured details.
+
+    Details never hold images or templates: they are shown to callers and may be logged.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the JSON body shared by CLI and HTTP: `{"code", "message", ...}`."""
+        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        body.update(self.details)
+        return body
+
+    def __repr__(self) -> str:
+        return f"FacegateError({self.code.value!r}, {self.message!r})"

@@ -1,0 +1,62 @@
+"""Settings: where data lives, which models and limits apply, read once from the environment.
+
+Built explicitly (`Settings()` or `Settings(home=...)`) and handed to the engine, never a
+module-level global: two engines in one process (as in the tests) never share a database.
+Environment variables carry the `FACEGATE_` prefix: `FACEGATE_HOME` is the data directory,
+`FACEGATE_POLICY` the policy file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path(user_data_dir("facegate", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACEGATE_", frozen=True, extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="data directory")
+    policy: Path | None = Field(default=None, description="policy TOML; built-in default if unset")
+    template_key: str | None = Field(
+        default=None, description="base64 of 32 bytes: encrypts templates at rest when set"
+    )
+    # vision
+    detector: Literal["hog", "cnn"] = "hog"
+    fallback_detector: Literal["hog", "cnn", "none"] = "cnn"
+    min_face_size: int = Field(default=40, ge=8, le=4096)
+    embedder_runtime: Literal["dlib", "onnx"] = "dlib"
+    max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # store
+    index_kind: Literal["auto", "exact", "hnsw"] = "auto"
+    workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")
+    # service
+    max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
+
+    @field_validator("template_key")
+    @classmethod
+    def _key_is_32_bytes(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("FACEGATE_TEMPLATE_KEY must be base64") from None
+        if len(raw) != 32:
+            raise ValueError("FACEGATE_TEMPLATE_KEY must decode to 32 bytes")
+        return value
+
+    @property
+    def template_key_bytes(self) -> bytes | None:
+        return base64.b64decode(self.template_key) if self.template_key else None

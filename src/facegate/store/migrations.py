@@ -1,0 +1,60 @@
+"""Schema migrations: an ordered list of steps, each applied once, in its own transaction.
+
+A tested equivalent of Alembic for an embedded database: `schema_version` records the
+applied steps; `migrate` brings any catalog (new or old) to the current schema. Steps are
+never edited once released; a change is a new step. tests/store/test_migrations.py checks
+that a migrated empty database matches the ORM metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
+from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store.db import Base
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _initial(conn: Connection) -> None:
+    Base.metadata.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+
+
+def current_version(conn: Connection) -> int:
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+    )
+    return int(conn.execute(text("SELECT COALESCE(MAX(version), 0) FROM schema_version")).scalar_one())
+
+
+def migrate(engine: Engine) -> int:
+    """Apply every pending step; returns the schema version now in force."""
+    version = 0
+    for step in MIGRATIONS:
+        with engine.begin() as conn:
+            version = current_version(conn)
+            if step.version <= version:
+                continue
+            step.apply(conn)
+            conn.execute(
+                text("INSERT INTO schema_version VALUES (:v, :d, :t)"),
+                {"v": step.version, "d": step.description, "t": datetime.now(UTC).isoformat()},
+            )
+            version = step.version
+    return version

@@ -1,0 +1,118 @@
+"""One object that loads the models once and turns images into analysed faces.
+
+    pipeline = Pipeline(PipelineConfig())
+    faces = pipeline.analyze_file(Path("group.jpg"))
+    faces[0].template, faces[0].box, faces[0].quality
+
+Models are opened in the constructor (never at import), so building a `Pipeline` is the
+one slow step; every call after that only runs them. The CLI, the service and the tests
+all hold one `Pipeline` through the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from facegate.vision.align import Aligner
+from facegate.vision.detect import Detector, open_detector
+from facegate.vision.embed import DlibResNet, Embedder, normalise
+from facegate.vision.image import ImageLimits, decode_image, load_image
+from facegate.vision.quality import assess
+from facegate.vision.types import Box, Detection, Face
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Everything that changes which faces are found and which template they get.
+
+    `flip` averages the descriptor of the chip and of its mirror image (test-time
+    augmentation): it makes templates steadier and is part of the template recipe, so
+    it is recorded with the model id (see `Pipeline.template_id`).
+    """
+
+    detector: str = "hog"
+    fallback_detector: str | None = "cnn"  # tried only when the main detector finds nothing
+    min_face_size: int = 40
+    upsample: int | None = None  # None: chosen from min_face_size
+    flip: bool = True
+    max_faces: int = 100
+    limits: ImageLimits = field(default_factory=ImageLimits)
+
+
+class Pipeline:
+    """Decode, detect, align, assess and embed with models loaded once."""
+
+    def __init__(self, config: PipelineConfig = PipelineConfig(), embedder: Embedder | None = None):
+        self.config = config
+        self.detector: Detector = open_detector(config.detector, config.min_face_size, config.upsample)
+        self.aligner = Aligner()
+        self.embedder: Embedder = embedder if embedder is not None else DlibResNet()
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the template space: a collection only holds templates of one."""
+        return self.embedder.model_id
+
+    @property
+    def template_id(self) -> str:
+        """Model id plus the template recipe; calibration tables are keyed by this."""
+        return f"{self.embedder.model_id}{'+flip' if self.config.flip else ''}"
+
+    @cached_property
+    def _fallback(self) -> Detector | None:
+        name = self.config.fallback_detector
+        if name is None or name == self.config.detector:
+            return None
+        return open_detector(name, self.config.min_face_size, self.config.upsample)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return decode_image(data, self.config.limits)
+
+    def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
+        """Faces in encoded image bytes, largest first."""
+        return self.faces(self.decode(data), max_faces)
+
+    def analyze_file(self, path: Path, max_faces: int | None = None) -> list[Face]:
+        return self.faces(load_image(path, self.config.limits), max_faces)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detections largest first; the fallback detector runs only if none were found."""
+        found = self.detector.detect(image)
+        if not found and self._fallback is not None:
+            found = self._fallback.detect(image)
+        return found
+
+    def faces(self, image: np.ndarray, max_faces: int | None = None) -> list[Face]:
+        """Detect, then analyse at most `max_faces` of the largest faces."""
+        limit = self.config.max_faces if max_faces is None else max_faces
+        detections = self.detect(image)[:limit]
+        return self.faces_at(image, [d.box for d in detections], [d.confidence for d in detections])
+
+    def faces_at(
+        self, image: np.ndarray, boxes: list[Box], confidences: list[float] | None = None
+    ) -> list[Face]:
+        """Analyse faces at given boxes (from a detector, or a caller who knows where)."""
+        if not boxes:
+            return []
+        confidences = confidences or [0.0] * len(boxes)
+        shapes = [self.aligner.landmarks(image, box) for box in boxes]
+        chips = np.stack([self.aligner.chip(image, shape) for shape in shapes])
+        templates = self.embed_chips(chips)
+        faces = []
+        for box, conf, shape, chip, template in zip(boxes, confidences, shapes, chips, templates):
+            points = self.aligner.points(shape)
+            quality = assess(chip, min(box.width, box.height), points)
+            faces.append(Face(box, conf, points, quality, template))
+        return faces
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        """Unit-length templates for aligned chips, with the mirror average if configured."""
+        if not self.config.flip or len(chips) == 0:
+            return normalise(self.embedder.embed_chips(chips))
+        both = self.embedder.embed_chips(np.concatenate([chips, chips[:, :, ::-1]]))
+        half = len(chips)
+        return normalise(both[:half] + both[half:])
