@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from facegate.errors import FacegateError
-from facegate.vision import dlib_format
+from facegate.vision import dlib_format, dlib_net
 from facegate.vision.embed_onnx import OnnxResNet, cache_paths
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -120,7 +120,7 @@ def test_cache_is_reused_and_rebuilt_when_corrupt(tmp_path: Path, lfw_chips: np.
 
 def test_reader_reads_the_whole_network() -> None:
     net = dlib_format.read_network(DAT.read_bytes())
-    graph = dlib_format.infer_graph(net)
+    graph = dlib_net.infer_graph(net)
     convs = [n for n in graph.nodes if isinstance(n.layer, dlib_format.Conv)]
     assert len(convs) == 29
     assert net.input.size == (150, 150)

@@ -20,22 +20,42 @@ The format, as dlib writes it (dlib/serialize.h, dlib/dnn/{core,layers,input,los
   holds all the wrapper versions output-to-input, then the input layer, then the layer
   details input-to-output. `add_layer` writes version 2 (version 3 when it sits directly
   on the input layer); `add_tag_layer` and `add_skip_layer` both write version 1 and
-  nothing else, so their tag ids are not in the file (see `resolve_residual_graph`).
+  nothing else, so their tag ids are not in the file (see `dlib_net.resolve_residual_graph`);
+* `bn_con2` (batch norm as trained) is read as the `affine_` dlib itself turns it into at
+  load time: gamma / sqrt(running_variance + eps) and beta - that * running_mean.
+
+The layers come back as the plain data of `dlib_layers`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
+
+from facegate.vision.dlib_layers import (
+    CONV_MODE,
+    FC_MODE,
+    AddPrev,
+    Affine,
+    Conv,
+    DetectorWindow,
+    FullyConnected,
+    InputRGB,
+    InputRGBPyramid,
+    Layer,
+    LossMetric,
+    LossMmod,
+    Marker,
+    Network,
+    OverlapTester,
+    Pool,
+    Relu,
+)
 
 _FLOAT_INF = 32000  # dlib float_details: exponent values that encode special numbers
 _FLOAT_NINF = 32001
 _FLOAT_NAN = 32002
-
-CONV_MODE = 0  # dlib's layer_mode enum: affine/bn per channel (CONV) or per unit (FC)
-FC_MODE = 1
 
 
 class DlibFormatError(ValueError):
@@ -85,6 +105,10 @@ class Reader:
             return math.nan
         return math.ldexp(float(mantissa), exponent)
 
+    def take_byte(self) -> int:
+        """One raw byte, as dlib writes a `uint8_t`."""
+        return int(self._take(1)[0])
+
     def boolean(self) -> bool:
         ch = bytes(self._take(1))
         if ch not in (b"0", b"1"):
@@ -117,98 +141,6 @@ class Reader:
             raise DlibFormatError(f"unknown alias_tensor version {version} at byte {self.pos}")
         n, k, nr, nc = (self.integer() for _ in range(4))
         return (n, k, nr, nc)
-
-
-# ---------------------------------------------------------------------------------------
-# layers (plain data; arrays in dlib's own layouts, converted by the consumer)
-
-
-@dataclass(frozen=True, slots=True)
-class InputRGB:
-    """`input_rgb_image[_sized]`: value = (pixel - mean) / 256, channels R, G, B."""
-
-    mean_rgb: tuple[float, float, float]
-    size: tuple[int, int] | None  # (rows, cols) for the _sized variant
-
-
-@dataclass(frozen=True, slots=True)
-class Conv:
-    """`con_`: filters (out, in, rows, cols) applied as cross-correlation, zero padding."""
-
-    filters: np.ndarray
-    bias: np.ndarray | None
-    stride: tuple[int, int]  # (y, x)
-    padding: tuple[int, int]  # (y, x), the same on both sides
-
-
-@dataclass(frozen=True, slots=True)
-class Affine:
-    """`affine_` (batch norm frozen at test time): y = gamma * x + beta per channel or unit."""
-
-    gamma: np.ndarray  # shape (k,) in CONV_MODE, (k*nr*nc,) in FC_MODE
-    beta: np.ndarray
-    mode: int
-    disabled: bool  # dlib's fuse_convolutions folds it into the conv and disables it
-
-
-@dataclass(frozen=True, slots=True)
-class Relu:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """`max_pool_` / `avg_pool_`; window (0, 0) means the whole input (`*_pool_everything`)."""
-
-    kind: str  # "max" or "avg"
-    window: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class FullyConnected:
-    """`fc_`: output = flatten(x) @ weights (+ bias); weights is (inputs, outputs)."""
-
-    weights: np.ndarray
-    bias: np.ndarray | None
-
-
-@dataclass(frozen=True, slots=True)
-class AddPrev:
-    """`add_prev_`: sum with a tagged earlier output; the tag id is not stored in the file."""
-
-
-@dataclass(frozen=True, slots=True)
-class Marker:
-    """A `tag` or `skip` wrapper: the file says one is here but not which kind or id."""
-
-
-Layer = Conv | Affine | Relu | Pool | FullyConnected | AddPrev | Marker
-
-
-@dataclass(frozen=True, slots=True)
-class LossMetric:
-    """`loss_metric_`: the network output is the descriptor itself (no normalisation)."""
-
-    margin: float
-    distance_threshold: float
-
-
-@dataclass(frozen=True, slots=True)
-class LossOther:
-    """A loss layer we read no further than its name (its details are not needed)."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    """A dlib network as stored: input layer, layers input-to-output, loss layer."""
-
-    input: InputRGB
-    layers: list[Layer]
-    loss: LossMetric | LossOther
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,6 +187,27 @@ def _read_affine(r: Reader, version: str) -> Affine:
     return Affine(params[:n].copy(), params[n:].copy(), mode, disabled)
 
 
+def _read_batch_norm(r: Reader) -> Affine:
+    """`bn_con2` with its running statistics folded in, as dlib's affine_(bn_) does."""
+    params = r.tensor().reshape(-1)
+    gamma_shape = r.alias_tensor()
+    r.alias_tensor()  # beta has gamma's shape
+    r.tensor()  # means and inverse std-devs of the last training batch: unused at test time
+    r.tensor()
+    running_means = r.tensor().reshape(-1).astype(np.float64)
+    running_variances = r.tensor().reshape(-1).astype(np.float64)
+    r.integer()  # num_updates
+    r.integer()  # running_stats_window_size
+    _skip_multipliers(r, 4)
+    eps = r.floating()
+    n = int(np.prod(gamma_shape))
+    if params.size != 2 * n or running_means.size != n or running_variances.size != n:
+        raise DlibFormatError(f"bn_con2 params {params.size} / statistics {running_means.size} disagree")
+    gamma = params[:n].astype(np.float64) / np.sqrt(running_variances + eps)
+    beta = params[n:].astype(np.float64) - gamma * running_means
+    return Affine(gamma.astype(np.float32), beta.astype(np.float32), CONV_MODE, False)
+
+
 def _read_pool(r: Reader, kind: str) -> Pool:
     window = (r.integer(), r.integer())
     stride = (r.integer(), r.integer())
@@ -289,6 +242,8 @@ def _read_details(r: Reader) -> Layer:
         return _read_conv(r, name)
     if name in ("affine_", "affine_2"):
         return _read_affine(r, name)
+    if name == "bn_con2":
+        return _read_batch_norm(r)
     if name == "relu_":
         return Relu()
     if name == "max_pool_2":
@@ -302,9 +257,14 @@ def _read_details(r: Reader) -> Layer:
     raise DlibFormatError(f"layer {name!r} at byte {start} is not supported by this reader")
 
 
-def _read_input(r: Reader) -> InputRGB:
+def _read_input(r: Reader) -> InputRGB | InputRGBPyramid:
     start = r.pos
     name = r.string()
+    if name in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
+        mean = (r.floating(), r.floating(), r.floating())
+        if name.endswith("2"):
+            return InputRGBPyramid(mean, r.integer(), r.integer())
+        return InputRGBPyramid(mean, 10, 11)  # dlib's defaults before the paddings were stored
     if name not in ("input_rgb_image", "input_rgb_image_sized"):
         raise DlibFormatError(f"input layer {name!r} at byte {start} is not supported")
     mean = (r.floating(), r.floating(), r.floating())
@@ -312,13 +272,50 @@ def _read_input(r: Reader) -> InputRGB:
     return InputRGB(mean, size)
 
 
-def _read_loss(r: Reader) -> LossMetric | LossOther:
+def _read_overlap_tester(r: Reader) -> OverlapTester:
+    return OverlapTester(r.floating(), r.floating())
+
+
+def _read_mmod_options(r: Reader) -> LossMmod:
+    """`mmod_options` versions 1-4 (1: one unlabelled window; 2+: a list of windows)."""
+    start = r.pos
+    version = r.integer()
+    if version == 1:
+        windows = [DetectorWindow(r.integer(), r.integer(), "")]
+    elif version in (2, 3, 4):
+        windows = []
+        for _ in range(r.integer()):
+            window_version = r.integer()
+            width, height = r.integer(), r.integer()
+            windows.append(DetectorWindow(width, height, r.string() if window_version >= 2 else ""))
+    else:
+        raise DlibFormatError(f"unknown mmod_options version {version} at byte {start}")
+    r.floating()  # loss per false alarm, loss per missed target, truth-match IoU: training only
+    r.floating()
+    r.floating()
+    overlaps_nms = _read_overlap_tester(r)
+    _read_overlap_tester(r)  # overlaps_ignore: training only
+    regression = False
+    if version >= 3:
+        r.take_byte()  # assume_image_pyramid: training only
+    if version >= 4:
+        regression = r.boolean()
+        r.floating()  # bbr_lambda
+    if not windows or min(min(w.width, w.height) for w in windows) < 1:
+        raise DlibFormatError(f"mmod_options at byte {start} has no usable detector window")
+    return LossMmod(tuple(windows), overlaps_nms, regression)
+
+
+def _read_loss(r: Reader) -> LossMetric | LossMmod:
+    start = r.pos
     name = r.string()
     if name == "loss_metric_":
         return LossMetric(r.floating(), 0.6)
     if name == "loss_metric_2":
         return LossMetric(r.floating(), r.floating())
-    return LossOther(name)
+    if name == "loss_mmod_":
+        return _read_mmod_options(r)
+    raise DlibFormatError(f"loss {name!r} at byte {start} is not supported")
 
 
 def _skip_layer_state(r: Reader) -> None:
@@ -345,7 +342,7 @@ def _input_follows(r: Reader) -> bool:
 
 
 def read_network(data: bytes) -> Network:
-    """Parse a whole `.dat` written by `serialize(net)` for a net with a metric loss.
+    """Parse a whole `.dat` written by `serialize(net)` (metric or MMOD loss).
 
     Refuses (DlibFormatError) anything it does not fully understand, including trailing
     bytes, rather than returning a partial network.
@@ -354,8 +351,6 @@ def read_network(data: bytes) -> Network:
     if r.integer() != 1:
         raise DlibFormatError("not a dlib add_loss_layer (version 1 expected at byte 0)")
     loss = _read_loss(r)
-    if isinstance(loss, LossOther):
-        raise DlibFormatError(f"loss {loss.name!r} is not supported; only loss_metric_")
     wrappers: list[str] = []  # output-to-input
     input_version = 0
     while not input_version:
@@ -382,150 +377,3 @@ def read_network(data: bytes) -> Network:
     if not r.at_end():
         raise DlibFormatError(f"{len(data) - r.pos} unexpected bytes after the network")
     return Network(net_input, layers, loss)
-
-
-# ---------------------------------------------------------------------------------------
-# graph: markers resolved, shapes inferred
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One computing layer with the indices of the nodes it reads (-1: the input image)."""
-
-    layer: Layer
-    inputs: tuple[int, ...]
-    shape: tuple[int, int, int]  # output (channels, rows, cols) for one sample
-
-
-@dataclass(frozen=True, slots=True)
-class Graph:
-    input: InputRGB
-    nodes: list[Node] = field(default_factory=list)
-
-
-def resolve_residual_graph(net: Network) -> list[tuple[Layer, tuple[int, ...]]]:
-    """Wire the layer stack into a graph, recovering the tag/skip markers dlib does not store.
-
-    dlib does not write tag ids, so the wiring follows the residual idioms of dlib's own
-    ResNet examples (dnn_face_recognition_ex.cpp, dnn_imagenet_ex.cpp):
-
-    * `residual`:      add_prev1<block<tag1<x>>>  -> one marker, then the block, then add;
-    * `residual_down`: add_prev2<avg_pool<skip1<tag2<block<tag1<x>>>>>> -> marker (tag1),
-      block, two adjacent markers (tag2 then skip1 back to tag1), pool, add with tag2.
-
-    Any other use of markers raises, so a network of another shape is refused, not
-    silently miswired.
-    """
-    out: list[tuple[Layer, tuple[int, ...]]] = []
-    current = -1  # index of the node whose output flows up; -1 is the input image
-    tag1: int | None = None
-    tag2: int | None = None
-    layers = net.layers
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        if isinstance(layer, Marker):
-            if i + 1 < len(layers) and isinstance(layers[i + 1], Marker):
-                if tag1 is None:
-                    raise DlibFormatError(f"skip marker at layer {i + 1} without a tag to return to")
-                tag2, current = current, tag1
-                i += 2
-                continue
-            tag1, tag2 = current, None
-            i += 1
-            continue
-        if isinstance(layer, AddPrev):
-            other = tag2 if tag2 is not None else tag1
-            if other is None:
-                raise DlibFormatError(f"add_prev at layer {i} with no tagged output before it")
-            out.append((layer, (current, other)))
-            tag1 = tag2 = None
-        else:
-            out.append((layer, (current,)))
-        current = len(out) - 1
-        i += 1
-    return out
-
-
-def _pool_out(size: int, window: int, stride: int, pad: int) -> int:
-    return 1 + (size + 2 * pad - window) // stride
-
-
-def _output_shape(layer: Layer, inputs: list[tuple[int, int, int]], where: str) -> tuple[int, int, int]:
-    """Output (channels, rows, cols) of one layer given its inputs' shapes."""
-    k, nr, nc = inputs[0]
-    shape = (k, nr, nc)
-    if isinstance(layer, Conv):
-        n_out, k_in, fr, fc = layer.filters.shape
-        if k_in != k:
-            raise DlibFormatError(f"conv at {where} expects {k_in} channels, gets {k}")
-        shape = (
-            n_out,
-            _pool_out(nr, fr, layer.stride[0], layer.padding[0]),
-            _pool_out(nc, fc, layer.stride[1], layer.padding[1]),
-        )
-    elif isinstance(layer, Pool):
-        wr, wc = layer.window[0] or nr, layer.window[1] or nc
-        shape = (
-            k,
-            _pool_out(nr, wr, layer.stride[0], layer.padding[0]),
-            _pool_out(nc, wc, layer.stride[1], layer.padding[1]),
-        )
-    elif isinstance(layer, FullyConnected):
-        if layer.weights.shape[0] != k * nr * nc:
-            raise DlibFormatError(f"fc at {where} expects {layer.weights.shape[0]} inputs, gets {k * nr * nc}")
-        shape = (layer.weights.shape[1], 1, 1)
-    elif isinstance(layer, AddPrev):
-        k2, nr2, nc2 = inputs[1]
-        shape = (max(k, k2), max(nr, nr2), max(nc, nc2))
-    elif isinstance(layer, Affine):
-        expected = k if layer.mode == CONV_MODE else k * nr * nc
-        if layer.gamma.size != expected:
-            raise DlibFormatError(f"affine at {where} has {layer.gamma.size} params, expects {expected}")
-    if min(shape) < 1:
-        raise DlibFormatError(f"{type(layer).__name__} at {where} would have empty output {shape}")
-    return shape
-
-
-def infer_graph(net: Network) -> Graph:
-    """Resolve the wiring and compute each node's output shape with dlib's size rules.
-
-    Convolution and pooling: out = 1 + (in + 2*pad - window) // stride. `add_prev`
-    outputs the elementwise maximum of its inputs' shapes: dlib zero-fills whatever one
-    operand lacks (channels, rows or columns), which the face ResNet relies on where a
-    strided 3x3 conv and a 2x2 average pool disagree on the output size.
-    """
-    if net.input.size is None:
-        raise DlibFormatError("the input layer has no fixed size; shapes cannot be inferred")
-    shapes: dict[int, tuple[int, int, int]] = {-1: (3, *net.input.size)}
-    nodes: list[Node] = []
-    for idx, (layer, inputs) in enumerate(resolve_residual_graph(net)):
-        shape = _output_shape(layer, [shapes[i] for i in inputs], f"node {idx}")
-        shapes[idx] = shape
-        nodes.append(Node(layer, inputs, shape))
-    return Graph(net.input, nodes)
-
-
-def layer_flops(graph: Graph) -> list[int]:
-    """Floating-point operations per sample for each node (multiply-add counted as 2)."""
-    shapes = {-1: (3, *graph.input.size)} if graph.input.size else {}
-    flops: list[int] = []
-    for idx, node in enumerate(graph.nodes):
-        out = int(np.prod(node.shape))
-        layer = node.layer
-        if isinstance(layer, Conv):
-            _, k_in, fr, fc = layer.filters.shape
-            f = 2 * out * k_in * fr * fc + (out if layer.bias is not None else 0)
-        elif isinstance(layer, FullyConnected):
-            f = 2 * layer.weights.size + (layer.weights.shape[1] if layer.bias is not None else 0)
-        elif isinstance(layer, Pool):
-            k, nr, nc = shapes[node.inputs[0]]
-            wr, wc = layer.window[0] or nr, layer.window[1] or nc
-            f = out * wr * wc
-        elif isinstance(layer, Affine):
-            f = 2 * out
-        else:
-            f = out
-        shapes[idx] = node.shape
-        flops.append(f)
-    return flops

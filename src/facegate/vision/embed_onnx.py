@@ -23,9 +23,6 @@ Conversion, layer by layer, in dlib's own semantics:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +32,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision import dlib_format as df
+from facegate.vision import dlib_layers as dl
+from facegate.vision import dlib_net, onnx_cache
 
+MODEL_NAME = "dlib-resnet-v1"
 CONVERTER_VERSION = 1  # bump when the produced graph changes; old cache files are ignored
 OPSET = 17
 DIMENSION = 128
@@ -82,59 +82,14 @@ class OnnxResNet:
 # cache
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_paths(dat_sha256: str, cache_dir: Path) -> tuple[Path, Path]:
-    """The .onnx file for one .dat content and converter version, and its checksum sidecar."""
-    stem = f"dlib-resnet-v1.{dat_sha256}.c{CONVERTER_VERSION}"
-    return cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.onnx.json"
-
-
-def _cached_ok(onnx_path: Path, meta_path: Path) -> bool:
-    try:
-        meta = json.loads(meta_path.read_text())
-        return onnx_path.is_file() and meta.get("onnx_sha256") == _sha256(onnx_path)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Where `ensure_onnx` keeps the converted model for one .dat content."""
+    return onnx_cache.cache_paths(MODEL_NAME, dat_sha256, CONVERTER_VERSION, cache_dir)
 
 
 def ensure_onnx(dat_path: Path, cache_dir: Path) -> Path:
     """The cached ONNX model for `dat_path`, rebuilt when missing or failing its checksum."""
-    if not dat_path.is_file():
-        raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"model file missing: {dat_path}")
-    data = dat_path.read_bytes()
-    dat_sha = hashlib.sha256(data).hexdigest()
-    onnx_path, meta_path = cache_paths(dat_sha, cache_dir)
-    if _cached_ok(onnx_path, meta_path):
-        return onnx_path
-    try:
-        network = df.read_network(data)
-        model = convert(network)
-    except df.DlibFormatError as exc:
-        raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"{dat_path.name}: {exc}") from None
-    blob = model.SerializeToString()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(onnx_path, blob)
-    meta = {
-        "onnx_sha256": hashlib.sha256(blob).hexdigest(),
-        "dat_sha256": dat_sha,
-        "dat_name": dat_path.name,
-        "converter_version": CONVERTER_VERSION,
-    }
-    _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
-    return onnx_path
+    return onnx_cache.ensure_onnx(dat_path, cache_dir, MODEL_NAME, CONVERTER_VERSION, convert)
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,7 +116,7 @@ class _GraphBuilder:
         return out
 
 
-def _consumers(graph: df.Graph) -> dict[int, int]:
+def _consumers(graph: dlib_net.Graph) -> dict[int, int]:
     counts: dict[int, int] = {}
     for node in graph.nodes:
         for i in node.inputs:
@@ -169,11 +124,11 @@ def _consumers(graph: df.Graph) -> dict[int, int]:
     return counts
 
 
-def convert(network: df.Network) -> onnx.ModelProto:
+def convert(network: dl.Network) -> onnx.ModelProto:
     """An ONNX model computing the network's output (N, D) from uint8 RGB (N, rows, cols, 3)."""
-    if not isinstance(network.loss, df.LossMetric):
+    if not isinstance(network.loss, dl.LossMetric):
         raise df.DlibFormatError("only networks with loss_metric_ are converted")
-    graph = df.infer_graph(network)
+    graph = dlib_net.infer_graph(network)
     rows, cols = network.input.size or (0, 0)
     g = _GraphBuilder()
     mean = np.array(network.input.mean_rgb, np.float32).reshape(1, 1, 1, 3)
@@ -191,22 +146,20 @@ def convert(network: df.Network) -> onnx.ModelProto:
         src = names[node.inputs[0]]
         if idx in folded:
             names[idx] = names[node.inputs[0]]
-        elif isinstance(layer, df.Conv):
-            weights = layer.filters
-            bias = layer.bias if layer.bias is not None else np.zeros(weights.shape[0], np.float32)
+        elif isinstance(layer, dl.Conv):
             nxt = graph.nodes[idx + 1] if idx + 1 < len(graph.nodes) else None
             if (
                 nxt is not None
-                and isinstance(nxt.layer, df.Affine)
-                and nxt.layer.mode == df.CONV_MODE
+                and isinstance(nxt.layer, dl.Affine)
+                and nxt.layer.mode == dl.CONV_MODE
                 and not nxt.layer.disabled
                 and nxt.inputs == (idx,)
                 and users.get(idx) == 1
             ):
-                gamma, beta = nxt.layer.gamma, nxt.layer.beta
-                weights = weights * gamma[:, None, None, None]
-                bias = bias * gamma + beta
+                layer = dlib_net.fold_affine(layer, nxt.layer)
                 folded.add(idx + 1)
+            weights = layer.filters
+            bias = layer.bias if layer.bias is not None else np.zeros(weights.shape[0], np.float32)
             pads = [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]]
             names[idx] = g.op(
                 "Conv",
@@ -215,24 +168,24 @@ def convert(network: df.Network) -> onnx.ModelProto:
                 strides=list(layer.stride),
                 pads=pads,
             )
-        elif isinstance(layer, df.Affine):
+        elif isinstance(layer, dl.Affine):
             if layer.disabled:
                 names[idx] = src
             else:
                 k, nr, nc = shapes[node.inputs[0]]
-                shape = (1, k, 1, 1) if layer.mode == df.CONV_MODE else (1, k, nr, nc)
+                shape = (1, k, 1, 1) if layer.mode == dl.CONV_MODE else (1, k, nr, nc)
                 y = g.op("Mul", [src, g.const(layer.gamma.reshape(shape), "gamma")])
                 names[idx] = g.op("Add", [y, g.const(layer.beta.reshape(shape), "beta")])
-        elif isinstance(layer, df.Relu):
+        elif isinstance(layer, dl.Relu):
             names[idx] = g.op("Relu", [src])
-        elif isinstance(layer, df.Pool):
+        elif isinstance(layer, dl.Pool):
             names[idx] = _pool(g, src, layer)
-        elif isinstance(layer, df.AddPrev):
+        elif isinstance(layer, dl.AddPrev):
             operands = [
                 _pad_to(g, names[i], shapes[i], node.shape) for i in node.inputs
             ]
             names[idx] = g.op("Add", operands)
-        elif isinstance(layer, df.FullyConnected):
+        elif isinstance(layer, dl.FullyConnected):
             flat = g.op("Flatten", [src], axis=1)
             y = g.op("MatMul", [flat, g.const(layer.weights, "fc")])
             if layer.bias is not None:
@@ -245,7 +198,7 @@ def convert(network: df.Network) -> onnx.ModelProto:
     last = len(graph.nodes) - 1
     out_dim = int(np.prod(graph.nodes[last].shape))
     result = names[last]
-    if not isinstance(graph.nodes[last].layer, df.FullyConnected):
+    if not isinstance(graph.nodes[last].layer, dl.FullyConnected):
         result = g.op("Flatten", [result], axis=1)
     g.nodes.append(helper.make_node("Identity", [result], [OUTPUT_NAME], name="output"))
     model_graph = helper.make_graph(
@@ -266,7 +219,7 @@ def convert(network: df.Network) -> onnx.ModelProto:
     return model
 
 
-def _pool(g: _GraphBuilder, src: str, layer: df.Pool) -> str:
+def _pool(g: _GraphBuilder, src: str, layer: dl.Pool) -> str:
     if layer.window == (0, 0):
         return g.op("GlobalMaxPool" if layer.kind == "max" else "GlobalAveragePool", [src])
     if layer.kind == "avg" and layer.padding != (0, 0):
