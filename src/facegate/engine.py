@@ -16,7 +16,6 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.settings import Settings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration, similarity
-from facegate.vision.embed import Embedder
 from facegate.vision.types import Face
 
 
@@ -27,19 +26,9 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         fallback_detector=None if settings.fallback_detector == "none" else settings.fallback_detector,
         min_face_size=settings.min_face_size,
         limits=ImageLimits(settings.max_image_bytes, settings.max_image_pixels),
+        runtime=settings.embedder_runtime,
+        model_cache=settings.home / "models",
     )
-
-
-def open_embedder(settings: Settings) -> Embedder:
-    """The embedder runtime that `settings` names; both give the same template space."""
-    if settings.embedder_runtime == "onnx":
-        from facegate.vision.embed_onnx import OnnxResNet
-        from facegate.vision.models import RESNET_FILE, model_path
-
-        return OnnxResNet(model_path(RESNET_FILE), settings.home / "models")
-    from facegate.vision.embed import DlibResNet
-
-    return DlibResNet()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +77,7 @@ class Facegate:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(pipeline_config(self.settings), open_embedder(self.settings))
+        return Pipeline(pipeline_config(self.settings))
 
     @cached_property
     def calibration(self) -> Calibration:

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     detector: Literal["hog", "cnn"] = "hog"
     fallback_detector: Literal["hog", "cnn", "none"] = "cnn"
     min_face_size: int = Field(default=40, ge=8, le=4096)
-    embedder_runtime: Literal["dlib", "onnx"] = "dlib"
+    embedder_runtime: Literal["onnx", "dlib"] = "onnx"
     max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # store

@@ -16,10 +16,11 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from platformdirs import user_cache_dir
 
 from facegate.vision.align import Aligner
 from facegate.vision.detect import Detector, open_detector
-from facegate.vision.embed import DlibResNet, Embedder, normalise
+from facegate.vision.embed import Embedder, normalise, open_embedder
 from facegate.vision.image import ImageLimits, decode_image, load_image
 from facegate.vision.quality import assess
 from facegate.vision.types import Box, Detection, Face
@@ -41,6 +42,8 @@ class PipelineConfig:
     flip: bool = True
     max_faces: int = 100
     limits: ImageLimits = field(default_factory=ImageLimits)
+    runtime: str = "onnx"  # embedder runtime: "onnx" (fast) or "dlib" (reference)
+    model_cache: Path = field(default_factory=lambda: Path(user_cache_dir("facegate", appauthor=False)))
 
 
 class Pipeline:
@@ -50,7 +53,9 @@ class Pipeline:
         self.config = config
         self.detector: Detector = open_detector(config.detector, config.min_face_size, config.upsample)
         self.aligner = Aligner()
-        self.embedder: Embedder = embedder if embedder is not None else DlibResNet()
+        self.embedder: Embedder = (
+            embedder if embedder is not None else open_embedder(config.runtime, config.model_cache)
+        )
 
     @property
     def model_id(self) -> str:

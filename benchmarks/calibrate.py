@@ -1,0 +1,99 @@
+"""Build the calibration table (similarity -> estimated false-match rate) of a template space.
+
+    .venv/bin/python benchmarks/calibrate.py --lfw ../shared/data/lfw \
+        --out src/facegate/vision/calibration/dlib-resnet-v1_flip.json
+
+Method: one template per LFW photo in the manifest (largest face; photos where no face is
+found are left out, not guessed), every pair of photos of *different* people is an
+impostor pair (about 55 million from the shared folds), and the table records, on a
+log-spaced grid of FMR from 1 down to 1/(number of impostor pairs), the similarity that
+this share of impostor pairs reaches. Genuine pairs (same person) are counted to report
+the true-match rate at each point. Deterministic: no sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from facegate.evaluation.templates import image_templates
+from facegate.vision import Pipeline, PipelineConfig
+from facegate.vision.calibration import Calibration, calibration_file_name, similarity_matrix
+
+DEFAULT_FMR = 1e-3  # the default operating point of `compare` and of searches without a purpose
+
+
+def impostor_and_genuine(templates: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities of all pairs i<j, split by same/different subject (chunked, exact)."""
+    impostor, genuine = [], []
+    n = len(templates)
+    for start in range(0, n, 1024):
+        block = similarity_matrix(templates[start:start + 1024], templates).astype(np.float32)
+        for row, i in enumerate(range(start, min(start + 1024, n))):
+            scores = block[row, i + 1:]
+            same = subjects[i + 1:] == subjects[i]
+            impostor.append(scores[~same])
+            genuine.append(scores[same])
+    return np.concatenate(impostor), np.concatenate(genuine)
+
+
+def table(impostor: np.ndarray, genuine: np.ndarray, template_id: str, source: str) -> tuple[Calibration, list]:
+    imp = np.sort(impostor)
+    gen = np.sort(genuine)
+    n = len(imp)
+    fmr_grid = np.unique(np.concatenate([np.logspace(0, -np.log10(n), 121), [1.0 / n]]))[::-1]
+    sims, fmrs, rows = [0.0], [1.0], []
+    for fmr in fmr_grid:
+        k = max(1, int(round(fmr * n)))  # the k highest impostor scores are at or above s
+        s = float(imp[n - k])
+        if s <= sims[-1]:
+            continue
+        sims.append(s)
+        fmrs.append(k / n)
+        tmr = float(len(gen) - np.searchsorted(gen, s, side="left")) / len(gen)
+        rows.append((s, k / n, tmr))
+    cal = Calibration(template_id, np.array(sims), np.array(fmrs), n, DEFAULT_FMR, source)
+    return cal, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runtime", default="onnx")
+    args = parser.parse_args()
+    with (args.lfw / "manifest.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    names = [r["path"] for r in rows]
+    config = PipelineConfig(runtime=args.runtime)
+    pipeline = Pipeline(config)
+    found = image_templates(names, args.lfw, pipeline, config, args.workers, no_face="reject")
+    kept = [r for r in rows if r["path"] in found.templates]
+    templates = np.stack([found.templates[r["path"]] for r in kept])
+    subjects = np.array([r["subject"] for r in kept])
+    impostor, genuine = impostor_and_genuine(templates, subjects)
+    source = (
+        f"LFW deep-funneled, shared folds ({len(kept)} photos with a face of {len(rows)}; "
+        f"{len(impostor)} impostor and {len(genuine)} genuine pairs), benchmarks/calibrate.py"
+    )
+    cal, points = table(impostor, genuine, pipeline.template_id, source)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(cal.to_dict(), indent=1) + "\n")
+    expected = calibration_file_name(pipeline.template_id)
+    if args.out.name != expected:
+        print(f"warning: the engine looks for {expected}", file=sys.stderr)
+    print(f"| similarity | FMR | TMR |\n|---|---|---|")
+    for s, fmr, tmr in points[:: max(1, len(points) // 12)]:
+        print(f"| {s:.2f} | {fmr:.2e} | {tmr:.4f} |")
+    print(f"default threshold {cal.default_threshold:.2f} at FMR {DEFAULT_FMR:g}; "
+          f"no face in {len(found.no_face)} photos; {source}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The pipeline on real photos: it finds the faces a person sees, and its templates match
+the same person and separate different people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facegate.vision import Pipeline, QualityFilter
+from facegate.vision.calibration import similarity
+from facegate.vision.quality import passes, pose
+
+FR = Path("face_recognition") / "tests" / "test_images"
+
+
+def largest(pipeline: Pipeline, path: Path) -> np.ndarray:
+    faces = pipeline.analyze_file(path)
+    assert faces, f"no face in {path}"
+    return faces[0].template
+
+
+def test_group_photo_finds_every_face(pipeline: Pipeline, peers: Path) -> None:
+    faces = pipeline.analyze_file(peers / "insightface" / "python-package" / "t1.jpg")
+    assert len(faces) == 6
+    boxes = [f.box for f in faces]
+    assert all(b.width >= 80 for b in boxes)
+    # six different people: no two templates match
+    t = np.stack([f.template for f in faces])
+    sims = t @ t.T
+    assert (sims[~np.eye(6, dtype=bool)] < 0.9).all()
+
+
+def test_face_fields_are_sane(pipeline: Pipeline, peers: Path) -> None:
+    face = pipeline.analyze_file(peers / FR / "obama.jpg")[0]
+    assert len(face.landmarks) == 5
+    assert face.template.shape == (128,) and abs(np.linalg.norm(face.template) - 1) < 1e-5
+    assert face.quality.level in (QualityFilter.HIGH, QualityFilter.MEDIUM)
+    assert abs(face.quality.yaw) < 25 and abs(face.quality.roll) < 15
+    assert face.box.left >= 0 and face.box.top >= 0
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (FR / "obama.jpg", FR / "obama2.jpg", True),
+        (FR / "obama.jpg", FR / "obama3.jpg", True),
+        (FR / "obama.jpg", FR / "biden.jpg", False),
+        (Path("deepface/img1.jpg"), Path("deepface/img2.jpg"), True),
+        (Path("deepface/img1.jpg"), Path("deepface/img3.jpg"), False),
+    ],
+)
+def test_known_pairs(pipeline: Pipeline, peers: Path, a: Path, b: Path, same: bool) -> None:
+    from facegate.vision.calibration import load_calibration
+
+    threshold = load_calibration(pipeline.template_id).default_threshold
+    score = float(similarity(largest(pipeline, peers / a), largest(pipeline, peers / b))[0])
+    assert (score >= threshold) == same, score
+
+
+def test_lfw_pairs_from_the_protocol(pipeline: Pipeline, lfw: Path) -> None:
+    same = [("Abel_Pacheco", 1, 4), ("Akhmed_Zakayev", 1, 3)]
+    for name, i, j in same:
+        a = largest(pipeline, lfw / name / f"{name}_{i:04d}.jpg")
+        b = largest(pipeline, lfw / name / f"{name}_{j:04d}.jpg")
+        assert similarity(a, b)[0] > 90
+    a = largest(pipeline, lfw / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg")
+    b = largest(pipeline, lfw / "Akhmed_Zakayev" / "Akhmed_Zakayev_0001.jpg")
+    assert similarity(a, b)[0] < 85
+
+
+def test_no_face_gives_empty(pipeline: Pipeline, peers: Path) -> None:
+    assert pipeline.analyze_file(peers / "insightface" / "inspireface" / "crop" / "no_face.png") == []
+
+
+def test_flip_averaging_is_symmetric(pipeline: Pipeline, peers: Path) -> None:
+    """A mirrored photo gives (almost) the same template: the mirror average is built in."""
+    image = pipeline.decode((peers / FR / "obama.jpg").read_bytes())
+    a = pipeline.faces(image)[0].template
+    b = pipeline.faces(np.ascontiguousarray(image[:, ::-1]))[0].template
+    assert float(a @ b) > 0.99
+
+
+def test_quality_filter_levels(pipeline: Pipeline, peers: Path) -> None:
+    face = pipeline.analyze_file(peers / FR / "obama.jpg")[0]
+    assert passes(face.quality, QualityFilter.NONE)
+    assert passes(face.quality, QualityFilter.LOW)
+
+
+def test_pose_from_landmarks() -> None:
+    frontal = ((60, 50), (45, 50), (20, 50), (35, 50), (40, 70))
+    yaw, roll = pose(frontal)
+    assert abs(yaw) < 1 and abs(roll) < 1e-6
+    turned = ((60, 50), (45, 50), (20, 50), (35, 50), (55, 70))
+    assert abs(pose(turned)[0]) > 30
+
+
+def test_empty_and_tiny_images(pipeline: Pipeline) -> None:
+    assert pipeline.faces(np.zeros((1, 1, 3), np.uint8)) == []
+    assert pipeline.faces(np.full((40, 40, 3), 128, np.uint8)) == []
