@@ -1,0 +1,235 @@
+"""The one decision point: `decide(policy, request, now, calibration, audits) -> Decision`.
+
+Pure (no I/O, no clock of its own), so the June 2020 table can be tested row by row and a
+dry run (`facegate policy check --at`) answers exactly as a real request would. Every
+decision names the rule that made it (as pycasbin's `enforce_ex` returns the policy line),
+the policy version, and, when allowed for a matching operation, the effective limits.
+
+Order of checks (the first that denies decides; see docs/governance.md):
+ 1. tenant suspended                          TENANT_SUSPENDED            tenant:suspended
+ 2. tenant's sector not in the policy         OPERATION_NOT_ALLOWED       default:deny
+ 3. role the operation needs                  ROLE_REQUIRED               role:<role>
+ 4. purpose missing on a face operation       PURPOSE_REQUIRED            operation:<op>
+ 5. purpose not in the policy                 PURPOSE_UNKNOWN             default:deny
+ 6. active moratorium (unless exempt)         MORATORIUM                  moratorium:<id>
+ 7. purpose not open to the sector            PURPOSE_NOT_APPROVED        purpose:<id>
+    purpose not approved for the tenant       PURPOSE_NOT_APPROVED        default:deny
+ 8. live mode on a post-event purpose         LIVE_USE_FORBIDDEN          purpose:<id>
+ 9. case reference missing                    CASE_REFERENCE_REQUIRED     purpose:<id>
+10. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
+11. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
+12. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
+Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.operations import (
+    MATCHING_OPERATIONS,
+    PURPOSE_OPERATIONS,
+    REQUIRED_ROLE,
+    Mode,
+    Operation,
+)
+from facegate.governance.policy import BiasAuditRequirement, Policy, Purpose
+from facegate.governance.request import BiasAuditSummary, Calibration, GateRequest, TenantStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    code: ErrorCode | None  # None when allowed
+    rule: str
+    reason: str  # the policy's text (moratorium reason, purpose description) or a plain one
+    policy_version: str
+    max_fmr: float | None = None  # effective limits, for allowed matching operations
+    threshold: float | None = None
+    max_results: int | None = None
+    review_required: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of `facegate policy check --json` and of the `decision` in HTTP answers."""
+        return {
+            "decision": "allow" if self.allowed else "deny",
+            "code": self.code.value if self.code else None,
+            "rule": self.rule,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "max_fmr": self.max_fmr,
+            "threshold": self.threshold,
+            "max_results": self.max_results,
+            "review_required": self.review_required,
+        }
+
+
+class PolicyDenied(FacegateError):
+    """A denial as an error: the code and reason of the decision, which it carries whole."""
+
+    def __init__(self, decision: Decision) -> None:
+        if decision.allowed or decision.code is None:
+            raise ValueError("PolicyDenied needs a denying decision")
+        super().__init__(
+            decision.code, decision.reason, rule=decision.rule, policy_version=decision.policy_version
+        )
+        self.decision = decision
+
+
+def _audit_problem(
+    need: BiasAuditRequirement, audits: Sequence[BiasAuditSummary], threshold: float
+) -> str | None:
+    """Why the recorded audits do not cover this use, or None. The latest audit on the dataset decides."""
+    relevant = [
+        a
+        for a in audits
+        if a.dataset == need.dataset
+        and (need.dataset_sha256 is None or a.dataset_sha256 == need.dataset_sha256)
+    ]
+    if not relevant:
+        return f"no bias audit of the active model on dataset {need.dataset!r} is recorded"
+    latest = max(relevant, key=lambda a: (a.created_at, a.audit_id))
+    label = f"the latest bias audit (#{latest.audit_id}) on {need.dataset!r}"
+    if not latest.passed:
+        return f"{label} did not pass"
+    if latest.threshold > threshold + 1e-9 * max(1.0, abs(threshold)):
+        # A group's FMR only grows as the threshold falls: an audit at a higher threshold says nothing here.
+        return f"{label} measured at threshold {latest.threshold:.4g}, above the {threshold:.4g} in use"
+    if latest.max_group_fmr > need.max_group_fmr:
+        return f"{label} found a group FMR of {latest.max_group_fmr:.3g}, above {need.max_group_fmr:.3g}"
+    if latest.fmr_ratio > need.max_fmr_ratio:
+        return f"{label} found an FMR ratio of {latest.fmr_ratio:.3g}, above {need.max_fmr_ratio:.3g}"
+    return None
+
+
+def _limits(purpose: Purpose, request: GateRequest, calibration: Calibration) -> tuple[float, float, int]:
+    """The purpose's limits, tightened (never loosened) by what the caller asked for."""
+    max_fmr = min(purpose.max_fmr, request.requested_max_fmr or math.inf)
+    threshold = calibration.threshold_at_fmr(max_fmr)
+    if request.requested_threshold is not None:
+        threshold = max(threshold, request.requested_threshold)
+    max_results = min(purpose.max_results, request.requested_max_results or purpose.max_results)
+    return max_fmr, threshold, max_results
+
+
+def decide(
+    policy: Policy,
+    request: GateRequest,
+    now: datetime,
+    calibration: Calibration,
+    recorded_audits: Sequence[BiasAuditSummary] = (),
+) -> Decision:
+    """Allow or deny `request` at `now` under `policy`; see the module docstring for the order."""
+    if now.tzinfo is None:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "decision time must be timezone-aware", field="now")
+    rules, tenant, op = policy.rules, request.tenant, request.operation
+    purpose_id = request.declared_purpose
+
+    def deny(code: ErrorCode, rule: str, reason: str) -> Decision:
+        return Decision(False, code, rule, reason, policy.version)
+
+    if tenant.status is not TenantStatus.ACTIVE:
+        return deny(ErrorCode.TENANT_SUSPENDED, "tenant:suspended", f"tenant {tenant.name!r} is suspended")
+    if tenant.sector not in rules.all_sectors:
+        return deny(
+            ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", f"sector {tenant.sector!r} is not in the policy"
+        )
+    role = REQUIRED_ROLE[op]
+    if role not in tenant.roles:
+        return deny(
+            ErrorCode.ROLE_REQUIRED,
+            f"role:{role}",
+            f"operation {op.value!r} requires the {role.value!r} role",
+        )
+    purpose: Purpose | None = None
+    if purpose_id is None:
+        if op in PURPOSE_OPERATIONS:
+            return deny(
+                ErrorCode.PURPOSE_REQUIRED,
+                f"operation:{op.value}",
+                f"operation {op.value!r} requires a declared purpose",
+            )
+    else:
+        purpose = rules.purposes.get(purpose_id)
+        if purpose is None:
+            return deny(
+                ErrorCode.PURPOSE_UNKNOWN,
+                "default:deny",
+                f"purpose {purpose_id!r} is not defined by the policy",
+            )
+    for moratorium in rules.moratoria:
+        if (
+            moratorium.active_at(now)
+            and tenant.sector in moratorium.sectors
+            and op in moratorium.operations
+            and purpose_id not in moratorium.exempt_purposes
+        ):
+            return deny(ErrorCode.MORATORIUM, f"moratorium:{moratorium.id}", moratorium.reason)
+    if purpose is not None:
+        rule = f"purpose:{purpose_id}"
+        if purpose.sectors is not None and tenant.sector not in purpose.sectors:
+            return deny(
+                ErrorCode.PURPOSE_NOT_APPROVED,
+                rule,
+                f"purpose {purpose_id!r} is not open to sector {tenant.sector!r}",
+            )
+        if purpose_id not in tenant.purposes:
+            return deny(
+                ErrorCode.PURPOSE_NOT_APPROVED,
+                "default:deny",
+                f"tenant {tenant.name!r} is not approved for purpose {purpose_id!r}",
+            )
+        if request.mode is Mode.LIVE and not purpose.live_use_allowed:
+            return deny(
+                ErrorCode.LIVE_USE_FORBIDDEN,
+                rule,
+                f"purpose {purpose_id!r} allows post-event use only, not live use",
+            )
+        if purpose.case_reference_required and not request.has_case_reference:
+            return deny(
+                ErrorCode.CASE_REFERENCE_REQUIRED, rule, f"purpose {purpose_id!r} requires a case reference"
+            )
+    if request.collection_id is not None:
+        matching_rules = [r for r in rules.collections if r.matches(request.collection_id)]
+        for crule in matching_rules:
+            if op in crule.operations and crule.sectors is not None and tenant.sector not in crule.sectors:
+                reason = (
+                    crule.reason
+                    or f"collection {request.collection_id!r} is closed to sector {tenant.sector!r}"
+                )
+                return deny(ErrorCode.COLLECTION_FORBIDDEN, f"collection:{crule.id}", reason)
+        for crule in matching_rules:
+            if (
+                op is Operation.INDEX
+                and crule.consent_reference_required
+                and not request.has_consent_reference
+            ):
+                reason = (
+                    crule.reason or f"enrolment into {request.collection_id!r} requires a consent reference"
+                )
+                return deny(ErrorCode.CONSENT_REFERENCE_REQUIRED, f"collection:{crule.id}", reason)
+    if purpose is None or op not in PURPOSE_OPERATIONS:
+        return Decision(True, None, f"role:{role}", f"allowed to the {role.value!r} role", policy.version)
+    if op not in MATCHING_OPERATIONS:
+        return Decision(True, None, f"purpose:{purpose_id}", purpose.description, policy.version)
+    max_fmr, threshold, max_results = _limits(purpose, request, calibration)
+    if purpose.require_bias_audit is not None:
+        problem = _audit_problem(purpose.require_bias_audit, recorded_audits, threshold)
+        if problem is not None:
+            return deny(ErrorCode.AUDIT_REQUIRED, f"purpose:{purpose_id}", problem)
+    return Decision(
+        True,
+        None,
+        f"purpose:{purpose_id}",
+        purpose.description,
+        policy.version,
+        max_fmr=max_fmr,
+        threshold=threshold,
+        max_results=max_results,
+        review_required=purpose.human_review_required,
+    )
