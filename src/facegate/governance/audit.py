@@ -1,0 +1,249 @@
+"""The audit log: one hash-chained entry per operation, allowed or denied.
+
+Each entry commits to the one before it: `entry_hash = sha256(0x01 || prev_hash || canonical
+JSON of the entry, seq included)`, the prefix byte as in RFC 9162 leaves (pymerkle hashes
+the same way). Editing, removing, reordering or inserting an entry breaks the chain from
+that entry on; `audit_verify` finds where. `append_entry` writes inside the caller's
+transaction (the engine takes the write lock with BEGIN IMMEDIATE), so an operation and its
+record commit together or not at all, and two writers never share a previous hash.
+The probe image is recorded by its SHA-256, never by its pixels or template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import RowMapping, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.decision import Decision
+from facegate.governance.request import GateRequest
+from facegate.store.governance_tables import AuditHeadRow, AuditLogRow
+
+GENESIS = "0" * 64
+LEAF_PREFIX = b"\x01"
+HASHED_FIELDS: tuple[str, ...] = (
+    "seq", "time", "tenant", "key_id", "sector", "purpose", "case_reference", "operation",
+    "collection", "mode", "probe_sha256", "results", "max_fmr", "threshold", "max_results",
+    "decision", "code", "rule", "policy_version", "request_id", "model_id", "details",
+)  # fmt: skip
+_JSON_FIELDS = ("results", "details")
+_COLUMNS = [getattr(AuditLogRow, name) for name in (*HASHED_FIELDS, "prev_hash", "entry_hash")]
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per value: sorted keys, no spaces, UTF-8, no NaN or infinity."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def _json_or_raw(text: Any) -> Any:
+    """Stored JSON text parsed; anything else (e.g. a tampered byte) kept as it is."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def entry_body(values: Mapping[Any, Any]) -> dict[str, Any]:
+    """The hashed content of an entry, from its stored column values."""
+    return {k: (_json_or_raw(values[k]) if k in _JSON_FIELDS else values[k]) for k in HASHED_FIELDS}
+
+
+def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
+    try:
+        prev = bytes.fromhex(prev_hash)
+    except (TypeError, ValueError):
+        return ""  # a tampered previous hash: matches nothing
+    return hashlib.sha256(LEAF_PREFIX + prev + canonical_json(body)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRef:
+    """A face returned to a caller: what the audit keeps of a search result."""
+
+    face_id: str
+    subject: str | None
+    similarity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"face_id": self.face_id, "subject": self.subject, "similarity": float(self.similarity)}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry before it is chained; `AuditEntry.of` builds it from a request and decision."""
+
+    time: datetime
+    operation: str
+    decision: str  # "allow" | "deny"
+    rule: str
+    policy_version: str
+    tenant: str | None = None
+    key_id: str | None = None
+    sector: str | None = None
+    purpose: str | None = None
+    case_reference: str | None = None
+    collection: str | None = None
+    mode: str = "post_event"
+    probe_sha256: str | None = None
+    results: tuple[MatchRef, ...] = ()
+    max_fmr: float | None = None
+    threshold: float | None = None
+    max_results: int | None = None
+    code: str | None = None
+    request_id: str | None = None
+    model_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        request: GateRequest,
+        decision: Decision,
+        *,
+        time: datetime,
+        request_id: str | None = None,
+        model_id: str | None = None,
+        probe_sha256: str | None = None,
+        results: Sequence[MatchRef] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        extra: dict[str, Any] = dict(details or {})
+        if request.consent_reference:
+            extra["consent_reference"] = request.consent_reference
+        asked = {
+            "max_fmr": request.requested_max_fmr,
+            "threshold": request.requested_threshold,
+            "max_results": request.requested_max_results,
+        }
+        if any(v is not None for v in asked.values()):
+            extra["requested"] = asked
+        return cls(
+            time=time,
+            operation=request.operation.value,
+            decision="allow" if decision.allowed else "deny",
+            rule=decision.rule,
+            policy_version=decision.policy_version,
+            tenant=request.tenant.name,
+            key_id=request.key_id,
+            sector=request.tenant.sector,
+            purpose=request.declared_purpose,
+            case_reference=request.case_reference,
+            collection=request.collection_id,
+            mode=request.mode.value,
+            probe_sha256=probe_sha256,
+            results=tuple(results),
+            max_fmr=decision.max_fmr,
+            threshold=decision.threshold,
+            max_results=decision.max_results,
+            code=decision.code.value if decision.code else None,
+            request_id=request_id,
+            model_id=model_id,
+            details=extra,
+        )
+
+    def with_details(self, **more: Any) -> AuditEntry:
+        """The same entry with more details: how a governance step completes the engine's entry."""
+        return replace(self, details={**self.details, **more})
+
+    def columns(self, seq: int) -> dict[str, Any]:
+        if self.time.tzinfo is None:
+            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "audit time must be timezone-aware", field="time")
+        values = {
+            name: getattr(self, name) for name in HASHED_FIELDS if name not in ("seq", "time", *_JSON_FIELDS)
+        }
+        values["seq"] = seq
+        values["time"] = self.time.astimezone(UTC).isoformat(timespec="microseconds")
+        values["results"] = canonical_json([r.to_dict() for r in self.results]).decode()
+        values["details"] = canonical_json(dict(self.details)).decode()
+        for name in ("max_fmr", "threshold"):
+            values[name] = None if values[name] is None else float(values[name])
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The last entry of the chain: publish it, and no later rewrite can go unnoticed."""
+
+    seq: int
+    entry_hash: str
+
+
+def head(session: Session) -> Anchor | None:
+    row = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.entry_hash).where(AuditHeadRow.id == 1)
+    ).first()
+    return None if row is None else Anchor(row.seq, row.entry_hash)
+
+
+def _broken(message: str) -> FacegateError:
+    return FacegateError(ErrorCode.AUDIT_CHAIN_BROKEN, f"{message}; run `facegate audit verify`")
+
+
+def append_entry(session: Session, entry: AuditEntry) -> Anchor:
+    """Chain `entry` after the head, in the caller's transaction (never commits)."""
+    current = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.entry_hash).where(AuditHeadRow.id == 1).with_for_update()
+    ).first()
+    seq, prev = (1, GENESIS) if current is None else (current.seq + 1, current.entry_hash)
+    if session.execute(select(AuditLogRow.seq).where(AuditLogRow.seq >= seq).limit(1)).first() is not None:
+        raise _broken(f"the audit log holds entries at or after {seq}, beyond its recorded head")
+    values = entry.columns(seq)
+    digest = chain_hash(prev, entry_body(values))
+    session.execute(insert(AuditLogRow).values(**values, prev_hash=prev, entry_hash=digest))
+    if current is None:
+        session.execute(insert(AuditHeadRow).values(id=1, seq=seq, entry_hash=digest))
+    else:
+        session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=seq, entry_hash=digest))
+    return Anchor(seq, digest)
+
+
+def stored_rows(
+    session: Session, *, after_seq: int | None = None, limit: int | None = None
+) -> Iterator[RowMapping]:
+    """Entries as stored (raw column values), in seq order, streamed."""
+    query = select(*_COLUMNS).order_by(AuditLogRow.seq)
+    if after_seq is not None:
+        query = query.where(AuditLogRow.seq > after_seq)
+    if limit is not None:
+        query = query.limit(limit)
+    result = session.execute(query.execution_options(yield_per=1000))
+    try:
+        for row in result:
+            yield row._mapping
+    finally:
+        result.close()
+
+
+def entry_count(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(AuditLogRow)).scalar_one())
+
+
+def read_entries(session: Session, *, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    """One page of entries as JSON-ready dicts (for the HTTP API): those with seq > after_seq."""
+    if limit < 1:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "limit must be at least 1", field="limit")
+    return [_exported(row) for row in stored_rows(session, after_seq=after_seq, limit=limit)]
+
+
+def _exported(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {**entry_body(row), "prev_hash": row["prev_hash"], "entry_hash": row["entry_hash"]}
+
+
+def export_jsonl(
+    session: Session, out: TextIO, *, since_seq: int | None = None, limit: int | None = None
+) -> int:
+    """Write entries with seq > since_seq as JSON lines (hashable content plus hashes); returns the count."""
+    written = 0
+    for row in stored_rows(session, after_seq=since_seq, limit=limit):
+        out.write(json.dumps(_exported(row), ensure_ascii=False, sort_keys=True) + "\n")
+        written += 1
+    return written

@@ -1,0 +1,93 @@
+"""Recorded demographic audits: the evidence a purpose's `require_bias_audit` gate reads.
+
+`facegate audit-bias --record` measures a model (facegate.evaluation) and stores the
+result here, with the dataset's hash, in the same transaction as its audit entry. The
+engine hands `recorded_audits(session, model_id)` to `decide`, which re-judges the latest
+audit on the required dataset against each purpose's own limits: the `passed` flag stored
+here is the verdict of the audit run itself, and a failing one is never overridden.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.audit import AuditEntry, append_entry
+from facegate.governance.request import BiasAuditSummary
+from facegate.store.governance_tables import BiasAuditRow
+
+
+def _summary(row: BiasAuditRow) -> BiasAuditSummary:
+    return BiasAuditSummary(
+        audit_id=row.audit_id,
+        dataset=row.dataset,
+        dataset_sha256=row.dataset_sha256,
+        threshold=row.threshold,
+        max_group_fmr=row.max_group_fmr,
+        fmr_ratio=row.fmr_ratio,
+        passed=row.passed,
+        created_at=row.created_at,
+    )
+
+
+def _json_number(value: float) -> float | str:
+    """Audit details are strict JSON: an infinite ratio is written as the string "inf"."""
+    return value if math.isfinite(value) else str(value)
+
+
+def record_bias_audit(
+    session: Session,
+    *,
+    model_id: str,
+    template_id: str,
+    dataset: str,
+    dataset_sha256: str,
+    threshold: float,
+    max_group_fmr: float,
+    fmr_ratio: float,
+    passed: bool,
+    report: Mapping[str, Any],
+    record: AuditEntry,
+) -> BiasAuditSummary:
+    """Store one audit result and its audit entry (operation `bias_audit`), in the caller's transaction."""
+    if (
+        not (0.0 <= max_group_fmr <= 1.0)
+        or math.isnan(fmr_ratio)
+        or fmr_ratio < 1.0
+        or not math.isfinite(threshold)
+    ):
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT,
+            "a bias audit needs a finite threshold, a group FMR in [0, 1] and an FMR ratio of at least 1",
+            field="bias_audit",
+        )
+    row = BiasAuditRow(
+        model_id=model_id, template_id=template_id, dataset=dataset, dataset_sha256=dataset_sha256,
+        threshold=float(threshold), max_group_fmr=float(max_group_fmr), fmr_ratio=float(fmr_ratio),
+        passed=bool(passed), report=dict(report), created_at=record.time,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    entry = replace(record, model_id=model_id).with_details(
+        action="bias_audit_record", bias_audit_id=row.audit_id, template_id=template_id, dataset=dataset,
+        dataset_sha256=dataset_sha256, threshold=float(threshold), max_group_fmr=float(max_group_fmr),
+        fmr_ratio=_json_number(float(fmr_ratio)), passed=bool(passed),
+    )  # fmt: skip
+    append_entry(session, entry)
+    return _summary(row)
+
+
+def recorded_audits(session: Session, model_id: str) -> tuple[BiasAuditSummary, ...]:
+    """Every recorded audit of `model_id`, newest first."""
+    rows = session.scalars(
+        select(BiasAuditRow)
+        .where(BiasAuditRow.model_id == model_id)
+        .order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc())
+    )
+    return tuple(_summary(r) for r in rows)

@@ -1,0 +1,375 @@
+"""Tamper evidence on a real SQLite catalog: every edit, deletion, swap or insertion made
+directly in the database is named by `verify`, and the slow verifier always agrees."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import shutil
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.audit import (
+    GENESIS,
+    HASHED_FIELDS,
+    AuditEntry,
+    MatchRef,
+    append_entry,
+    chain_hash,
+    entry_body,
+    export_jsonl,
+    head,
+    read_entries,
+)
+from facegate.governance.audit_verify import VerifyResult, verify, verify_naive
+from facegate.store.db import CATALOG_FILE, open_engine, session_factory, sqlite_url
+from facegate.store.migrations import migrate
+from tests.governance.gov_support import at
+
+N = 12
+
+
+def _entry(i: int) -> AuditEntry:
+    """Entries that use every column: results with float similarities, None fields, non-ASCII text."""
+    denied = i % 4 == 3
+    return AuditEntry(
+        time=at("2020-07-01T10:00:00Z") + timedelta(minutes=37 * i, microseconds=i),
+        operation=["search_image", "index", "list", "compare"][i % 4],
+        decision="deny" if denied else "allow",
+        rule="moratorium:law-enforcement-2020" if denied else "purpose:victim_identification",
+        policy_version="sha256:3711157de1eca5ba",
+        tenant=["polaris", "metro-police", None][i % 3],
+        key_id=None if i % 5 == 0 else f"{i:016x}",
+        sector=["nonprofit", "law_enforcement", "local"][i % 3],
+        purpose="victim_identification" if i % 2 == 0 else None,
+        case_reference=f"Fall-{i}-Zürich" if i % 2 == 0 else None,
+        collection="victims-2020" if i % 3 else None,
+        mode="post_event",
+        probe_sha256=f"{i:02x}" * 32 if i % 2 == 0 else None,
+        results=tuple(
+            MatchRef(f"face-{i}-{k}", f"subject-{k}" if k else None, 80.0 + k / 3.0) for k in range(i % 3)
+        ),
+        max_fmr=1e-5 if not denied else None,
+        threshold=83.0 + i / 7.0 if not denied else None,
+        max_results=20 if not denied else None,
+        code="MORATORIUM" if denied else None,
+        request_id=f"req-{i}",
+        model_id="dlib_resnet_v1",
+        details={"requested": {"max_fmr": 1e-3, "threshold": None}, "note": f"n°{i}"},
+    )
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A catalog with N chained entries, written once and copied for each tampering."""
+    data_dir = tmp_path_factory.mktemp("pristine")
+    engine = open_engine(sqlite_url(data_dir))
+    migrate(engine)
+    with session_factory(engine).begin() as session:
+        for i in range(1, N + 1):
+            append_entry(session, _entry(i))
+    engine.dispose()
+    return data_dir
+
+
+def _copy(pristine: Path, to: Path) -> Path:
+    to.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pristine / CATALOG_FILE, to / CATALOG_FILE)
+    return to
+
+
+def _sql(data_dir: Path, *statements: tuple[str, tuple]) -> None:
+    """Tamper as an intruder would: raw SQL on the file, bypassing facegate entirely."""
+    with sqlite3.connect(data_dir / CATALOG_FILE) as conn:
+        for statement, args in statements:
+            conn.execute(statement, args)
+
+
+def _check(data_dir: Path) -> tuple[VerifyResult, VerifyResult]:
+    engine = open_engine(sqlite_url(data_dir))
+    try:
+        with session_factory(engine)() as session:
+            return verify(session), verify_naive(session)
+    finally:
+        engine.dispose()
+
+
+def _agree(data_dir: Path) -> VerifyResult:
+    fast, naive = _check(data_dir)
+    assert (fast.ok, fast.entries, fast.first_bad_entry, fast.kind) == (
+        naive.ok,
+        naive.entries,
+        naive.first_bad_entry,
+        naive.kind,
+    )
+    return fast
+
+
+def _value(data_dir: Path, column: str, seq: int) -> object:
+    with sqlite3.connect(data_dir / CATALOG_FILE) as conn:
+        return conn.execute(f"SELECT {column} FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0]
+
+
+def _one_byte_changed(value: object) -> object:
+    if value is None:
+        return "x"
+    if isinstance(value, str):
+        i = len(value) // 2
+        return value[:i] + chr(ord(value[i]) ^ 0x01) + value[i + 1 :]
+    if isinstance(value, float):
+        return math.nextafter(value, math.inf)
+    if isinstance(value, int):
+        return value ^ 0x01
+    raise TypeError(value)
+
+
+def test_an_untouched_chain_verifies(pristine: Path, tmp_path: Path) -> None:
+    result = _agree(_copy(pristine, tmp_path))
+    assert (result.ok, result.entries, result.first_bad_entry) == (True, N, None)
+    assert result.head is not None and result.head.seq == N
+    assert set(result.to_dict()) >= {"ok", "entries", "first_bad_entry"}
+
+
+EDITABLE = [c for c in HASHED_FIELDS if c != "seq"] + ["prev_hash", "entry_hash"]
+
+
+@pytest.mark.parametrize("column", EDITABLE)
+@pytest.mark.parametrize("seq", [1, 6, N])
+def test_one_byte_edit_of_any_field_is_named(pristine: Path, tmp_path: Path, column: str, seq: int) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(
+        data_dir,
+        (
+            f"UPDATE audit_log SET {column} = ? WHERE seq = ?",
+            (_one_byte_changed(_value(data_dir, column, seq)), seq),
+        ),
+    )
+    result = _agree(data_dir)
+    assert (result.ok, result.first_bad_entry) == (False, seq), result.problem
+    assert result.kind == ("link" if column == "prev_hash" else "edited")
+
+
+@pytest.mark.parametrize("seq", [1, 6, N])
+def test_a_changed_sequence_number_is_named(pristine: Path, tmp_path: Path, seq: int) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(data_dir, ("UPDATE audit_log SET seq = 1000 WHERE seq = ?", (seq,)))
+    result = _agree(data_dir)
+    assert (result.ok, result.first_bad_entry, result.kind) == (False, seq, "missing")
+
+
+@pytest.mark.parametrize("seq", [1, 6, N])
+def test_a_deleted_entry_is_named(pristine: Path, tmp_path: Path, seq: int) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(data_dir, ("DELETE FROM audit_log WHERE seq = ?", (seq,)))
+    result = _agree(data_dir)
+    assert (result.ok, result.entries, result.first_bad_entry, result.kind) == (
+        False,
+        N - 1,
+        seq,
+        "missing",
+    ), result.problem
+
+
+def test_a_deletion_with_renumbering_is_named(pristine: Path, tmp_path: Path) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(
+        data_dir,
+        ("DELETE FROM audit_log WHERE seq = 5", ()),
+        ("UPDATE audit_log SET seq = -(seq - 1) WHERE seq > 5", ()),
+        ("UPDATE audit_log SET seq = -seq WHERE seq < 0", ()),
+        ("UPDATE audit_head SET seq = seq - 1", ()),
+    )
+    result = _agree(data_dir)
+    assert (result.ok, result.first_bad_entry) == (False, 5), result.problem
+
+
+@pytest.mark.parametrize(("a", "b"), [(1, 2), (3, 9), (N - 1, N)])
+def test_swapped_entries_are_named(pristine: Path, tmp_path: Path, a: int, b: int) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(
+        data_dir,
+        ("UPDATE audit_log SET seq = -1 WHERE seq = ?", (a,)),
+        ("UPDATE audit_log SET seq = ? WHERE seq = ?", (a, b)),
+        ("UPDATE audit_log SET seq = ? WHERE seq = -1", (b,)),
+    )
+    result = _agree(data_dir)
+    assert (result.ok, result.first_bad_entry, result.kind) == (False, a, "link"), result.problem
+
+
+def _forged_row(data_dir: Path, seq: int, prev_hash: str) -> dict[str, object]:
+    """A plausible entry with a correctly computed hash: the intruder knows the algorithm."""
+    values = _entry(3).columns(seq)
+    return {**values, "prev_hash": prev_hash, "entry_hash": chain_hash(prev_hash, entry_body(values))}
+
+
+def _insert(data_dir: Path, row: dict[str, object]) -> tuple[str, tuple]:
+    names = ", ".join(row)
+    return (f"INSERT INTO audit_log ({names}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+
+
+@pytest.mark.parametrize("position", [1, 7, N])
+def test_an_inserted_entry_is_named(pristine: Path, tmp_path: Path, position: int) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    prev = GENESIS if position == 1 else str(_value(data_dir, "entry_hash", position - 1))
+    forged = _forged_row(data_dir, position, prev)
+    _sql(
+        data_dir,
+        ("UPDATE audit_log SET seq = -(seq + 1) WHERE seq >= ?", (position,)),
+        ("UPDATE audit_log SET seq = -seq WHERE seq < 0", ()),
+        _insert(data_dir, forged),
+    )
+    result = _agree(data_dir)
+    assert (result.ok, result.entries, result.first_bad_entry, result.kind) == (
+        False,
+        N + 1,
+        position,
+        "inserted",
+    ), result.problem
+
+
+def test_an_entry_appended_behind_facegates_back_is_named(pristine: Path, tmp_path: Path) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    forged = _forged_row(data_dir, N + 1, str(_value(data_dir, "entry_hash", N)))
+    _sql(data_dir, _insert(data_dir, forged))
+    result = _agree(data_dir)
+    assert (result.ok, result.first_bad_entry, result.kind) == (False, N + 1, "inserted")
+    engine = open_engine(sqlite_url(data_dir))
+    with pytest.raises(FacegateError) as raised, session_factory(engine).begin() as session:
+        append_entry(session, _entry(1))
+    engine.dispose()
+    assert raised.value.code is ErrorCode.AUDIT_CHAIN_BROKEN
+
+
+def test_a_cut_tail_stays_visible_after_new_entries(pristine: Path, tmp_path: Path) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(data_dir, ("DELETE FROM audit_log WHERE seq > ?", (N - 2,)))
+    assert (_agree(data_dir).first_bad_entry, _agree(data_dir).kind) == (N - 1, "missing")
+    engine = open_engine(sqlite_url(data_dir))
+    with session_factory(engine).begin() as session:
+        assert append_entry(session, _entry(1)).seq == N + 1  # chained from the head, not the cut log
+    engine.dispose()
+    assert _agree(data_dir).first_bad_entry == N - 1
+
+
+def test_a_removed_head_is_reported_and_blocks_appends(pristine: Path, tmp_path: Path) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    _sql(data_dir, ("DELETE FROM audit_head", ()))
+    result = _agree(data_dir)
+    assert (result.ok, result.kind) == (False, "head")
+    engine = open_engine(sqlite_url(data_dir))
+    with pytest.raises(FacegateError) as raised, session_factory(engine).begin() as session:
+        append_entry(session, _entry(1))
+    engine.dispose()
+    assert raised.value.code is ErrorCode.AUDIT_CHAIN_BROKEN
+
+
+def _random_tampering(rng: random.Random, data_dir: Path) -> None:
+    """One to three tamperings of random kinds at random places."""
+    for _ in range(rng.randint(1, 3)):
+        with sqlite3.connect(data_dir / CATALOG_FILE) as conn:
+            seqs = [r[0] for r in conn.execute("SELECT seq FROM audit_log ORDER BY seq")]
+        if not seqs:
+            return
+        seq = rng.choice(seqs)
+        kind = rng.choice(["edit", "delete", "swap", "reseq", "head", "forge"])
+        if kind == "edit":
+            column = rng.choice(EDITABLE)
+            _sql(
+                data_dir,
+                (
+                    f"UPDATE audit_log SET {column} = ? WHERE seq = ?",
+                    (_one_byte_changed(_value(data_dir, column, seq)), seq),
+                ),
+            )
+        elif kind == "delete":
+            _sql(data_dir, ("DELETE FROM audit_log WHERE seq = ?", (seq,)))
+        elif kind == "swap" and len(seqs) > 1:
+            other = rng.choice([s for s in seqs if s != seq])
+            _sql(
+                data_dir,
+                ("UPDATE audit_log SET seq = -1 WHERE seq = ?", (seq,)),
+                ("UPDATE audit_log SET seq = ? WHERE seq = ?", (seq, other)),
+                ("UPDATE audit_log SET seq = ? WHERE seq = -1", (other,)),
+            )
+        elif kind == "reseq":
+            _sql(
+                data_dir, ("UPDATE audit_log SET seq = ? WHERE seq = ?", (max(seqs) + rng.randint(1, 5), seq))
+            )
+        elif kind == "head":
+            _sql(data_dir, ("UPDATE audit_head SET seq = seq + ?", (rng.choice([-2, -1, 1]),)))
+        else:
+            top = max(seqs) + 1
+            _sql(
+                data_dir,
+                _insert(data_dir, _forged_row(data_dir, top, str(_value(data_dir, "entry_hash", max(seqs))))),
+            )
+
+
+def test_fast_and_naive_verifiers_agree_on_many_tampered_catalogs(pristine: Path, tmp_path: Path) -> None:
+    rng = random.Random(20200610)
+    outcomes: set[str | None] = set()
+    for case in range(80):
+        data_dir = _copy(pristine, tmp_path / f"case{case}")
+        _random_tampering(rng, data_dir)
+        outcomes.add(_agree(data_dir).kind)
+    assert {"edited", "missing", "link", "inserted"} <= outcomes
+
+
+def test_export_is_jsonl_that_an_officer_can_rehash(pristine: Path, tmp_path: Path) -> None:
+    data_dir = _copy(pristine, tmp_path)
+    engine = open_engine(sqlite_url(data_dir))
+    with session_factory(engine)() as session:
+        out = io.StringIO()
+        assert export_jsonl(session, out) == N
+        page = read_entries(session, after_seq=4, limit=3)
+        tail = io.StringIO()
+        assert export_jsonl(session, tail, since_seq=10) == N - 10
+        anchor = head(session)
+    engine.dispose()
+    prev = GENESIS
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    for line in lines:
+        body = {k: v for k, v in line.items() if k not in ("prev_hash", "entry_hash")}
+        assert line["prev_hash"] == prev and chain_hash(prev, body) == line["entry_hash"]
+        prev = line["entry_hash"]
+    assert anchor is not None and anchor.entry_hash == prev
+    assert [e["seq"] for e in page] == [5, 6, 7]
+    assert [json.loads(x)["seq"] for x in tail.getvalue().splitlines()] == [11, 12]
+    assert lines[1]["results"] == [
+        {"face_id": "face-2-0", "subject": None, "similarity": 80.0},
+        {"face_id": "face-2-1", "subject": "subject-1", "similarity": 80.0 + 1 / 3.0},
+    ]
+
+
+def test_appends_share_the_callers_transaction(catalog: tuple[Engine, sessionmaker[Session]]) -> None:
+    _, sessions = catalog
+    with pytest.raises(RuntimeError), sessions.begin() as session:
+        append_entry(session, _entry(1))
+        raise RuntimeError("the operation failed after its audit entry was written")
+    with sessions() as session:
+        assert head(session) is None and verify(session).entries == 0
+    with sessions.begin() as session:
+        first, second = append_entry(session, _entry(1)), append_entry(session, _entry(2))
+    assert (first.seq, second.seq) == (1, 2)
+    with sessions() as session:
+        assert verify(session).ok
+
+
+def test_naive_times_and_non_json_details_are_refused(catalog: tuple[Engine, sessionmaker[Session]]) -> None:
+    from dataclasses import replace
+    from datetime import datetime
+
+    _, sessions = catalog
+    with sessions.begin() as session:
+        with pytest.raises(FacegateError):
+            append_entry(session, replace(_entry(1), time=datetime(2020, 7, 1)))
+        with pytest.raises(ValueError):
+            append_entry(session, replace(_entry(1), details={"fmr": float("nan")}))
