@@ -73,21 +73,25 @@ class OnnxMmodDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 image, boxes clipped, largest first."""
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "image must be an RGB uint8 array (rows, cols, 3)")
+        _check_image(image)
         height, width = image.shape[:2]
-        scaled = image
-        for _ in range(self.upsample):
-            scaled = mp.upsample_2x(scaled)
-        found = [(mp.box_down_2x(box, self.upsample), score) for box, score in self.raw_detections(scaled)]
         out: list[Detection] = []
-        for (left, top, right, bottom), score in found:
+        for (left, top, right, bottom), score in self.find(image):
             box = _clip(left, top, right, bottom, width, height)
             if box is not None and max(right - left + 1, bottom - top + 1) >= self.min_face_size:
                 out.append(Detection(box=box, confidence=score, detector=self.name))
         return sorted(out, key=lambda d: -d.box.area)
 
-    def raw_detections(self, image: np.ndarray) -> list[tuple[Corners, float]]:
+    def find(self, image: np.ndarray) -> list[tuple[Corners, float]]:
+        """What `dlib.cnn_face_detection_model_v1(image, upsample)` returns: unclipped boxes
+        (inclusive corners, pixels of `image`) with confidences, best first."""
+        _check_image(image)
+        scaled = image
+        for _ in range(self.upsample):
+            scaled = mp.upsample_2x(scaled)
+        return [(mp.box_down_2x(box, self.upsample), score) for box, score in self._net_detections(scaled)]
+
+    def _net_detections(self, image: np.ndarray) -> list[tuple[Corners, float]]:
         """What dlib's `net(image)` returns: boxes in pixels of `image`, best first."""
         rows, cols = image.shape[:2]
         layout = mp.tile_layout(rows, cols, PYRAMID_N, self._input.padding, self._input.outer_padding)
@@ -129,6 +133,11 @@ class OnnxMmodDetector:
             if not any(_overlaps(tester, other, corners) for other, _ in kept):
                 kept.append((corners, score))
         return kept
+
+
+def _check_image(image: object) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "image must be an RGB uint8 array (rows, cols, 3)")
 
 
 def _area(a: Corners) -> int:
