@@ -9,6 +9,7 @@ import math
 import random
 import shutil
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -364,7 +365,6 @@ def test_appends_share_the_callers_transaction(catalog: tuple[Engine, sessionmak
 
 
 def test_naive_times_and_non_json_details_are_refused(catalog: tuple[Engine, sessionmaker[Session]]) -> None:
-    from dataclasses import replace
     from datetime import datetime
 
     _, sessions = catalog
@@ -373,3 +373,33 @@ def test_naive_times_and_non_json_details_are_refused(catalog: tuple[Engine, ses
             append_entry(session, replace(_entry(1), time=datetime(2020, 7, 1)))
         with pytest.raises(ValueError):
             append_entry(session, replace(_entry(1), details={"fmr": float("nan")}))
+
+
+def _append_many(data_dir: str, worker: int, count: int) -> None:
+    """Run in a separate process: append `count` entries, one transaction each."""
+    engine = open_engine(sqlite_url(Path(data_dir)))
+    sessions = session_factory(engine)
+    for i in range(count):
+        with sessions.begin() as session:
+            append_entry(session, replace(_entry(i + 1), request_id=f"worker{worker}-{i}"))
+    engine.dispose()
+
+
+def test_concurrent_writers_in_separate_processes_keep_one_chain(
+    catalog: tuple[Engine, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(str(tmp_path), w, 15)) for w in range(3)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    _, sessions = catalog
+    with sessions() as session:
+        fast, naive = verify(session), verify_naive(session)
+        request_ids = {e["request_id"] for e in read_entries(session, limit=100)}
+    assert (fast.ok, fast.entries, naive.ok) == (True, 45, True)
+    assert len(request_ids) == 45

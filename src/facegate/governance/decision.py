@@ -38,7 +38,7 @@ from facegate.governance.operations import (
     Mode,
     Operation,
 )
-from facegate.governance.policy import BiasAuditRequirement, Policy, Purpose
+from facegate.governance.policy import BiasAuditRequirement, Policy, PolicyRules, Purpose
 from facegate.governance.request import BiasAuditSummary, Calibration, GateRequest, TenantStatus
 
 
@@ -117,6 +117,95 @@ def _limits(purpose: Purpose, request: GateRequest, calibration: Calibration) ->
     return max_fmr, threshold, max_results
 
 
+@dataclass(frozen=True, slots=True)
+class _Denial:
+    code: ErrorCode
+    rule: str
+    reason: str
+
+
+def _check_tenant(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Steps 1-3: the tenant itself (status, sector, role)."""
+    tenant, op = req.tenant, req.operation
+    if tenant.status is not TenantStatus.ACTIVE:
+        return _Denial(ErrorCode.TENANT_SUSPENDED, "tenant:suspended", f"tenant {tenant.name!r} is suspended")
+    if tenant.sector not in rules.all_sectors:
+        reason = f"sector {tenant.sector!r} is not in the policy"
+        return _Denial(ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", reason)
+    role = REQUIRED_ROLE[op]
+    if role not in tenant.roles:
+        reason = f"operation {op.value!r} requires the {role.value!r} role"
+        return _Denial(ErrorCode.ROLE_REQUIRED, f"role:{role.value}", reason)
+    return None
+
+
+def _check_purpose_declared(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Steps 4-5: face operations declare a purpose; a declared purpose must exist."""
+    purpose_id, op = req.declared_purpose, req.operation
+    if purpose_id is None and op in PURPOSE_OPERATIONS:
+        reason = f"operation {op.value!r} requires a declared purpose"
+        return _Denial(ErrorCode.PURPOSE_REQUIRED, f"operation:{op.value}", reason)
+    if purpose_id is not None and purpose_id not in rules.purposes:
+        reason = f"purpose {purpose_id!r} is not defined by the policy"
+        return _Denial(ErrorCode.PURPOSE_UNKNOWN, "default:deny", reason)
+    return None
+
+
+def _check_moratoria(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Step 6: a moratorium in force for the sector and operation, unless the purpose is exempt."""
+    for moratorium in rules.moratoria:
+        if (
+            moratorium.active_at(now)
+            and req.tenant.sector in moratorium.sectors
+            and req.operation in moratorium.operations
+            and req.declared_purpose not in moratorium.exempt_purposes
+        ):
+            return _Denial(ErrorCode.MORATORIUM, f"moratorium:{moratorium.id}", moratorium.reason)
+    return None
+
+
+def _check_purpose_terms(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Steps 7-9: the purpose is open to the sector, approved for the tenant, and its terms are met."""
+    purpose_id = req.declared_purpose
+    if purpose_id is None:
+        return None
+    purpose, rule, sector = rules.purposes[purpose_id], f"purpose:{purpose_id}", req.tenant.sector
+    if purpose.sectors is not None and sector not in purpose.sectors:
+        reason = f"purpose {purpose_id!r} is not open to sector {sector!r}"
+        return _Denial(ErrorCode.PURPOSE_NOT_APPROVED, rule, reason)
+    if purpose_id not in req.tenant.purposes:
+        reason = f"tenant {req.tenant.name!r} is not approved for purpose {purpose_id!r}"
+        return _Denial(ErrorCode.PURPOSE_NOT_APPROVED, "default:deny", reason)
+    if req.mode is Mode.LIVE and not purpose.live_use_allowed:
+        reason = f"purpose {purpose_id!r} allows post-event use only, not live use"
+        return _Denial(ErrorCode.LIVE_USE_FORBIDDEN, rule, reason)
+    if purpose.case_reference_required and not req.has_case_reference:
+        reason = f"purpose {purpose_id!r} requires a case reference"
+        return _Denial(ErrorCode.CASE_REFERENCE_REQUIRED, rule, reason)
+    return None
+
+
+def _check_collection(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Steps 10-11: rules of the collection the operation touches (closed sectors, then consent)."""
+    if req.collection_id is None:
+        return None
+    matching = [r for r in rules.collections if r.matches(req.collection_id)]
+    sector = req.tenant.sector
+    for crule in matching:
+        if req.operation in crule.operations and crule.sectors is not None and sector not in crule.sectors:
+            reason = crule.reason or f"collection {req.collection_id!r} is closed to sector {sector!r}"
+            return _Denial(ErrorCode.COLLECTION_FORBIDDEN, f"collection:{crule.id}", reason)
+    if req.operation is Operation.INDEX and not req.has_consent_reference:
+        for crule in matching:
+            if crule.consent_reference_required:
+                reason = crule.reason or f"enrolment into {req.collection_id!r} requires a consent reference"
+                return _Denial(ErrorCode.CONSENT_REFERENCE_REQUIRED, f"collection:{crule.id}", reason)
+    return None
+
+
+CHECKS = (_check_tenant, _check_purpose_declared, _check_moratoria, _check_purpose_terms, _check_collection)
+
+
 def decide(
     policy: Policy,
     request: GateRequest,
@@ -127,101 +216,24 @@ def decide(
     """Allow or deny `request` at `now` under `policy`; see the module docstring for the order."""
     if now.tzinfo is None:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "decision time must be timezone-aware", field="now")
-    rules, tenant, op = policy.rules, request.tenant, request.operation
-    purpose_id = request.declared_purpose
-
-    def deny(code: ErrorCode, rule: str, reason: str) -> Decision:
-        return Decision(False, code, rule, reason, policy.version)
-
-    if tenant.status is not TenantStatus.ACTIVE:
-        return deny(ErrorCode.TENANT_SUSPENDED, "tenant:suspended", f"tenant {tenant.name!r} is suspended")
-    if tenant.sector not in rules.all_sectors:
-        return deny(
-            ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", f"sector {tenant.sector!r} is not in the policy"
+    for check in CHECKS:
+        denial = check(policy.rules, request, now)
+        if denial is not None:
+            return Decision(False, denial.code, denial.rule, denial.reason, policy.version)
+    op, purpose_id = request.operation, request.declared_purpose
+    if purpose_id is None or op not in PURPOSE_OPERATIONS:
+        role = REQUIRED_ROLE[op]
+        return Decision(
+            True, None, f"role:{role.value}", f"allowed to the {role.value!r} role", policy.version
         )
-    role = REQUIRED_ROLE[op]
-    if role not in tenant.roles:
-        return deny(
-            ErrorCode.ROLE_REQUIRED,
-            f"role:{role}",
-            f"operation {op.value!r} requires the {role.value!r} role",
-        )
-    purpose: Purpose | None = None
-    if purpose_id is None:
-        if op in PURPOSE_OPERATIONS:
-            return deny(
-                ErrorCode.PURPOSE_REQUIRED,
-                f"operation:{op.value}",
-                f"operation {op.value!r} requires a declared purpose",
-            )
-    else:
-        purpose = rules.purposes.get(purpose_id)
-        if purpose is None:
-            return deny(
-                ErrorCode.PURPOSE_UNKNOWN,
-                "default:deny",
-                f"purpose {purpose_id!r} is not defined by the policy",
-            )
-    for moratorium in rules.moratoria:
-        if (
-            moratorium.active_at(now)
-            and tenant.sector in moratorium.sectors
-            and op in moratorium.operations
-            and purpose_id not in moratorium.exempt_purposes
-        ):
-            return deny(ErrorCode.MORATORIUM, f"moratorium:{moratorium.id}", moratorium.reason)
-    if purpose is not None:
-        rule = f"purpose:{purpose_id}"
-        if purpose.sectors is not None and tenant.sector not in purpose.sectors:
-            return deny(
-                ErrorCode.PURPOSE_NOT_APPROVED,
-                rule,
-                f"purpose {purpose_id!r} is not open to sector {tenant.sector!r}",
-            )
-        if purpose_id not in tenant.purposes:
-            return deny(
-                ErrorCode.PURPOSE_NOT_APPROVED,
-                "default:deny",
-                f"tenant {tenant.name!r} is not approved for purpose {purpose_id!r}",
-            )
-        if request.mode is Mode.LIVE and not purpose.live_use_allowed:
-            return deny(
-                ErrorCode.LIVE_USE_FORBIDDEN,
-                rule,
-                f"purpose {purpose_id!r} allows post-event use only, not live use",
-            )
-        if purpose.case_reference_required and not request.has_case_reference:
-            return deny(
-                ErrorCode.CASE_REFERENCE_REQUIRED, rule, f"purpose {purpose_id!r} requires a case reference"
-            )
-    if request.collection_id is not None:
-        matching_rules = [r for r in rules.collections if r.matches(request.collection_id)]
-        for crule in matching_rules:
-            if op in crule.operations and crule.sectors is not None and tenant.sector not in crule.sectors:
-                reason = (
-                    crule.reason
-                    or f"collection {request.collection_id!r} is closed to sector {tenant.sector!r}"
-                )
-                return deny(ErrorCode.COLLECTION_FORBIDDEN, f"collection:{crule.id}", reason)
-        for crule in matching_rules:
-            if (
-                op is Operation.INDEX
-                and crule.consent_reference_required
-                and not request.has_consent_reference
-            ):
-                reason = (
-                    crule.reason or f"enrolment into {request.collection_id!r} requires a consent reference"
-                )
-                return deny(ErrorCode.CONSENT_REFERENCE_REQUIRED, f"collection:{crule.id}", reason)
-    if purpose is None or op not in PURPOSE_OPERATIONS:
-        return Decision(True, None, f"role:{role}", f"allowed to the {role.value!r} role", policy.version)
+    purpose = policy.rules.purposes[purpose_id]
     if op not in MATCHING_OPERATIONS:
         return Decision(True, None, f"purpose:{purpose_id}", purpose.description, policy.version)
     max_fmr, threshold, max_results = _limits(purpose, request, calibration)
     if purpose.require_bias_audit is not None:
         problem = _audit_problem(purpose.require_bias_audit, recorded_audits, threshold)
         if problem is not None:
-            return deny(ErrorCode.AUDIT_REQUIRED, f"purpose:{purpose_id}", problem)
+            return Decision(False, ErrorCode.AUDIT_REQUIRED, f"purpose:{purpose_id}", problem, policy.version)
     return Decision(
         True,
         None,
