@@ -182,6 +182,12 @@ def test_audit_required_until_a_passing_audit_and_again_after_a_failing_one(
         _record(session, example_policy.version, "2024-01-02T00:00:00Z")
     assert gate("2024-01-03T00:00:00Z") is None
     assert gate("2024-01-03T00:00:00Z", model_id="another_model") is ErrorCode.AUDIT_REQUIRED
+    with sessions.begin() as session:  # passed by its own criteria, but no differential was measurable
+        _record(session, example_policy.version, "2024-01-20T00:00:00Z", fmr_ratio=None)
+    assert gate("2024-01-21T00:00:00Z") is ErrorCode.AUDIT_REQUIRED
+    with sessions.begin() as session:
+        _record(session, example_policy.version, "2024-01-25T00:00:00Z")
+    assert gate("2024-01-26T00:00:00Z") is None
     with sessions.begin() as session:
         _record(
             session,
@@ -196,8 +202,9 @@ def test_audit_required_until_a_passing_audit_and_again_after_a_failing_one(
         audits = recorded_audits(session, "dlib_resnet_v1")
         entries = read_entries(session)
         assert verify(session).ok
-    assert [a.passed for a in audits] == [False, True]  # newest first
-    assert [e["details"]["fmr_ratio"] for e in entries] == [3.5, "inf"]
+    assert [a.passed for a in audits] == [False, True, True, True]  # newest first
+    assert audits[2].fmr_ratio == float("inf")
+    assert [e["details"]["fmr_ratio"] for e in entries] == [3.5, "inf", 3.5, "inf"]
     assert {(e["operation"], e["model_id"], e["tenant"]) for e in entries} == {
         ("bias_audit", "dlib_resnet_v1", "oversight-board")
     }

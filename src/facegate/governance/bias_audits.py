@@ -50,12 +50,17 @@ def record_bias_audit(
     dataset_sha256: str,
     threshold: float,
     max_group_fmr: float,
-    fmr_ratio: float,
+    fmr_ratio: float | None,
     passed: bool,
     report: Mapping[str, Any],
     record: AuditEntry,
 ) -> BiasAuditSummary:
-    """Store one audit result and its audit entry (operation `bias_audit`), in the caller's transaction."""
+    """Store one audit result and its audit entry (operation `bias_audit`), in the caller's transaction.
+
+    `fmr_ratio=None` (fewer than two groups large enough to compare) is stored as +inf: a
+    differential that was not measured can never satisfy a purpose's `max_fmr_ratio`.
+    """
+    fmr_ratio = math.inf if fmr_ratio is None else fmr_ratio
     if (
         not (0.0 <= max_group_fmr <= 1.0)
         or math.isnan(fmr_ratio)
