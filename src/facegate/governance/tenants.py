@@ -191,8 +191,14 @@ def create_tenant(
     return describe_tenant(session, name)
 
 
-def set_status(session: Session, name: str, status: TenantStatus, *, record: AuditEntry) -> TenantInfo:
+def set_status(session: Session, name: str, status: TenantStatus | str, *, record: AuditEntry) -> TenantInfo:
     """Suspend (every request denied with TENANT_SUSPENDED, and audited) or reactivate."""
+    try:
+        status = TenantStatus(status)
+    except ValueError:
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT, f"unknown status {status!r}", field="status"
+        ) from None
     row = _row(session, name)
     previous, row.status = row.status, status.value
     session.flush()
