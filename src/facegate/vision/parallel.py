@@ -12,7 +12,7 @@ import hashlib
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from facegate.errors import FacegateError
@@ -39,7 +39,8 @@ _worker: Pipeline | None = None
 def _init(config: PipelineConfig, factory: PipelineFactory) -> None:
     global _worker  # one pipeline per worker process, by design of multiprocessing
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _worker = factory(config)
+    # one process per core already: more inference threads would only fight each other
+    _worker = factory(replace(config, threads=1))
 
 
 def analyze_one(pipeline: Pipeline, path: Path, max_faces: int | None = None) -> FileResult:

@@ -44,6 +44,7 @@ class PipelineConfig:
     limits: ImageLimits = field(default_factory=ImageLimits)
     runtime: str = "onnx"  # embedder runtime: "onnx" (fast) or "dlib" (reference)
     model_cache: Path = field(default_factory=lambda: Path(user_cache_dir("facegate", appauthor=False)))
+    threads: int | None = None  # inference threads per pipeline; None: one per core
 
 
 class Pipeline:
@@ -54,7 +55,7 @@ class Pipeline:
         self.detector: Detector = open_detector(config.detector, config.min_face_size, config.upsample)
         self.aligner = Aligner()
         self.embedder: Embedder = (
-            embedder if embedder is not None else open_embedder(config.runtime, config.model_cache)
+            embedder if embedder is not None else open_embedder(config.runtime, config.model_cache, config.threads)
         )
 
     @property
