@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Select, delete, insert, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.store.catalog import (
@@ -79,15 +80,21 @@ class FaceDeletion:
     unknown: list[str]
 
 
-def _faces_query() -> Select[tuple[FaceRow, str | None]]:
+# Every column but the template, as plain rows rather than ORM objects: turning a search's
+# hits into faces is on the hot path, and a template must never ride along by accident.
+_COLUMNS = [column for column in FaceRow.__table__.columns if column.name != "template"]
+
+
+def _faces_query() -> Select[Any]:
     return (
-        select(FaceRow, SubjectRow.subject_id)
+        select(*_COLUMNS, SubjectRow.subject_id)
+        .select_from(FaceRow)
         .outerjoin(SubjectRow, FaceRow.subject_row_id == SubjectRow.row_id)
-        .options(defer(FaceRow.template, raiseload=True))
     )
 
 
-def _stored(row: FaceRow, subject: str | None) -> StoredFace:
+def _stored(row: Any, subject: str | None) -> StoredFace:
+    """From a `_faces_query` row or a `FaceRow`: both name the columns alike."""
     return StoredFace(
         face_id=row.face_id,
         row_id=row.row_id,
@@ -120,8 +127,8 @@ def by_face_ids(session: Session, collection_id: str, face_ids: Sequence[str]) -
     found: dict[str, StoredFace] = {}
     for chunk in chunks(list(dict.fromkeys(face_ids))):
         query = _faces_query().where(FaceRow.collection_id == collection_id, FaceRow.face_id.in_(chunk))
-        for row, subject in session.execute(query):
-            found[row.face_id] = _stored(row, subject)
+        for row in session.execute(query):
+            found[row.face_id] = _stored(row, row.subject_id)
     return found
 
 
@@ -200,7 +207,7 @@ def find_indexed_image(
     query = _faces_query().where(
         FaceRow.collection_id == collection_id, FaceRow.image_sha256 == image_sha256, external
     )
-    return [_stored(row, subject) for row, subject in session.execute(query.order_by(FaceRow.row_id))]
+    return [_stored(row, row.subject_id) for row in session.execute(query.order_by(FaceRow.row_id))]
 
 
 def list_faces(
@@ -219,8 +226,8 @@ def list_faces(
         query = query.where(FaceRow.subject_row_id == subject.row_id)
     query = query.where(FaceRow.row_id > decode_token(next_token)).order_by(FaceRow.row_id)
     rows = session.execute(query.limit(check_limit(limit) + 1)).all()
-    token = encode_token(rows[limit - 1][0].row_id) if len(rows) > limit else None
-    return Page([_stored(row, subject) for row, subject in rows[:limit]], token)
+    token = encode_token(rows[limit - 1].row_id) if len(rows) > limit else None
+    return Page([_stored(row, row.subject_id) for row in rows[:limit]], token)
 
 
 def get_faces(session: Session, *, collection_id: str, face_ids: Sequence[str]) -> list[StoredFace]:
@@ -246,8 +253,8 @@ def faces_by_row_ids(
     found: dict[int, StoredFace] = {}
     for chunk in chunks(sorted({int(r) for r in row_ids})):
         query = _faces_query().where(FaceRow.collection_id == collection_id, FaceRow.row_id.in_(chunk))
-        for row, subject in session.execute(query):
-            found[row.row_id] = _stored(row, subject)
+        for row in session.execute(query):
+            found[row.row_id] = _stored(row, row.subject_id)
     return found
 
 
