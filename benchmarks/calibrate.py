@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/calibrate.py --lfw ../shared/data/lfw \
         --out src/facegate/vision/calibration/dlib-resnet-v1_flip.json
 
-Method: one template per LFW photo in the manifest (largest face; photos where no face is
-found are left out, not guessed), every pair of photos of *different* people is an
-impostor pair (about 55 million from the shared folds), and the table records, on a
+Method: one template per LFW photo of the shared pairs folds (the 6,152 photos named in
+pairs.txt; `--all` takes every photo of the manifest instead), largest face, photos where
+no face is found left out, not guessed. Every pair of photos of *different* people is an
+impostor pair (about 18.9 million), and the table records, on a
 log-spaced grid of FMR from 1 down to 1/(number of impostor pairs), the similarity that
 this share of impostor pairs reaches. Genuine pairs (same person) are counted to report
 the true-match rate at each point. Deterministic: no sampling.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facegate.evaluation.lfw_pairs import read_pairs
 from facegate.evaluation.templates import image_templates
 from facegate.vision import Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, calibration_file_name, similarity_matrix
@@ -67,9 +69,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runtime", default="onnx")
+    parser.add_argument("--all", action="store_true", help="every manifest photo, not only pairs.txt's")
     args = parser.parse_args()
     with (args.lfw / "manifest.csv").open() as f:
         rows = list(csv.DictReader(f))
+    if not args.all:
+        wanted = set(read_pairs(args.lfw / "pairs.txt").images)
+        rows = [r for r in rows if r["path"] in wanted]
     names = [r["path"] for r in rows]
     config = PipelineConfig(runtime=args.runtime)
     pipeline = Pipeline(config)
@@ -79,7 +85,8 @@ def main() -> None:
     subjects = np.array([r["subject"] for r in kept])
     impostor, genuine = impostor_and_genuine(templates, subjects)
     source = (
-        f"LFW deep-funneled, shared folds ({len(kept)} photos with a face of {len(rows)}; "
+        f"LFW deep-funneled, {'all photos' if args.all else 'images of pairs.txt folds 1-8'} "
+        f"({len(kept)} photos with a face of {len(rows)}; "
         f"{len(impostor)} impostor and {len(genuine)} genuine pairs), benchmarks/calibrate.py"
     )
     cal, points = table(impostor, genuine, pipeline.template_id, source)

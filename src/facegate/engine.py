@@ -1,22 +1,33 @@
 """The one core object: `Facegate`, built from `Settings`, driven by the CLI, the service
 and the tests alike.
 
-It owns the vision pipeline and the calibration of its template space. Models load on
-first use of `pipeline` (never at import) and stay loaded for the life of the engine.
+It owns what must exist once per process and data directory: the vision pipeline (models
+load on first use, never at import, and stay loaded), the calibration of its template
+space, the catalog database, the vector indexes, the policy and the gate. The verbs that
+use them live in `facegate.operations`, one module per family of operations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cached_property
 
-import numpy as np
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Gatekeeper
+from facegate.governance import Policy, PolicyHolder
 from facegate.settings import Settings
+from facegate.store.crypto import TemplateCodec
+from facegate.store.db import open_engine, session_factory, sqlite_url
+from facegate.store.migrations import migrate
+from facegate.store.vector_store import VectorStore
+from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
-from facegate.vision.calibration import Calibration, load_calibration, similarity
-from facegate.vision.types import Face
+from facegate.vision.calibration import Calibration, load_calibration
+from facegate.vision.embed import MODEL_ID
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -31,77 +42,82 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A scored comparison of two templates against the operating threshold."""
-
-    similarity: float
-    estimated_fmr: float
-    threshold: float
-    match: bool
-
-    def to_dict(self) -> dict[str, float | bool]:
-        return {
-            "similarity": round(self.similarity, 4),
-            "estimated_fmr": self.estimated_fmr,
-            "threshold": round(self.threshold, 4),
-            "match": self.match,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """CompareFaces: the largest source face against every target face."""
-
-    source_face: Face
-    target_faces: tuple[tuple[Face, Match], ...]  # in detection order, largest first
-
-    @property
-    def best(self) -> Match:
-        """The largest source face against the largest target face."""
-        return self.target_faces[0][1]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            **self.best.to_dict(),
-            "source_face": self.source_face.to_dict(),
-            "target_faces": [{**face.to_dict(), **m.to_dict()} for face, m in self.target_faces],
-        }
-
-
 class Facegate:
-    """The engine: one per data directory and process."""
+    """The engine: one per data directory and process; thread-safe for the service."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
+        self.config = pipeline_config(settings)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._pipeline_lock = threading.Lock()
 
+    # --- vision -----------------------------------------------------------------------
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(pipeline_config(self.settings))
+        return Pipeline(self.config)
+
+    @property
+    def limits(self) -> ImageLimits:
+        return self.config.limits
+
+    @property
+    def model_id(self) -> str:
+        return MODEL_ID
+
+    @property
+    def template_id(self) -> str:
+        """The template space of this engine's pipeline, known without loading models."""
+        return f"{MODEL_ID}{'+flip' if self.config.flip else ''}"
 
     @cached_property
     def calibration(self) -> Calibration:
-        return load_calibration(self.pipeline.template_id)
+        return load_calibration(self.template_id)
 
-    def score(self, a: np.ndarray, b: np.ndarray, threshold: float | None = None) -> Match:
-        """Similarity, estimated FMR and decision for two templates."""
-        cal = self.calibration
-        t = cal.default_threshold if threshold is None else threshold
-        s = float(similarity(a, b)[0])
-        return Match(s, cal.estimated_fmr(s), t, s >= t)
+    def analyze(self, data: bytes, max_faces: int | None = None):  # type: ignore[no-untyped-def]
+        """Faces of encoded image bytes; one analysis at a time per engine (dlib is not
+        re-entrant), the service runs more in more worker processes."""
+        with self._pipeline_lock:
+            return self.pipeline.analyze(data, max_faces)
 
-    def detect(self, image: bytes) -> list[Face]:
-        """Faces in an image, largest first (an image without faces gives an empty list)."""
-        return self.pipeline.analyze(image)
+    # --- store --------------------------------------------------------------------------
+    @cached_property
+    def db(self) -> Engine:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        engine = open_engine(sqlite_url(self.settings.home))
+        migrate(engine)
+        return engine
 
-    def compare(self, source: bytes, target: bytes, threshold: float | None = None) -> Comparison:
-        """Compare the largest face of `source` with every face of `target`."""
-        source_faces = self.pipeline.analyze(source, max_faces=1)
-        if not source_faces:
-            raise FacegateError(ErrorCode.NO_FACE, "no face found in the source image", image="source")
-        target_faces = self.pipeline.analyze(target)
-        if not target_faces:
-            raise FacegateError(ErrorCode.NO_FACE, "no face found in the target image", image="target")
-        probe = source_faces[0]
-        scored = tuple((f, self.score(probe.template, f.template, threshold)) for f in target_faces)
-        return Comparison(probe, scored)
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.db)
+
+    @cached_property
+    def codec(self) -> TemplateCodec:
+        return TemplateCodec(self.settings.template_key_bytes)
+
+    @cached_property
+    def vectors(self) -> VectorStore:
+        return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
+
+    # --- governance ---------------------------------------------------------------------
+    @cached_property
+    def policy_holder(self) -> PolicyHolder:
+        return PolicyHolder(self.settings.policy)
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_holder.current()
+
+    @cached_property
+    def gate(self) -> Gatekeeper:
+        return Gatekeeper(self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock)
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def close(self) -> None:
+        """Save indexes and release the database (the service calls this on shutdown)."""
+        if "vectors" in self.__dict__:
+            self.vectors.close()
+        if "db" in self.__dict__:
+            self.db.dispose()

@@ -1,7 +1,7 @@
-"""The `facegate` command line: a thin adapter over the `Facegate` engine.
+"""The `facegate` command line: a thin adapter over the engine and its operations.
 
 Results go to stdout (`--json` for machines), progress and warnings to stderr. Every
-`FacegateError` becomes a non-zero exit; with `--json` its `{"error": {...}}` body is
+`FacegateError` becomes exit status 1; with `--json` its `{"error": {...}}` body is
 printed on stdout so scripts can read the code.
 """
 
@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import click
 
+from facegate.cli.collections import collection, faces_group, index, subject_group
 from facegate.cli.evaluate import evaluate
+from facegate.cli.governance import (
+    approval_group, audit_group, key_group, policy_group, review_group, tenant_group,
+)
+from facegate.cli.search import search
 from facegate.cli.vision import compare, detect
 
 
@@ -20,5 +25,8 @@ def main() -> None:
     its own error rates."""
 
 
-for command in (detect, compare, evaluate):
+for command in (
+    detect, compare, evaluate, collection, index, faces_group, subject_group, search,
+    tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
+):
     main.add_command(command)

@@ -11,9 +11,12 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from facegate.engine import Facegate
 from facegate.errors import FacegateError
+from facegate.gate import Caller
+from facegate.governance import Decision
 from facegate.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +36,27 @@ def engine_options(func: F) -> F:
         help="Data directory [env FACEGATE_HOME].",
     )(func)
     return func
+
+
+def caller_options(func: F) -> F:
+    """Who acts and why: without --tenant the CLI is the policy's local operator."""
+    for decorator in reversed([
+        click.option("--tenant", default=None, help="Act as this tenant (default: the local operator)."),
+        click.option("--purpose", default=None, help="Declared purpose (default: the local operator's)."),
+        click.option("--case-reference", default=None, help="Case reference, where the purpose needs one."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def make_caller(tenant: str | None, purpose: str | None, case_reference: str | None, **extra: Any) -> Caller:
+    return Caller(tenant=tenant, purpose=purpose, case_reference=case_reference, **extra)
+
+
+def decision_line(decision: Decision) -> str:
+    d = decision.to_dict()
+    threshold = f", threshold {d['threshold']:.2f}" if d.get("threshold") is not None else ""
+    return f"decision: {d['decision']} by {d['rule']} (policy {d['policy_version']}{threshold})"
 
 
 def json_option(func: F) -> F:
@@ -67,7 +91,15 @@ def handles_errors(func: F) -> F:
             if kwargs.get("as_json"):
                 click.echo(json.dumps({"error": exc.to_dict()}, default=str))
             else:
-                stderr.print(f"[bold red]Error[/] {exc.code.value}: {exc.message}", highlight=False)
+                stderr.print(f"[bold red]Error[/] {exc.code.value}: {exc.message}", highlight=False, markup=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr, so stdout stays clean for results."""
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=stderr, transient=True,
+    )

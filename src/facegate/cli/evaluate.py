@@ -1,24 +1,18 @@
-"""`facegate evaluate pairs` (1:1, the LFW protocol); 1:N lives beside it."""
+"""`facegate evaluate pairs` (1:1, the LFW protocol) and `evaluate identification` (1:N)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, stderr, stdout
+from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, progress_bar, stdout
+from facegate.errors import ErrorCode, FacegateError
+from facegate.evaluation.identification import identify, split
 from facegate.evaluation.lfw_pairs import pair_scores, read_pairs, report
 from facegate.evaluation.templates import image_templates
 from facegate.vision.calibration import similarity
-
-
-def progress_bar() -> Progress:
-    """A progress bar on stderr, so stdout stays clean for results."""
-    return Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=stderr, transient=True,
-    )
 
 
 @click.group()
@@ -48,14 +42,14 @@ def pairs_command(
     with progress_bar() as bar:
         task = bar.add_task("templates", total=len(names))
         found = image_templates(
-            names, images_dir, engine.pipeline, engine.pipeline.config,
+            names, images_dir, engine.pipeline, engine.config,
             workers or engine.settings.workers, no_face, lambda n: bar.advance(task, n),
         )
     scores = pair_scores(pairs, found.templates, similarity)
     cal = engine.calibration
     result = report(
         pairs, scores, len(names), len(found.no_face), no_face,
-        cal.default_threshold, cal.default_fmr, engine.pipeline.template_id,
+        cal.default_threshold, cal.default_fmr, engine.template_id,
     ).to_dict()
     result["n_unreadable"] = len(found.unreadable)
 
@@ -72,3 +66,52 @@ def pairs_command(
         stdout.print(f"ROC AUC {result['roc_auc']:.5f} | TAR at FMR 1e-3: {result['tar_at_fmr_1e-3']:.4f}")
 
     emit(as_json, result, human)
+
+
+@evaluate.command("identification")
+@click.option("--manifest", required=True, type=click.Path(path_type=Path),
+              help="CSV with columns path (relative to the CSV) and subject.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes (default: settings).")
+@engine_options
+@json_option
+@handles_errors
+def identification_command(
+    manifest: Path, workers: int | None, data_dir: Path | None, policy: Path | None, as_json: bool
+) -> None:
+    """1:N: enrol one image per subject, search the rest; rank-1 and FNIR at FPIR."""
+    engine = build_engine(data_dir, policy)
+    rows = manifest_rows(manifest)
+    names = [path for path, _ in rows]
+    with progress_bar() as bar:
+        task = bar.add_task("templates", total=len(names))
+        found = image_templates(
+            names, manifest.parent, engine.pipeline, engine.config, workers or engine.settings.workers,
+            "reject", lambda n: bar.advance(task, n),
+        )
+    result = identify(split(rows, set(found.templates)), found.templates).to_dict()
+    result["n_images_without_face"] = len(found.no_face)
+    result["n_unreadable"] = len(found.unreadable)
+
+    def human() -> None:
+        stdout.print(
+            f"gallery {result['n_gallery']}, mated searches {result['n_mated']},"
+            f" non-mated searches {result['n_nonmated']} ({result['n_images_without_face']} images without a face)"
+        )
+        stdout.print(
+            f"rank-1 {100 * result['rank1_rate']:.2f}% | FNIR at FPIR 1e-2: {result['fnir_at_fpir_1e-2']:.4f}"
+            f" | FNIR at FPIR 1e-3: {result['fnir_at_fpir_1e-3']:.4f}"
+        )
+
+    emit(as_json, result, human)
+
+
+def manifest_rows(manifest: Path) -> list[tuple[str, str]]:
+    """(path, subject) rows of a manifest; `INVALID_MANIFEST` without those columns."""
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"path", "subject"} <= set(reader.fieldnames):
+                raise FacegateError(ErrorCode.INVALID_MANIFEST, f"{manifest} needs the columns path and subject")
+            return [(r["path"], r["subject"] or "") for r in reader if r.get("path")]
+    except FileNotFoundError:
+        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no such manifest: {manifest}") from None

@@ -115,6 +115,8 @@ class LocalOperator(_Rules):
 
     sector: Slug
     purposes: list[Slug] | Literal["*"]
+    # What the CLI declares when run without --purpose; unset: --purpose is required.
+    default_purpose: Slug | None = None
 
 
 class PolicyRules(_Rules):
@@ -144,6 +146,8 @@ class PolicyRules(_Rules):
             errors.append((("local_operator", "sector"), f"unknown sector {self.local_operator.sector!r}"))
         if self.local_operator.purposes != "*":
             check(("local_operator", "purposes"), self.local_operator.purposes, purposes, "purpose")
+        if self.local_operator.default_purpose is not None:
+            check(("local_operator", "default_purpose"), [self.local_operator.default_purpose], purposes, "purpose")
         for pid, purpose in self.purposes.items():
             check(("purposes", pid, "sectors"), purpose.sectors or [], sectors, "sector")
         groups: tuple[tuple[str, Sequence[Moratorium | CollectionRule]], ...] = (

@@ -86,7 +86,13 @@ class Pipeline:
         return self.faces(load_image(path, self.config.limits), max_faces)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Detections largest first; the fallback detector runs only if none were found."""
+        """Detections largest first; the fallback detector runs only if none were found.
+
+        An image smaller than the minimum face size cannot hold a face we would report
+        (and dlib's CNN refuses inputs smaller than its filters): it has none.
+        """
+        if min(image.shape[:2]) < self.config.min_face_size:
+            return []
         found = self.detector.detect(image)
         if not found and self._fallback is not None:
             found = self._fallback.detect(image)

@@ -1,0 +1,324 @@
+"""Governance commands: tenants, keys, purpose approvals, policy, audit trail, review."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from facegate.cli.common import (
+    build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, stdout,
+)
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller, Limits
+from facegate.governance import parse_operation
+from facegate.operations import admin, audit
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{field} must be an ISO 8601 time, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def admin_caller(tenant: str | None) -> Caller:
+    return Caller(tenant=tenant)
+
+
+admin_option = click.option("--as-tenant", "as_tenant", default=None,
+                            help="Act as this tenant (needs the admin role; default: the local operator).")
+
+
+@click.group("tenant")
+def tenant_group() -> None:
+    """Customers of the service: sector, approved purposes, roles, keys."""
+
+
+@tenant_group.command("create")
+@click.argument("name")
+@click.option("--sector", required=True, help="law_enforcement, government, commercial, nonprofit, research, ...")
+@click.option("--purposes", default="", help="Comma-separated purposes approved at once.")
+@click.option("--roles", default="operator", show_default=True, help="Comma-separated: operator,auditor,reviewer,admin")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_create(name: str, sector: str, purposes: str, roles: str, as_tenant: str | None,
+                  data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Create a tenant."""
+    engine = build_engine(data_dir, policy)
+    info = admin.new_tenant(engine, admin_caller(as_tenant), name, sector, _csv(purposes), _csv(roles))
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"created tenant {name} ({sector})"))
+
+
+@tenant_group.command("list")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_list(as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    found = admin.tenants(engine, admin_caller(as_tenant))
+    emit(as_json, {"tenants": [t.to_dict() for t in found]},
+         lambda: [stdout.print(f"{t.name}\t{t.sector}\t{t.status.value}") for t in found])
+
+
+@tenant_group.command("describe")
+@click.argument("name")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_describe(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    info = admin.tenant(engine, admin_caller(as_tenant), name)
+    emit(as_json, info.to_dict(), lambda: stdout.print(json.dumps(info.to_dict(), indent=2, default=str)))
+
+
+@tenant_group.command("suspend")
+@click.argument("name")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_suspend(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Suspend a tenant: every request it makes is denied (TENANT_SUSPENDED)."""
+    engine = build_engine(data_dir, policy)
+    info = admin.set_tenant_status(engine, admin_caller(as_tenant), name, "suspended")
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"suspended {name}"))
+
+
+@tenant_group.command("activate")
+@click.argument("name")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_activate(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    info = admin.set_tenant_status(engine, admin_caller(as_tenant), name, "active")
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"activated {name}"))
+
+
+@click.group("key")
+def key_group() -> None:
+    """API keys: shown once, stored only as a hash."""
+
+
+@key_group.command("create")
+@click.argument("tenant")
+@click.option("--expires", default=None, help="ISO 8601 expiry time (default: never).")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def key_create(tenant: str, expires: str | None, as_tenant: str | None, data_dir: Path | None,
+               policy: Path | None, as_json: bool) -> None:
+    """Create a key for TENANT; the key is printed once and cannot be shown again."""
+    engine = build_engine(data_dir, policy)
+    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"))
+    emit(as_json, new.to_dict(), lambda: stdout.print(f"key id {new.key_id}\nkey    {new.key}\n(shown once: store it now)"))
+
+
+@key_group.command("revoke")
+@click.argument("key_id")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def key_revoke(key_id: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    info = admin.drop_key(engine, admin_caller(as_tenant), key_id)
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"revoked {key_id}"))
+
+
+@click.group("approval")
+def approval_group() -> None:
+    """Purpose approvals: a tenant requests, an administrator approves or rejects."""
+
+
+@approval_group.command("request")
+@click.argument("tenant")
+@click.argument("purpose")
+@click.option("--note", default="")
+@engine_options
+@json_option
+@handles_errors
+def approval_request(tenant: str, purpose: str, note: str, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    info = admin.ask_approval(engine, Caller(tenant=tenant), purpose, note)
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"{tenant} requested {purpose}: {info.status}"))
+
+
+@approval_group.command("approve")
+@click.argument("tenant")
+@click.argument("purpose")
+@click.option("--note", default="")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def approval_approve(tenant: str, purpose: str, note: str, as_tenant: str | None, data_dir: Path | None,
+                     policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    info = admin.answer_approval(engine, admin_caller(as_tenant), tenant, purpose, True, note)
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"approved {purpose} for {tenant}"))
+
+
+@approval_group.command("reject")
+@click.argument("tenant")
+@click.argument("purpose")
+@click.option("--note", default="")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def approval_reject(tenant: str, purpose: str, note: str, as_tenant: str | None, data_dir: Path | None,
+                    policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    info = admin.answer_approval(engine, admin_caller(as_tenant), tenant, purpose, False, note)
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"rejected {purpose} for {tenant}"))
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Show the policy in force, or dry-run a decision."""
+
+
+@policy_group.command("show")
+@engine_options
+@json_option
+@handles_errors
+def policy_show(data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Print the policy in force (the built-in default when no file is given)."""
+    current = build_engine(data_dir, policy).policy
+    emit(as_json, {"version": current.version, "source": current.source, "text": current.text},
+         lambda: click.echo(f"# policy {current.version} from {current.source}\n{current.text}"))
+
+
+@policy_group.command("check")
+@click.option("--operation", required=True, help="search, index, compare, detect, list, ...")
+@click.option("--at", default=None, help="ISO 8601 time to decide at (default: now).")
+@click.option("--collection", default=None)
+@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event")
+@click.option("--max-fmr", type=float, default=None)
+@caller_options
+@engine_options
+@json_option
+@handles_errors
+def policy_check(operation: str, at: str | None, collection: str | None, mode: str, max_fmr: float | None,
+                 data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None) -> None:
+    """Dry run: the decision for a tenant, purpose and operation, without performing it."""
+    engine = build_engine(data_dir, policy)
+    when = parse_time(at, "--at") or engine.now()
+    decision = admin.policy_check(
+        engine, make_caller(**who, mode=mode), parse_operation(operation), when, collection, Limits(max_fmr=max_fmr)
+    )
+    payload = decision.to_dict()
+    emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit trail: verify, export, transparency report."""
+
+
+@audit_group.command("verify")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def audit_verify(as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Re-walk the hash chain; name the first broken entry and exit 1 if any."""
+    engine = build_engine(data_dir, policy)
+    result = audit.verify_chain(engine, admin_caller(as_tenant))
+    payload = result.to_dict()
+    emit(as_json, payload, lambda: stdout.print(
+        f"audit chain OK: {result.entries} entries" if result.ok
+        else f"audit chain BROKEN at entry {result.first_bad_entry}: {payload.get('problem')}"
+    ))
+    if not result.ok:
+        sys.exit(1)
+
+
+@audit_group.command("export")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file (default: stdout).")
+@click.option("--since-seq", type=int, default=None)
+@click.option("--limit", type=int, default=None)
+@admin_option
+@engine_options
+@handles_errors
+def audit_export(out: Path | None, since_seq: int | None, limit: int | None, as_tenant: str | None,
+                 data_dir: Path | None, policy: Path | None) -> None:
+    """Write audit entries as JSON lines."""
+    engine = build_engine(data_dir, policy)
+    if out is None:
+        audit.export(engine, admin_caller(as_tenant), sys.stdout, since_seq, limit)
+        return
+    with out.open("w") as handle:
+        count = audit.export(engine, admin_caller(as_tenant), handle, since_seq, limit)
+    click.echo(f"wrote {count} entries to {out}", err=True)
+
+
+@audit_group.command("report")
+@click.option("--since", default=None)
+@click.option("--until", default=None)
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def audit_report(since: str | None, until: str | None, as_tenant: str | None, data_dir: Path | None,
+                 policy: Path | None, as_json: bool) -> None:
+    """Transparency report: requests and denials by sector, purpose, decision and month."""
+    engine = build_engine(data_dir, policy)
+    rep = audit.report(engine, admin_caller(as_tenant), parse_time(since, "--since"), parse_time(until, "--until"))
+    emit(as_json, rep.to_dict(), lambda: click.echo(rep.to_markdown()))
+
+
+@click.group("review")
+def review_group() -> None:
+    """Human review of investigative leads."""
+
+
+@review_group.command("list")
+@click.option("--tenant", default=None, help="Whose leads (default: the local operator's).")
+@engine_options
+@json_option
+@handles_errors
+def review_list(tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    engine = build_engine(data_dir, policy)
+    found = admin.pending_reviews(engine, Caller(tenant=tenant), tenant)
+    emit(as_json, {"reviews": [r.to_dict() for r in found]},
+         lambda: [stdout.print(json.dumps(r.to_dict(), default=str)) for r in found])
+
+
+def _verdict(verdict: str):  # type: ignore[no-untyped-def]
+    @click.argument("review_id", type=int)
+    @click.option("--note", default="")
+    @click.option("--tenant", default=None, help="Reviewer tenant (default: the local operator).")
+    @engine_options
+    @json_option
+    @handles_errors
+    def command(review_id: int, note: str, tenant: str | None, data_dir: Path | None, policy: Path | None,
+                as_json: bool) -> None:
+        engine = build_engine(data_dir, policy)
+        done = admin.review(engine, Caller(tenant=tenant), review_id, verdict, note)
+        emit(as_json, done.to_dict(), lambda: stdout.print(f"review {review_id}: {verdict}ed"))
+
+    command.__doc__ = f"{verdict.capitalize()} a candidate (the verdict is audited)."
+    return review_group.command(verdict)(command)
+
+
+_verdict("confirm")
+_verdict("reject")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]

@@ -1,0 +1,242 @@
+"""The gate every operation passes: decide, act, and record, as one unit.
+
+`Gatekeeper.run` is the only way the engine performs an operation:
+
+1. decide (a short transaction): a denial is written to the audit log and raised;
+2. `prepare` the costly part without holding the write lock (decode, detect, embed, a
+   vector search);
+3. in one transaction, decide again with the state now in force (a tenant suspended
+   meanwhile is refused), perform the writes, append the audit entry with the results,
+   and open review items when the purpose requires human review.
+
+The operation and its audit entry commit together or not at all; a refusal after an
+allow (bad image, unknown collection) is recorded with its error code. So every
+operation leaves exactly one audit entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from facegate.errors import FacegateError
+from facegate.governance import (
+    AuditEntry,
+    Decision,
+    GateRequest,
+    MatchRef,
+    Operation,
+    PolicyDenied,
+    PolicyHolder,
+    append_entry,
+    decide,
+    local_operator,
+    open_reviews,
+    parse_mode,
+    recorded_audits,
+    tenant_view,
+)
+from facegate.governance.operations import MATCHING_OPERATIONS, PURPOSE_OPERATIONS
+from facegate.governance.request import Calibration
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks and why: carried by every request from the CLI, the service or Python.
+
+    `tenant=None` is the built-in local operator (the CLI without --tenant), whose sector
+    and purposes the policy sets and whose operations are audited like any other.
+    """
+
+    tenant: str | None = None
+    key_id: str | None = None
+    purpose: str | None = None
+    case_reference: str | None = None
+    consent_reference: str | None = None
+    mode: str = "post_event"
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the caller asked for; the decision may only make these stricter."""
+
+    max_fmr: float | None = None
+    threshold: float | None = None
+    max_results: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R]):
+    """What an operation gives back, and what its audit entry records of it."""
+
+    value: R
+    results: Sequence[MatchRef] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Gated(Generic[R]):
+    value: R
+    decision: Decision
+    audit_seq: int
+
+
+class Gatekeeper:
+    """Decides with the current policy and records every decision in the audit chain."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        policy: PolicyHolder,
+        calibration: Callable[[], Calibration],
+        model_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._policy = policy
+        self._calibration = calibration
+        self._model_id = model_id
+        self.clock = clock
+
+    def request(
+        self, session: Session, caller: Caller, operation: Operation, collection_id: str | None, limits: Limits
+    ) -> GateRequest:
+        policy = self._policy.current()
+        purpose = caller.purpose
+        if caller.tenant is None:
+            tenant = local_operator(policy)
+            if purpose is None and operation in PURPOSE_OPERATIONS:
+                purpose = policy.rules.local_operator.default_purpose
+        else:
+            tenant = tenant_view(session, caller.tenant)
+        return GateRequest(
+            tenant=tenant,
+            operation=operation,
+            key_id=caller.key_id,
+            purpose=purpose,
+            case_reference=caller.case_reference,
+            consent_reference=caller.consent_reference,
+            collection_id=collection_id,
+            mode=parse_mode(caller.mode),
+            requested_max_fmr=limits.max_fmr,
+            requested_threshold=limits.threshold,
+            requested_max_results=limits.max_results,
+        )
+
+    def decide(self, session: Session, request: GateRequest, now: datetime) -> Decision:
+        matching = request.operation in MATCHING_OPERATIONS
+        audits = recorded_audits(session, self._model_id) if matching else ()
+        calibration = self._calibration() if matching else _NO_THRESHOLDS
+        return decide(self._policy.current(), request, now, calibration, audits)
+
+    def _entry(self, request: GateRequest, decision: Decision, caller: Caller, probe: str | None) -> AuditEntry:
+        return AuditEntry.of(
+            request, decision, time=self.clock(), request_id=caller.request_id,
+            model_id=self._model_id, probe_sha256=probe,
+        )
+
+    def run(
+        self,
+        caller: Caller,
+        operation: Operation,
+        *,
+        collection_id: str | None = None,
+        limits: Limits = Limits(),
+        probe_sha256: str | None = None,
+        prepare: Callable[[Decision], P] = lambda _d: None,  # type: ignore[assignment,return-value]
+        commit: Callable[[Session, Decision, P], Outcome[R]],
+    ) -> Gated[R]:
+        """Decide, prepare outside the lock, then act and record in one transaction."""
+        with self._sessions.begin() as session:
+            request = self.request(session, caller, operation, collection_id, limits)
+            decision = self.decide(session, request, self.clock())
+            if not decision.allowed:
+                append_entry(session, self._entry(request, decision, caller, probe_sha256))
+        if not decision.allowed:
+            raise PolicyDenied(decision)
+        try:
+            prepared = prepare(decision)
+        except FacegateError as exc:
+            self._record_failure(request, decision, caller, probe_sha256, exc)
+            raise
+        denied: Decision | None = None
+        try:
+            with self._sessions.begin() as session:
+                request = self.request(session, caller, operation, collection_id, limits)
+                decision = self.decide(session, request, self.clock())
+                entry = self._entry(request, decision, caller, probe_sha256)
+                if not decision.allowed:
+                    append_entry(session, entry)
+                    denied = decision
+                else:
+                    outcome = commit(session, decision, prepared)
+                    entry = replace(entry, results=tuple(outcome.results), details={**entry.details, **outcome.details})
+                    seq = append_entry(session, entry).seq
+                    if decision.review_required and outcome.results:
+                        open_reviews(session, seq)
+        except FacegateError as exc:
+            self._record_failure(request, decision, caller, probe_sha256, exc)
+            raise
+        if denied is not None:
+            raise PolicyDenied(denied)
+        return Gated(outcome.value, decision, seq)
+
+    def run_recorded(self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R]) -> R:
+        """Decide an administrative step and let `act` perform it and append `entry` itself
+        (governance functions add their own details to the entry they are given, `record=`).
+
+        A denial is recorded and raised; an allowed step whose function refuses (e.g.
+        TENANT_EXISTS) rolls back and is recorded with its error code.
+        """
+        with self._sessions.begin() as session:
+            request = self.request(session, caller, operation, None, Limits())
+            decision = self.decide(session, request, self.clock())
+            entry = self._entry(request, decision, caller, None)
+            if not decision.allowed:
+                append_entry(session, entry)
+        if not decision.allowed:
+            raise PolicyDenied(decision)
+        try:
+            with self._sessions.begin() as session:
+                return act(session, entry)
+        except FacegateError as exc:
+            self._record_failure(request, decision, caller, None, exc)
+            raise
+
+    def _record_failure(
+        self, request: GateRequest, decision: Decision, caller: Caller, probe: str | None, exc: FacegateError
+    ) -> None:
+        entry = self._entry(request, decision, caller, probe).with_details(error=exc.code.value)
+        with self._sessions.begin() as session:
+            append_entry(session, entry)
+
+    def refuse(self, caller: Caller, operation: Operation, exc: FacegateError, collection_id: str | None = None) -> None:
+        """Record a request refused before it reached a decision (bad key, unreadable body)."""
+        policy = self._policy.current()
+        entry = AuditEntry(
+            time=self.clock(), operation=operation.value, decision="deny", rule="request:invalid",
+            policy_version=policy.version, tenant=caller.tenant, key_id=caller.key_id,
+            purpose=caller.purpose, case_reference=caller.case_reference, collection=collection_id,
+            mode=caller.mode, code=exc.code.value, request_id=caller.request_id, model_id=self._model_id,
+        )
+        with self._sessions.begin() as session:
+            append_entry(session, entry)
+
+
+class _NoThresholds:
+    """Operations that match nothing never need a threshold; asking for one is a bug."""
+
+    def threshold_at_fmr(self, fmr: float) -> float:
+        raise RuntimeError("threshold requested for a non-matching operation")
+
+
+_NO_THRESHOLDS = _NoThresholds()

@@ -1,0 +1,121 @@
+"""Tenants, keys, purpose approvals, human review and the policy dry run.
+
+Each administrative step is itself decided and audited: `tenant_admin` needs the admin
+role (the local operator has it), and the governance functions write the decision's
+audit entry, with their details, themselves (`record=`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from facegate.engine import Facegate
+from facegate.gate import Caller, Limits
+from facegate.governance import (
+    AuditEntry,
+    Decision,
+    NewKey,
+    Operation,
+    Review,
+    TenantInfo,
+    append_entry,
+    create_key,
+    create_tenant,
+    decide_approval,
+    decide_review,
+    describe_tenant,
+    list_reviews,
+    list_tenants,
+    request_approval,
+    revoke_key,
+    set_status,
+)
+from facegate.governance.approvals import ApprovalInfo
+from facegate.governance.tenants import KeyInfo
+
+T = TypeVar("T")
+
+
+def administer(
+    engine: Facegate, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], T]
+) -> T:
+    return engine.gate.run_recorded(caller, operation, act)
+
+
+def new_tenant(
+    engine: Facegate, caller: Caller, name: str, sector: str, purposes: Sequence[str] = (),
+    roles: Sequence[str] = ("operator",),
+) -> TenantInfo:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: create_tenant(
+        s, engine.policy, name=name, sector=sector, purposes=purposes, roles=roles, record=record
+    ))
+
+
+def tenants(engine: Facegate, caller: Caller) -> list[TenantInfo]:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: _read(s, record, list_tenants(s)))
+
+
+def tenant(engine: Facegate, caller: Caller, name: str) -> TenantInfo:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: _read(s, record, describe_tenant(s, name)))
+
+
+def set_tenant_status(engine: Facegate, caller: Caller, name: str, status: str) -> TenantInfo:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: set_status(s, name, status, record=record))
+
+
+def new_key(engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None) -> NewKey:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: create_key(
+        s, tenant=tenant_name, expires_at=expires_at, record=record
+    ))
+
+
+def drop_key(engine: Facegate, caller: Caller, key_id: str) -> KeyInfo:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: revoke_key(s, key_id, record=record))
+
+
+def ask_approval(engine: Facegate, caller: Caller, purpose: str, note: str = "") -> ApprovalInfo:
+    return administer(engine, caller, Operation.REQUEST_APPROVAL, lambda s, record: request_approval(
+        s, engine.policy, purpose=purpose, note=note, record=record
+    ))
+
+
+def answer_approval(
+    engine: Facegate, caller: Caller, tenant_name: str, purpose: str, approve: bool, note: str = ""
+) -> ApprovalInfo:
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: decide_approval(
+        s, engine.policy, tenant=tenant_name, purpose=purpose, approve=approve, note=note, record=record
+    ))
+
+
+def pending_reviews(engine: Facegate, caller: Caller, tenant_name: str | None = None) -> list[Review]:
+    who = tenant_name or caller.tenant or "local"
+    return administer(engine, caller, Operation.REVIEW, lambda s, record: _read(s, record, list_reviews(s, tenant=who)))
+
+
+def review(engine: Facegate, caller: Caller, review_id: int, verdict: str, note: str = "") -> Review:
+    return administer(engine, caller, Operation.REVIEW, lambda s, record: decide_review(
+        s, review_id, verdict=verdict, note=note, record=record
+    ))
+
+
+def _read(session: Session, record: AuditEntry, value: T) -> T:
+    """Reads are audited too: who looked at the tenant list is part of the record."""
+    append_entry(session, record)
+    return value
+
+
+def policy_check(
+    engine: Facegate, caller: Caller, operation: Operation, at: datetime, collection_id: str | None = None,
+    limits: Limits = Limits(),
+) -> Decision:
+    """Dry run: the decision the gate would take at `at` (the only place a time is given).
+
+    Nothing is performed and nothing is written to the audit log.
+    """
+    with engine.sessions.begin() as session:
+        request = engine.gate.request(session, caller, operation, collection_id, limits)
+        return engine.gate.decide(session, request, at)

@@ -1,0 +1,146 @@
+"""Bulk enrolment from a manifest CSV: both cores, resumable, idempotent, and honest about
+what it did not enrol.
+
+The manifest has a `path` column (relative to the CSV) and optional `subject` and
+`external_id`. Images are analysed in worker processes; the main process commits each
+image (faces + audit entry) in its own transaction, so a run killed at any moment leaves
+whole images enrolled or not at all. A re-run skips what is already there: the same file
+(SHA-256) with the same external id in the same collection is enrolled once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller
+from facegate.governance import Operation, PolicyDenied
+from facegate.operations.faces import DEFAULT_QUALITY_FILTER, index_analysed
+from facegate.store import faces as store_faces
+from facegate.store.catalog import get_collection
+from facegate.vision.parallel import FileResult, analyze_files
+from facegate.vision.types import QualityFilter
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    line: int
+    path: Path
+    subject: str | None
+    external_id: str | None
+
+
+@dataclass(slots=True)
+class BulkReport:
+    """What a run did, image by image; `unindexed` entries carry the path and a reason."""
+
+    indexed: list[dict[str, object]] = field(default_factory=list)
+    unindexed: list[dict[str, object]] = field(default_factory=list)
+    skipped: int = 0  # already enrolled by an earlier run
+
+    def to_dict(self) -> dict[str, object]:
+        return {"indexed": self.indexed, "unindexed": self.unindexed, "skipped": self.skipped}
+
+
+def read_manifest(manifest: Path) -> tuple[list[ManifestRow], list[dict[str, object]]]:
+    """Rows to enrol, and broken rows reported as unindexed (`INVALID_MANIFEST`)."""
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no such manifest: {manifest}") from None
+    except UnicodeDecodeError:
+        raise FacegateError(ErrorCode.INVALID_MANIFEST, f"{manifest} is not UTF-8 text") from None
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None or "path" not in reader.fieldnames:
+        raise FacegateError(ErrorCode.INVALID_MANIFEST, f"{manifest} has no 'path' column")
+    rows, broken = [], []
+    for line, record in enumerate(reader, start=2):
+        raw = (record.get("path") or "").strip()
+        if not raw or None in record:  # empty path, or more fields than columns
+            broken.append({"path": raw or None, "line": line, "reason": ErrorCode.INVALID_MANIFEST.value})
+            continue
+        rows.append(ManifestRow(
+            line, (manifest.parent / raw), (record.get("subject") or "").strip() or None,
+            (record.get("external_id") or "").strip() or None,
+        ))
+    return rows, broken
+
+
+def _already(engine: Facegate, collection_id: str, rows: list[ManifestRow]) -> set[int]:
+    """Lines whose image is already enrolled (same bytes, same external id)."""
+    done: set[int] = set()
+    with engine.sessions.begin() as session:
+        get_collection(session, collection_id=collection_id)  # COLLECTION_NOT_FOUND before any work
+        for row in rows:
+            try:
+                digest = hashlib.sha256(row.path.read_bytes()).hexdigest()
+            except OSError:
+                continue  # reported when analysed
+            if store_faces.find_indexed_image(
+                session, collection_id=collection_id, image_sha256=digest, external_image_id=row.external_id
+            ):
+                done.add(row.line)
+    return done
+
+
+def index_manifest(
+    engine: Facegate,
+    caller: Caller,
+    collection_id: str,
+    manifest: Path,
+    *,
+    max_faces: int | None = None,
+    quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,  # (done, total)
+) -> BulkReport:
+    """Enrol every image of a manifest; a policy denial stops the run, bad rows do not."""
+    rows, broken = read_manifest(manifest)
+    report = BulkReport(unindexed=list(broken))
+    done = _already(engine, collection_id, rows)
+    report.skipped = len(done)
+    todo = [r for r in rows if r.line not in done]
+    total = len(rows)
+    if progress is not None:
+        progress(len(done), total)
+    results = analyze_files([r.path for r in todo], engine.config, workers or engine.settings.workers)
+    try:
+        for count, (row, result) in enumerate(zip(todo, results), start=1):
+            _commit_one(engine, caller, collection_id, row, result, report, max_faces, quality_filter)
+            if progress is not None:
+                progress(len(done) + count, total)
+    finally:
+        engine.vectors.refresh(collection_id)
+    return report
+
+
+def _commit_one(
+    engine: Facegate, caller: Caller, collection_id: str, row: ManifestRow, result: FileResult,
+    report: BulkReport, max_faces: int | None, quality_filter: QualityFilter,
+) -> None:
+    """Commit one analysed image; refusals become report lines, a policy denial stops all."""
+    where = {"path": str(row.path), "line": row.line}
+    if result.error is not None:
+        engine.gate.refuse(caller, Operation.INDEX, result.error, collection_id)
+        report.unindexed.append({**where, "reason": result.error.code.value, "message": result.error.message})
+        return
+    try:
+        gated = index_analysed(
+            engine, caller, collection_id, result.image_sha256 or "", lambda: result.faces,
+            subject=row.subject, external_image_id=row.external_id, max_faces=max_faces,
+            quality_filter=quality_filter, refresh=False,
+        )
+    except PolicyDenied:
+        raise
+    except FacegateError as exc:  # NO_FACE, and whatever else refused this one image
+        report.unindexed.append({**where, "reason": exc.code.value, "message": exc.message})
+        return
+    for face in gated.value.indexed:
+        report.indexed.append({**where, **face.to_dict()})
+    for dropped in gated.value.unindexed:
+        report.unindexed.append({**where, **dropped.to_dict()})

@@ -1,0 +1,198 @@
+"""Enrolling and managing faces and subjects: IndexFaces, ListFaces, DeleteFaces, and
+Rekognition's users (CreateUser, AssociateFaces, ListUsers) plus erasure."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller, Gated, Outcome
+from facegate.governance import Operation
+from facegate.store import faces as store_faces
+from facegate.store import subjects as store_subjects
+from facegate.store.catalog import Page
+from facegate.store.faces import FaceDeletion, StoredFace
+from facegate.store.subjects import Association, Erasure, SubjectInfo
+from facegate.vision.quality import passes
+from facegate.vision.types import Face, QualityFilter
+
+DEFAULT_QUALITY_FILTER = QualityFilter.LOW
+
+
+@dataclass(frozen=True, slots=True)
+class Unindexed:
+    """A face (or a whole image) not enrolled, and why: a stable reason code."""
+
+    reason: str  # NO_FACE | LOW_QUALITY | EXCEEDS_MAX_FACES | INVALID_IMAGE | ...
+    face: Face | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"reason": self.reason}
+        if self.face is not None:
+            out["face"] = self.face.to_dict()
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class IndexResult:
+    indexed: list[StoredFace]
+    unindexed: list[Unindexed]
+    image_sha256: str
+    already_indexed: bool = False  # the same image and external id were enrolled before
+    notes: dict[str, object] = field(default_factory=dict)
+
+
+def select_faces(
+    faces: Sequence[Face], max_faces: int | None, quality_filter: QualityFilter
+) -> tuple[list[Face], list[Unindexed]]:
+    """Rekognition's rules: the largest `max_faces` faces that pass the quality filter."""
+    keep: list[Face] = []
+    dropped: list[Unindexed] = []
+    for face in faces:  # largest first
+        if not passes(face.quality, quality_filter):
+            dropped.append(Unindexed("LOW_QUALITY", face))
+        elif max_faces is not None and len(keep) >= max_faces:
+            dropped.append(Unindexed("EXCEEDS_MAX_FACES", face))
+        else:
+            keep.append(face)
+    return keep, dropped
+
+
+def index_faces(
+    engine: Facegate,
+    caller: Caller,
+    collection_id: str,
+    image: bytes,
+    *,
+    subject: str | None = None,
+    external_image_id: str | None = None,
+    max_faces: int | None = None,
+    quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
+) -> Gated[IndexResult]:
+    """Detect and enrol the faces of one image (idempotent for the same image and id)."""
+    return index_analysed(
+        engine, caller, collection_id, hashlib.sha256(image).hexdigest(), lambda: engine.analyze(image),
+        subject=subject, external_image_id=external_image_id, max_faces=max_faces,
+        quality_filter=quality_filter,
+    )
+
+
+def index_analysed(
+    engine: Facegate,
+    caller: Caller,
+    collection_id: str,
+    image_sha256: str,
+    analyse: Callable[[], list[Face]],
+    *,
+    subject: str | None = None,
+    external_image_id: str | None = None,
+    max_faces: int | None = None,
+    quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
+    refresh: bool = True,
+) -> Gated[IndexResult]:
+    """Enrol faces that `analyse` finds (bulk enrolment analyses in worker processes).
+
+    The faces, their change-log rows and the audit entry commit in one transaction; the
+    in-memory index follows after the commit (`refresh=False` lets a bulk run do it once).
+    """
+
+    def commit(session, _decision, found: list[Face]) -> Outcome[IndexResult]:  # type: ignore[no-untyped-def]
+        before = store_faces.find_indexed_image(
+            session, collection_id=collection_id, image_sha256=image_sha256, external_image_id=external_image_id
+        )
+        if before:
+            result = IndexResult(list(before), [], image_sha256, already_indexed=True)
+            return Outcome(result, details={"already_indexed": len(before)})
+        if not found:
+            raise FacegateError(ErrorCode.NO_FACE, "no face found in the image")
+        keep, dropped = select_faces(found, max_faces, quality_filter)
+        stored = store_faces.add_faces(
+            session, collection_id=collection_id, faces=keep, image_sha256=image_sha256,
+            external_image_id=external_image_id, subject_id=subject, template_id=engine.template_id,
+            codec=engine.codec, now=engine.now(),
+        )
+        details: dict[str, object] = {"indexed": [f.face_id for f in stored], "unindexed": [u.reason for u in dropped]}
+        if subject is not None:
+            details["subject"] = subject
+        return Outcome(IndexResult(stored, dropped, image_sha256), details=details)
+
+    gated = engine.gate.run(
+        caller, Operation.INDEX, collection_id=collection_id, probe_sha256=image_sha256,
+        prepare=lambda _d: analyse(), commit=commit,
+    )
+    if refresh:
+        engine.vectors.refresh(collection_id)
+    return gated
+
+
+def list_faces(
+    engine: Facegate, caller: Caller, collection_id: str, *,
+    subject: str | None = None, limit: int = 100, next_token: str | None = None,
+) -> Gated[Page[StoredFace]]:
+    return engine.gate.run(
+        caller, Operation.LIST, collection_id=collection_id,
+        commit=lambda session, _d, _p: Outcome(store_faces.list_faces(
+            session, collection_id=collection_id, subject_id=subject, limit=limit, next_token=next_token
+        )),
+    )
+
+
+def delete_faces(engine: Facegate, caller: Caller, collection_id: str, face_ids: Sequence[str]) -> Gated[FaceDeletion]:
+    def commit(session, _d, _p) -> Outcome[FaceDeletion]:  # type: ignore[no-untyped-def]
+        deletion = store_faces.delete_faces(session, collection_id=collection_id, face_ids=face_ids)
+        return Outcome(deletion, details={"deleted": deletion.deleted, "unknown": deletion.unknown})
+
+    gated = engine.gate.run(caller, Operation.DELETE, collection_id=collection_id, commit=commit)
+    engine.vectors.refresh(collection_id)
+    return gated
+
+
+def create_subject(
+    engine: Facegate, caller: Caller, collection_id: str, subject: str, attributes: dict[str, str] | None = None
+) -> Gated[SubjectInfo]:
+    return engine.gate.run(
+        caller, Operation.CREATE_SUBJECT, collection_id=collection_id,
+        commit=lambda session, _d, _p: Outcome(store_subjects.create_subject(
+            session, collection_id=collection_id, subject_id=subject, attributes=attributes or {}, now=engine.now()
+        ), details={"subject": subject}),
+    )
+
+
+def associate_faces(
+    engine: Facegate, caller: Caller, collection_id: str, subject: str, face_ids: Sequence[str]
+) -> Gated[Association]:
+    return engine.gate.run(
+        caller, Operation.ASSOCIATE, collection_id=collection_id,
+        commit=lambda session, _d, _p: Outcome(store_subjects.associate_faces(
+            session, collection_id=collection_id, subject_id=subject, face_ids=face_ids
+        ), details={"subject": subject, "face_ids": list(face_ids)}),
+    )
+
+
+def list_subjects(
+    engine: Facegate, caller: Caller, collection_id: str, *, limit: int = 100, next_token: str | None = None
+) -> Gated[Page[SubjectInfo]]:
+    return engine.gate.run(
+        caller, Operation.LIST, collection_id=collection_id,
+        commit=lambda session, _d, _p: Outcome(store_subjects.list_subjects(
+            session, collection_id=collection_id, limit=limit, next_token=next_token
+        )),
+    )
+
+
+def erase_subject(engine: Facegate, caller: Caller, collection_id: str, subject: str) -> Gated[Erasure]:
+    """Right to erasure: the subject and all its faces leave catalog and index together."""
+
+    def commit(session, _d, _p) -> Outcome[Erasure]:  # type: ignore[no-untyped-def]
+        erasure = store_subjects.erase_subject(session, collection_id=collection_id, subject_id=subject)
+        return Outcome(erasure, details={"subject": subject, "faces": len(erasure.face_ids)})
+
+    gated = engine.gate.run(caller, Operation.ERASE, collection_id=collection_id, commit=commit)
+    engine.vectors.refresh(collection_id)
+    return gated

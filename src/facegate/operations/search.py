@@ -1,0 +1,194 @@
+"""1:N search: by image (SearchFacesByImage), by enrolled face (SearchFaces) and by
+subject (SearchUsers: a subject's faces vote for the subjects they match).
+
+Threshold and result count come from the decision, i.e. from the purpose's maximum
+false-match rate through the calibration, tightened by the caller if asked; results of
+purposes that need human review are investigative leads, never identifications.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller, Gated, Limits, Outcome
+from facegate.governance import Decision, MatchRef, Operation
+from facegate.store.templates import templates_of
+from facegate.store.vector_store import FaceMatch
+from facegate.vision.calibration import similarity_from_cosine
+from facegate.vision.types import Face
+
+LEAD_NOTICE = (
+    "Investigative leads only: the purpose requires human review. A candidate is not an "
+    "identification and must not be the sole basis for any action."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceHit:
+    face_id: str
+    subject: str | None
+    external_id: str | None
+    similarity: float
+    estimated_fmr: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "face_id": self.face_id,
+            "subject": self.subject,
+            "external_id": self.external_id,
+            "similarity": round(self.similarity, 4),
+            "estimated_fmr": self.estimated_fmr,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectHit:
+    subject: str
+    similarity: float  # best face of the subject
+    estimated_fmr: float
+    votes: int  # probe faces x subject faces that passed the threshold
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "similarity": round(self.similarity, 4),
+            "estimated_fmr": self.estimated_fmr,
+            "votes": self.votes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    matches: list[FaceHit]
+    subjects: list[SubjectHit]
+    threshold: float
+    review_required: bool
+    searched_face: Face | None = None  # the probe face, for a search by image
+
+    def notice(self) -> str | None:
+        return LEAD_NOTICE if self.review_required else None
+
+
+def _cosine_floor(threshold: float) -> float:
+    return threshold / 50.0 - 1.0  # inverse of similarity = 50 (1 + cos)
+
+
+def _hits(engine: Facegate, matches: list[FaceMatch]) -> list[FaceHit]:
+    cal = engine.calibration
+    out = []
+    for m in matches:
+        s = float(similarity_from_cosine(m.similarity))
+        out.append(FaceHit(m.face.face_id, m.face.subject, m.face.external_image_id, s, cal.estimated_fmr(s)))
+    return out
+
+
+def _vote(engine: Facegate, per_probe: list[list[FaceHit]], exclude: str | None, limit: int) -> list[SubjectHit]:
+    best: dict[str, float] = {}
+    votes: dict[str, int] = defaultdict(int)
+    for hits in per_probe:
+        for hit in hits:
+            if hit.subject is None or hit.subject == exclude:
+                continue
+            votes[hit.subject] += 1
+            best[hit.subject] = max(best.get(hit.subject, 0.0), hit.similarity)
+    ranked = sorted(best, key=lambda s: (-votes[s], -best[s]))[:limit]
+    return [SubjectHit(s, best[s], engine.calibration.estimated_fmr(best[s]), votes[s]) for s in ranked]
+
+
+def _limits(engine: Facegate, decision: Decision) -> tuple[float, int]:
+    threshold = decision.threshold if decision.threshold is not None else engine.calibration.default_threshold
+    return threshold, decision.max_results or 10
+
+
+def _search(
+    engine: Facegate, collection_id: str, probes: np.ndarray, decision: Decision,
+    exclude_rows: frozenset[int] = frozenset(), exclude_subject: str | None = None,
+) -> tuple[list[FaceHit], list[SubjectHit]]:
+    threshold, max_results = _limits(engine, decision)
+    found = engine.vectors.search(
+        collection_id, probes, max_results=max_results, min_similarity=_cosine_floor(threshold),
+        exclude_row_ids=exclude_rows,
+    )
+    per_probe = [_hits(engine, matches) for matches in found]
+    merged: dict[str, FaceHit] = {}
+    for hits in per_probe:
+        for hit in hits:
+            if exclude_subject is not None and hit.subject == exclude_subject:
+                continue
+            if hit.face_id not in merged or merged[hit.face_id].similarity < hit.similarity:
+                merged[hit.face_id] = hit
+    matches = sorted(merged.values(), key=lambda h: -h.similarity)[:max_results]
+    return matches, _vote(engine, per_probe, exclude_subject, max_results)
+
+
+def _outcome(result: SearchResult) -> Outcome[SearchResult]:
+    refs = [MatchRef(h.face_id, h.subject, h.similarity) for h in result.matches]
+    return Outcome(result, results=refs, details={"subjects": [s.subject for s in result.subjects]})
+
+
+def search_image(
+    engine: Facegate, caller: Caller, collection_id: str, image: bytes, limits: Limits = Limits()
+) -> Gated[SearchResult]:
+    """Search the largest face of `image` in a collection."""
+    digest = hashlib.sha256(image).hexdigest()
+
+    def prepare(decision: Decision) -> SearchResult:
+        faces = engine.analyze(image, max_faces=1)
+        if not faces:
+            raise FacegateError(ErrorCode.NO_FACE, "no face found in the probe image")
+        probe = faces[0]
+        matches, subjects = _search(engine, collection_id, probe.template[None, :], decision)
+        threshold, _ = _limits(engine, decision)
+        return SearchResult(matches, subjects, threshold, decision.review_required, probe)
+
+    return engine.gate.run(
+        caller, Operation.SEARCH_IMAGE, collection_id=collection_id, limits=limits, probe_sha256=digest,
+        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+    )
+
+
+def search_face(
+    engine: Facegate, caller: Caller, collection_id: str, face_id: str, limits: Limits = Limits()
+) -> Gated[SearchResult]:
+    """Search with the template of an enrolled face; the face itself is not a result."""
+
+    def prepare(decision: Decision) -> SearchResult:
+        with engine.sessions.begin() as session:
+            probe = templates_of(session, collection_id=collection_id, codec=engine.codec, face_ids=[face_id])
+        matches, subjects = _search(
+            engine, collection_id, probe.vectors, decision, exclude_rows=frozenset(probe.row_ids.tolist())
+        )
+        return SearchResult(matches, subjects, _limits(engine, decision)[0], decision.review_required)
+
+    return engine.gate.run(
+        caller, Operation.SEARCH_FACE, collection_id=collection_id, limits=limits,
+        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+    )
+
+
+def search_subject(
+    engine: Facegate, caller: Caller, collection_id: str, subject: str, limits: Limits = Limits()
+) -> Gated[SearchResult]:
+    """Other subjects that a subject's faces match, ranked by votes (SearchUsers)."""
+
+    def prepare(decision: Decision) -> SearchResult:
+        with engine.sessions.begin() as session:
+            probe = templates_of(session, collection_id=collection_id, codec=engine.codec, subject_id=subject)
+        if len(probe.vectors) == 0:
+            raise FacegateError(ErrorCode.NO_FACE, f"subject {subject!r} has no faces to search with")
+        matches, subjects = _search(
+            engine, collection_id, probe.vectors, decision,
+            exclude_rows=frozenset(probe.row_ids.tolist()), exclude_subject=subject,
+        )
+        return SearchResult(matches, subjects, _limits(engine, decision)[0], decision.review_required)
+
+    return engine.gate.run(
+        caller, Operation.SEARCH_SUBJECT, collection_id=collection_id, limits=limits,
+        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+    )
