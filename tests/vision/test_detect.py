@@ -105,3 +105,14 @@ def test_open_detector_by_name(tmp_path: Path) -> None:
     with pytest.raises(FacegateError) as err:
         open_detector("mtcnn")
     assert err.value.code == ErrorCode.UNKNOWN_MODEL
+
+
+def test_cnn_onnx_is_upsampled_enough_for_the_smallest_wanted_face(tmp_path: Path) -> None:
+    """The MMOD window is 80 px: a 40 px minimum needs one 2x step, an 80 px one none."""
+    small = np.asarray(Image.fromarray(_lfw(1)[0]).resize((110, 110), Image.Resampling.BILINEAR))  # face ~45 px
+    wanted_40 = open_detector("cnn-onnx", 40, cache_dir=tmp_path)
+    wanted_80 = open_detector("cnn-onnx", 80, cache_dir=tmp_path)
+    assert (wanted_40.upsample, wanted_80.upsample) == (1, 0)  # type: ignore[attr-defined]
+    found = wanted_40.detect(small)
+    assert len(found) == 1 and 35 <= found[0].box.width <= 60
+    assert wanted_80.detect(small) == []

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from facegate.errors import ErrorCode, FacegateError
+from facegate.vision import mmod_pyramid
 from facegate.vision.detect_onnx import CONVERTER_VERSION, MODEL_NAME, OnnxMmodDetector
 from facegate.vision.models import MMOD_FILE, RESNET_FILE, model_path
 from facegate.vision.onnx_cache import cache_paths, sha256_file
@@ -125,6 +126,15 @@ def test_finds_all_six_faces_in_a_group_photo(cache: Path) -> None:
         assert 0 <= d.box.top and d.box.top + d.box.height <= height
     areas = [d.box.area for d in found]
     assert areas == sorted(areas, reverse=True)
+
+
+def test_upsampling_matches_dlibs_bilinear_resize() -> None:
+    image = _photo(_lfw_sample(LFW_PHOTOS)[3])[:61, :47]
+    up = mmod_pyramid.upsample_2x(image)
+    assert up.shape == (2 * 61 + 1, 2 * 47 + 2, 3)  # dlib's pyramid_up size
+    expected = dlib.resize_image(np.ascontiguousarray(image), up.shape[0], up.shape[1])
+    diff = np.abs(up.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # float rounding at truncation edges
 
 
 @pytest.mark.parametrize("shape", [(0, 0, 3), (1, 1, 3), (4, 300, 3)])

@@ -25,7 +25,7 @@ from facegate.vision.models import MMOD_FILE, model_path
 from facegate.vision.types import Box, Detection
 
 HOG_WINDOW = 80  # side of dlib's frontal_face_detector scan window, in pixels
-MMOD_FACE = 40  # the MMOD net finds faces of about 40-50 px at scale 1
+MMOD_WINDOW = 80  # the MMOD net's 80x80 window: unscaled, it finds faces from about 70 px up
 DETECTORS = ("hog", "hog-scaled", "cnn", "cnn-onnx")
 
 
@@ -99,7 +99,7 @@ class CnnDetector:
     def __init__(self, min_face_size: int = 40, upsample: int | None = None) -> None:
         self._detector = dlib.cnn_face_detection_model_v1(str(model_path(MMOD_FILE)))
         self.min_face_size = min_face_size
-        self.upsample = upsample_for(min_face_size, MMOD_FACE) if upsample is None else upsample
+        self.upsample = upsample_for(min_face_size, MMOD_WINDOW) if upsample is None else upsample
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         found = self._detector(image, self.upsample)
@@ -122,7 +122,7 @@ def open_detector(
     if name == "cnn-onnx":
         if cache_dir is None:
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "the cnn-onnx detector needs a model cache directory")
-        up = upsample_for(min_face_size, MMOD_FACE) if upsample is None else upsample
+        up = upsample_for(min_face_size, MMOD_WINDOW) if upsample is None else upsample
         return OnnxMmodDetector(model_path(MMOD_FILE), cache_dir, min_face_size, up)
     raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
 

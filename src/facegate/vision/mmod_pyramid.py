@@ -165,9 +165,10 @@ def tensor_to_image(
 ) -> tuple[float, float, float, float]:
     """A (left, top, right, bottom) box in tensor space mapped to the original image."""
     left, top, right, bottom = box
-    tile = tiles[nearest_tile(tiles, round_pixel((left + right) / 2), round_pixel((top + bottom) / 2))]
+    level = nearest_tile(tiles, round_pixel((left + right) / 2), round_pixel((top + bottom) / 2))
+    tile = tiles[level]
     corners = np.array([left - tile.left, top - tile.top, right - tile.left, bottom - tile.top])
-    for _ in range(tiles.index(tile)):
+    for _ in range(level):
         corners = corners * (n / (n - 1.0)) + 0.3
     return (float(corners[0]), float(corners[1]), float(corners[2]), float(corners[3]))
 
