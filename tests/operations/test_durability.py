@@ -1,0 +1,98 @@
+"""A bulk enrolment killed with SIGKILL part-way, then re-run: every image enrolled exactly
+once, catalog and index agree, and every face has its audit entry (and no entry claims a
+face that is not there): the operation and its record commit together or not at all."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from facegate.engine import Facegate
+from facegate.gate import Caller
+from facegate.governance import verify
+from facegate.operations import collections
+from facegate.settings import Settings
+
+CLI = Path(sys.executable).parent / "facegate"
+
+
+def faces_in_db(home: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def bulk(home: Path, manifest: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FACEGATE_HOME": str(home)}
+    return subprocess.Popen(
+        [str(CLI), "index", "people", "--manifest", str(manifest), "--workers", "1", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+
+
+def test_killed_bulk_index_converges(settings: Settings, lfw: Path, tmp_path: Path) -> None:
+    with (lfw / "manifest.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["pairs_fold"] == "1"][:36]
+    manifest = tmp_path / "m.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "subject", "external_id"])
+        for r in rows:
+            writer.writerow([str(lfw / r["path"]), r["subject"], r["path"]])
+    engine = Facegate(settings)
+    collections.create_collection(engine, Caller(), "people")
+    engine.close()
+
+    for kill_after in (3, 12):  # kill twice, at different points
+        child = bulk(settings.home, manifest)
+        deadline = time.monotonic() + 240
+        while faces_in_db(settings.home) < kill_after and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    child = bulk(settings.home, manifest)
+    out, _ = child.communicate(timeout=600)
+    assert child.returncode == 0, out
+    report = json.loads(out)
+    assert report["skipped"] >= 3
+
+    engine = Facegate(settings)
+    with engine.sessions.begin() as session:
+        con = session.connection()
+        faces = con.exec_driver_sql("SELECT face_id, row_id, external_image_id FROM faces").all()
+        entries = con.exec_driver_sql(
+            "SELECT decision, details FROM audit_log WHERE operation = 'index'"
+        ).all()
+        assert verify(session).ok
+    # every image is either enrolled or reported by the last run (e.g. NO_FACE)
+    enrolled = {f.external_image_id for f in faces}
+    reported = {Path(u["path"]).relative_to(lfw).as_posix() for u in report["unindexed"]}
+    assert enrolled | reported == {r["path"] for r in rows} and not enrolled & reported
+    # ...exactly once: all faces of an image come from one audit entry, and every stored
+    # face is claimed by exactly one allowed entry (no face without its record, and no
+    # record of a face that a crash took away)
+    entry_of: dict[str, int] = {}
+    for number, (decision, details) in enumerate(entries):
+        if decision == "allow":
+            for face_id in json.loads(details).get("indexed", []):
+                assert face_id not in entry_of
+                entry_of[face_id] = number
+    assert set(entry_of) == {f.face_id for f in faces}
+    by_image: dict[str, set[int]] = {}
+    for f in faces:
+        by_image.setdefault(f.external_image_id, set()).add(entry_of[f.face_id])
+    assert all(len(numbers) == 1 for numbers in by_image.values())
+    index = engine.vectors.vectors("people").index
+    assert sorted(index.keys().tolist()) == sorted(f.row_id for f in faces)
