@@ -28,6 +28,7 @@ from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
 from facegate.vision.embed import MODEL_ID
+from facegate.vision.types import Face
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -73,7 +74,13 @@ class Facegate:
     def calibration(self) -> Calibration:
         return load_calibration(self.template_id)
 
-    def analyze(self, data: bytes, max_faces: int | None = None):  # type: ignore[no-untyped-def]
+    def load_models(self) -> None:
+        """Load the models now, once, under the analysis lock (service warm-up and readiness)."""
+        with self._pipeline_lock:
+            self.pipeline  # noqa: B018 - the cached property loads them
+        self.calibration  # noqa: B018
+
+    def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
         """Faces of encoded image bytes; one analysis at a time per engine (dlib is not
         re-entrant), the service runs more in more worker processes."""
         with self._pipeline_lock:

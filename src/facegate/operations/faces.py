@@ -26,7 +26,7 @@ DEFAULT_QUALITY_FILTER = QualityFilter.LOW
 class Unindexed:
     """A face (or a whole image) not enrolled, and why: a stable reason code."""
 
-    reason: str  # NO_FACE | LOW_QUALITY | EXCEEDS_MAX_FACES | INVALID_IMAGE | ...
+    reason: str  # an ErrorCode value: NO_FACE, LOW_QUALITY, TOO_MANY_FACES, INVALID_IMAGE, ...
     face: Face | None = None
     message: str = ""
 
@@ -56,9 +56,9 @@ def select_faces(
     dropped: list[Unindexed] = []
     for face in faces:  # largest first
         if not passes(face.quality, quality_filter):
-            dropped.append(Unindexed("LOW_QUALITY", face))
+            dropped.append(Unindexed(ErrorCode.LOW_QUALITY.value, face))
         elif max_faces is not None and len(keep) >= max_faces:
-            dropped.append(Unindexed("EXCEEDS_MAX_FACES", face))
+            dropped.append(Unindexed(ErrorCode.TOO_MANY_FACES.value, face))
         else:
             keep.append(face)
     return keep, dropped
