@@ -28,7 +28,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision import quality
-from facegate.vision.image import read_image_file
 from facegate.vision.parallel import FileResult, PipelineFactory, analyze_files, analyze_one
 from facegate.vision.pipeline import Pipeline
 
@@ -92,7 +91,7 @@ def cached_analyses(
     that names absent photos would silently bias the audit.
     """
     key = analysis_key(pipeline)
-    digests = [hashlib.sha256(read_image_file(p, pipeline.config.limits)).hexdigest() for p in paths]
+    digests = [_digest(p) for p in paths]
     cache_dir.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(cache_dir / "templates.sqlite") as db:
         db.execute(_SCHEMA)
@@ -115,6 +114,16 @@ def cached_analyses(
             if sha in wanted
         }
     return _assemble(key, digests, rows, computed=len(todo))
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file's bytes; files over the image limits are hashed too (and refused,
+    and counted, by the analysis), but a missing file stops the audit."""
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no such image file: {path}") from None
 
 
 def _analyse(
