@@ -20,6 +20,8 @@ upsampling that min_face_size 40 needs (the net's window is 80 px).
   selfie-many-people.jpg 7, two of them cut by the frame).
 * Speed: mean ms per LFW photo (250x250) over the sample, and min ms of `--repeats` runs
   on t1.jpg (1280x886; dlib's CNN once, it takes ~20 s). Model loading is left out.
+* The last row is the pipeline's fallback rule: the CNN runs only on photos where HOG
+  finds no face at all.
 * Equality: for every photo dlib's CNN ran on, whether `cnn-onnx` finds the same number
   of faces, the worst IoU of twin boxes and the largest confidence gap.
 
@@ -45,7 +47,7 @@ from PIL import Image
 from facegate.vision.detect import Detector, HogDetector, open_detector
 from facegate.vision.detect_onnx import OnnxMmodDetector
 from facegate.vision.models import MMOD_FILE, model_path
-from facegate.vision.types import Box
+from facegate.vision.types import Box, Detection
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -58,6 +60,17 @@ GROUPS = {  # path under peers/ -> faces a person counts
 }
 BIG = "insightface/python-package/t1.jpg"
 log = logging.getLogger("detect_bench")
+
+
+class WithFallback:
+    """The pipeline's rule: the second detector runs only when the first finds nothing."""
+
+    def __init__(self, first: Detector, second: Detector) -> None:
+        self.first, self.second = first, second
+        self.name = f"{first.name}+{second.name}"
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.first.detect(image) or self.second.detect(image)
 
 
 @dataclass
@@ -143,6 +156,7 @@ def main() -> None:
         for up in (0, 1)
     ]
     rows += onnx_rows
+    rows.append(Row("dlib HOG, upsample 1, then CNN on ONNX (upsample 1) if none", WithFallback(rows[0].detector, onnx_rows[1].detector)))
     reference = dlib.cnn_face_detection_model_v1(str(dat))
 
     sample = lfw_sample(args.lfw)

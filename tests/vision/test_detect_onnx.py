@@ -26,7 +26,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LFW = DATA / "lfw"
 PEERS = DATA / "peers"
 DAT = model_path(MMOD_FILE)
-LFW_PHOTOS = 50  # benchmarks/detect_bench.py --equality compares more
+LFW_PHOTOS = 50  # benchmarks/detect_bench.py --cnn-dlib 100 compares more
 MIN_IOU = 0.95
 MAX_CONFIDENCE_GAP = 1e-3
 
