@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runtime", default="onnx")
+    parser.add_argument("--cache", type=Path, default=Path("benchmarks/out/template-cache"),
+                        help="template cache (shared with the other evaluation runs)")
     parser.add_argument("--all", action="store_true", help="every manifest photo, not only pairs.txt's")
     args = parser.parse_args()
     with (args.lfw / "manifest.csv").open() as f:
@@ -79,7 +81,7 @@ def main() -> None:
     names = [r["path"] for r in rows]
     config = PipelineConfig(runtime=args.runtime)
     pipeline = Pipeline(config)
-    found = image_templates(names, args.lfw, pipeline, config, args.workers, no_face="reject")
+    found = image_templates(names, args.lfw, pipeline, args.cache, args.workers, no_face="reject")
     kept = [r for r in rows if r["path"] in found.templates]
     templates = np.stack([found.templates[r["path"]] for r in kept])
     subjects = np.array([r["subject"] for r in kept])

@@ -60,6 +60,7 @@ class ErrorCode(StrEnum):
     VALIDATION_ERROR = "VALIDATION_ERROR"
     NOT_FOUND = "NOT_FOUND"
     INTERNAL = "INTERNAL"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 
 
 class FacegateError(Exception):
@@ -74,6 +75,10 @@ class FacegateError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with code and details, so refusals cross process boundaries (worker pools)."""
+        return (_rebuild, (type(self), self.code, self.message, self.details))
+
     def to_dict(self) -> dict[str, Any]:
         """The error as the JSON body shared by CLI and HTTP: `{"code", "message", ...}`."""
         body: dict[str, Any] = {"code": self.code.value, "message": self.message}
@@ -82,3 +87,9 @@ class FacegateError(Exception):
 
     def __repr__(self) -> str:
         return f"FacegateError({self.code.value!r}, {self.message!r})"
+
+
+def _rebuild(cls: type[FacegateError], code: ErrorCode, message: str, details: dict[str, Any]) -> FacegateError:
+    error = cls.__new__(cls)
+    FacegateError.__init__(error, code, message, **details)
+    return error

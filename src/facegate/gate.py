@@ -156,13 +156,7 @@ class Gatekeeper:
         commit: Callable[[Session, Decision, P], Outcome[R]],
     ) -> Gated[R]:
         """Decide, prepare outside the lock, then act and record in one transaction."""
-        with self._sessions.begin() as session:
-            request = self.request(session, caller, operation, collection_id, limits)
-            decision = self.decide(session, request, self.clock())
-            if not decision.allowed:
-                append_entry(session, self._entry(request, decision, caller, probe_sha256))
-        if not decision.allowed:
-            raise PolicyDenied(decision)
+        request, decision = self._admit(caller, operation, collection_id, limits, probe_sha256)
         try:
             prepared = prepare(decision)
         except FacegateError as exc:
@@ -190,6 +184,24 @@ class Gatekeeper:
             raise PolicyDenied(denied)
         return Gated(outcome.value, decision, seq)
 
+    def _admit(
+        self, caller: Caller, operation: Operation, collection_id: str | None, limits: Limits, probe: str | None
+    ) -> tuple[GateRequest, Decision]:
+        """Decide in a short transaction; a denial is recorded there and raised."""
+        with self._sessions.begin() as session:
+            request = self.request(session, caller, operation, collection_id, limits)
+            decision = self.decide(session, request, self.clock())
+            if not decision.allowed:
+                append_entry(session, self._entry(request, decision, caller, probe))
+        if not decision.allowed:
+            raise PolicyDenied(decision)
+        return request, decision
+
+    def admit(self, caller: Caller, operation: Operation) -> Decision:
+        """Check before long work (a demographic audit): a denial is recorded and raised;
+        an allowed decision is recorded later, with the work's results, by `run_recorded`."""
+        return self._admit(caller, operation, None, Limits(), None)[1]
+
     def run_recorded(self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R]) -> R:
         """Decide an administrative step and let `act` perform it and append `entry` itself
         (governance functions add their own details to the entry they are given, `record=`).
@@ -197,14 +209,8 @@ class Gatekeeper:
         A denial is recorded and raised; an allowed step whose function refuses (e.g.
         TENANT_EXISTS) rolls back and is recorded with its error code.
         """
-        with self._sessions.begin() as session:
-            request = self.request(session, caller, operation, None, Limits())
-            decision = self.decide(session, request, self.clock())
-            entry = self._entry(request, decision, caller, None)
-            if not decision.allowed:
-                append_entry(session, entry)
-        if not decision.allowed:
-            raise PolicyDenied(decision)
+        request, decision = self._admit(caller, operation, None, Limits(), None)
+        entry = self._entry(request, decision, caller, None)
         try:
             with self._sessions.begin() as session:
                 return act(session, entry)

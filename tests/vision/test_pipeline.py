@@ -102,3 +102,14 @@ def test_pose_from_landmarks() -> None:
 def test_empty_and_tiny_images(pipeline: Pipeline) -> None:
     assert pipeline.faces(np.zeros((1, 1, 3), np.uint8)) == []
     assert pipeline.faces(np.full((40, 40, 3), 128, np.uint8)) == []
+
+
+def test_large_photo_is_detected_at_bounded_scale(pipeline: Pipeline, peers: Path) -> None:
+    """A 14-megapixel portrait is searched at about 2 megapixels; boxes come back in the
+    full image's pixels and the face is still found once."""
+    image = pipeline.decode((peers / "deepface" / "img40.jpg").read_bytes())
+    assert image.shape[0] * image.shape[1] > 4 * pipeline.config.detect_max_pixels
+    faces = pipeline.faces(image)
+    assert len(faces) == 1
+    box = faces[0].box
+    assert box.width > 1000 and box.left + box.width <= image.shape[1] and box.top + box.height <= image.shape[0]

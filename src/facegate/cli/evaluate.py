@@ -7,12 +7,19 @@ from pathlib import Path
 
 import click
 
-from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, progress_bar, stdout
+from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, stdout
+from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.evaluation.identification import identify, split
 from facegate.evaluation.lfw_pairs import pair_scores, read_pairs, report
 from facegate.evaluation.templates import image_templates
 from facegate.vision.calibration import similarity
+
+
+def eval_cache(engine: Facegate) -> Path:
+    """Where evaluation templates are cached: inside the data directory, with the other
+    biometric data, so that erasing the data directory erases them too."""
+    return engine.settings.home / "evaluation-cache"
 
 
 @click.group()
@@ -39,12 +46,9 @@ def pairs_command(
     engine = build_engine(data_dir, policy)
     pairs = read_pairs(pairs_file)
     names = pairs.images
-    with progress_bar() as bar:
-        task = bar.add_task("templates", total=len(names))
-        found = image_templates(
-            names, images_dir, engine.pipeline, engine.config,
-            workers or engine.settings.workers, no_face, lambda n: bar.advance(task, n),
-        )
+    found = image_templates(
+        names, images_dir, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, no_face
+    )
     scores = pair_scores(pairs, found.templates, similarity)
     cal = engine.calibration
     result = report(
@@ -82,12 +86,9 @@ def identification_command(
     engine = build_engine(data_dir, policy)
     rows = manifest_rows(manifest)
     names = [path for path, _ in rows]
-    with progress_bar() as bar:
-        task = bar.add_task("templates", total=len(names))
-        found = image_templates(
-            names, manifest.parent, engine.pipeline, engine.config, workers or engine.settings.workers,
-            "reject", lambda n: bar.advance(task, n),
-        )
+    found = image_templates(
+        names, manifest.parent, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, "reject"
+    )
     result = identify(split(rows, set(found.templates)), found.templates).to_dict()
     result["n_images_without_face"] = len(found.no_face)
     result["n_unreadable"] = len(found.unreadable)

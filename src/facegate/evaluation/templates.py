@@ -1,21 +1,22 @@
-"""Templates for a set of image files, one per image (its largest face), on all cores.
+"""One template per image (its largest face) for evaluation runs, from the on-disk cache.
 
-Evaluation runs need exactly one template per image. When no face is found the caller
+Built on `template_cache.cached_analyses`, so a second run over the same photos with the
+same recipe reads templates instead of computing them. When no face is found the caller
 chooses what happens (`no_face`): take the central half of the image as the face box
 (`centre`), or leave the image without a template (`reject`). Either way it is counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facegate.evaluation.template_cache import FACE, NO_FACE, cached_analyses
 from facegate.vision.image import load_image
-from facegate.vision.parallel import analyze_files
-from facegate.vision.pipeline import Pipeline, PipelineConfig
+from facegate.vision.pipeline import Pipeline
 from facegate.vision.types import Box
 
 
@@ -35,27 +36,24 @@ def image_templates(
     names: Sequence[str],
     root: Path,
     pipeline: Pipeline,
-    config: PipelineConfig,
+    cache_dir: Path,
     workers: int,
     no_face: str = "centre",
-    progress: Callable[[int], None] | None = None,
 ) -> TemplateSet:
-    """One template per image `root / name`; `pipeline` is used only for the no-face fallback."""
+    """One template per image `root / name` (largest face), with a progress bar on stderr."""
+    analyses = cached_analyses([root / n for n in names], pipeline, cache_dir, workers=workers)
     templates: dict[str, np.ndarray] = {}
     missing: list[str] = []
     unreadable: list[str] = []
-    paths = [root / name for name in names]
-    for name, result in zip(names, analyze_files(paths, config, workers, max_faces=1)):
-        if result.error is not None and result.error.code.value != "NO_FACE":
-            unreadable.append(name)
-        elif result.faces:
-            templates[name] = result.faces[0].template
-        else:
+    for name, outcome, template in zip(names, analyses.outcome, analyses.templates):
+        if outcome == FACE:
+            templates[name] = template
+        elif outcome == NO_FACE:
             missing.append(name)
-        if progress is not None:
-            progress(1)
+        else:
+            unreadable.append(name)
     if no_face == "centre":
         for name in missing:
-            image = load_image(root / name, config.limits)
+            image = load_image(root / name, pipeline.config.limits)
             templates[name] = pipeline.faces_at(image, [centre_box(image)])[0].template
     return TemplateSet(templates, tuple(missing), tuple(unreadable))

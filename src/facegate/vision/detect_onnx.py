@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from facegate.errors import ErrorCode, FacegateError
@@ -65,11 +64,7 @@ class OnnxMmodDetector:
         self._convs = [layer for layer in net.layers if isinstance(layer, dl.Conv)]
         self.min_face_size = min_face_size
         self.upsample = upsample
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime picks (all cores)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_cache.cpu_session(self.onnx_path, threads)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 image, boxes clipped, largest first."""

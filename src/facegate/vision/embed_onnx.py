@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from facegate.errors import ErrorCode, FacegateError
@@ -52,14 +51,7 @@ class OnnxResNet:
     def __init__(self, dat_path: Path, cache_dir: Path, threads: int | None = None) -> None:
         self.dat_path = Path(dat_path)
         self.onnx_path = ensure_onnx(self.dat_path, Path(cache_dir))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime picks (all cores)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnx_cache.cpu_session(self.onnx_path, threads)
         shape = self._session.get_inputs()[0].shape
         self.chip_shape: tuple[int, int, int] = (int(shape[1]), int(shape[2]), int(shape[3]))
 

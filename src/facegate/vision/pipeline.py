@@ -11,11 +11,13 @@ all hold one `Pipeline` through the engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from platformdirs import user_cache_dir
 
 from facegate.vision.align import Aligner
@@ -36,7 +38,7 @@ class PipelineConfig:
     """
 
     detector: str = "hog"
-    fallback_detector: str | None = "cnn"  # tried only when the main detector finds nothing
+    fallback_detector: str | None = "cnn-onnx"  # tried only when the main detector finds nothing
     min_face_size: int = 40
     upsample: int | None = None  # None: chosen from min_face_size
     flip: bool = True
@@ -44,7 +46,23 @@ class PipelineConfig:
     limits: ImageLimits = field(default_factory=ImageLimits)
     runtime: str = "onnx"  # embedder runtime: "onnx" (fast) or "dlib" (reference)
     model_cache: Path = field(default_factory=lambda: Path(user_cache_dir("facegate", appauthor=False)))
-    threads: int | None = None  # inference threads per pipeline; None: one per core
+    threads: int | None = None  # inference threads per pipeline; None: the runtime's default
+    detect_max_pixels: int = 1920 * 1080  # larger photos are detected on a scaled-down copy
+
+
+def downscale(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image resized by `scale` < 1 with an area filter (no aliasing of fine detail)."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+
+
+def upscale_box(box: Box, factor: float, width: int, height: int) -> Box:
+    """A box found on a scaled copy, in the full image's pixels, clipped to it."""
+    left, top = int(box.left * factor), int(box.top * factor)
+    right = min(width, int(round((box.left + box.width) * factor)))
+    bottom = min(height, int(round((box.top + box.height) * factor)))
+    return Box(left, top, right - left, bottom - top)
 
 
 class Pipeline:
@@ -52,7 +70,9 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig = PipelineConfig(), embedder: Embedder | None = None):
         self.config = config
-        self.detector: Detector = open_detector(config.detector, config.min_face_size, config.upsample)
+        self.detector: Detector = open_detector(
+            config.detector, config.min_face_size, config.upsample, config.model_cache
+        )
         self.aligner = Aligner()
         self.embedder: Embedder = (
             embedder if embedder is not None else open_embedder(config.runtime, config.model_cache, config.threads)
@@ -73,7 +93,7 @@ class Pipeline:
         name = self.config.fallback_detector
         if name is None or name == self.config.detector:
             return None
-        return open_detector(name, self.config.min_face_size, self.config.upsample)
+        return open_detector(name, self.config.min_face_size, self.config.upsample, self.config.model_cache)
 
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, self.config.limits)
@@ -88,15 +108,24 @@ class Pipeline:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detections largest first; the fallback detector runs only if none were found.
 
+        Photos larger than `detect_max_pixels` are searched on a copy scaled down to that
+        size, as Rekognition does above 1920x1080: the minimum face size then applies at
+        that scale, so a 12-megapixel photo is not scanned for 40-pixel faces at 48
+        megapixels. Boxes are mapped back; landmarks and chips use the full image.
         An image smaller than the minimum face size cannot hold a face we would report
         (and dlib's CNN refuses inputs smaller than its filters): it has none.
         """
-        if min(image.shape[:2]) < self.config.min_face_size:
+        scale = min(1.0, math.sqrt(self.config.detect_max_pixels / (image.shape[0] * image.shape[1])))
+        scan = image if scale == 1.0 else downscale(image, scale)
+        if min(scan.shape[:2]) < self.config.min_face_size:
             return []
-        found = self.detector.detect(image)
+        found = self.detector.detect(scan)
         if not found and self._fallback is not None:
-            found = self._fallback.detect(image)
-        return found
+            found = self._fallback.detect(scan)
+        if scale == 1.0:
+            return found
+        height, width = image.shape[:2]
+        return [replace(d, box=upscale_box(d.box, 1.0 / scale, width, height)) for d in found]
 
     def faces(self, image: np.ndarray, max_faces: int | None = None) -> list[Face]:
         """Detect, then analyse at most `max_faces` of the largest faces."""
