@@ -1,0 +1,48 @@
+"""`facegate serve`: the HTTP API on the embedded default (SQLite and in-process indexes
+under one data directory), run by uvicorn.
+
+The settings travel to the app through the environment (FACEGATE_HOME, FACEGATE_POLICY),
+because with `--workers N` each worker process builds its own app and engine from it;
+the workers then share the data directory (SQLite in WAL mode, immediate transactions,
+indexes that catch up with the catalog before every search).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import click
+import uvicorn
+
+from facegate.cli.common import engine_options, handles_errors
+from facegate.engine import Facegate
+from facegate.settings import Settings
+
+APP = "facegate.service.app:from_environment"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes; each loads the models once and serves requests in threads.")
+@engine_options
+@handles_errors
+def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Path | None) -> None:
+    """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until interrupted."""
+    if data_dir is not None:
+        os.environ["FACEGATE_HOME"] = str(data_dir.resolve())
+    if policy is not None:
+        os.environ["FACEGATE_POLICY"] = str(policy.resolve())
+    settings = Settings()
+    in_force = Facegate(settings).policy  # a broken policy file stops here, with its line and field
+    url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
+    where = f" --data-dir {shlex.quote(str(settings.home))}" if data_dir is not None else ""
+    click.echo(f"facegate listening on {url}  (docs {url}/docs, OpenAPI {url}/openapi.json)", err=True)
+    click.echo(f"data directory {settings.home}; policy {in_force.source} ({in_force.version})", err=True)
+    click.echo("A first API key:", err=True)
+    click.echo(f"  facegate tenant create my-org --sector nonprofit --purposes photo_library{where}", err=True)
+    click.echo(f"  facegate key create my-org --json{where}", err=True)
+    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -1,0 +1,187 @@
+"""A small Python client for the facegate HTTP API (httpx), used by the tests and the README.
+
+    from facegate.client import FacegateClient
+
+    with FacegateClient("http://localhost:8000", key="fg_...") as fg:
+        fg.create_collection("victims-2026")
+        fg.index_faces("victims-2026", Path("photo.jpg"), subject="person-17",
+                       purpose="victim_identification", case_reference="CASE-42")
+        hits = fg.search("victims-2026", Path("probe.jpg"), purpose="victim_identification",
+                         case_reference="CASE-42")
+        hits["matches"], hits["decision"]
+
+Methods return the JSON answer as a dict. An error answer raises `FacegateHTTPError`, which
+carries the status, the stable `code`, the message, the request id and the whole error body
+(for a policy denial, its `decision`). Images are given as bytes or as a path, and are sent
+base64-encoded in JSON (`multipart=True` sends them as a file upload instead).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+Image = bytes | Path
+
+
+class FacegateHTTPError(Exception):
+    """An error answer: `status`, `code` (e.g. MORATORIUM), `message`, `request_id`, `body`."""
+
+    def __init__(self, status: int, body: dict[str, Any], request_id: str | None) -> None:
+        found = body.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
+        self.status = status
+        self.body = body
+        self.error = error
+        self.code: str = str(error.get("code", "HTTP_ERROR"))
+        self.message: str = str(error.get("message", body))
+        self.request_id = error.get("request_id") or request_id
+        super().__init__(f"{status} {self.code}: {self.message}")
+
+
+def _bytes(image: Image) -> bytes:
+    return image.read_bytes() if isinstance(image, Path) else image
+
+
+def _fields(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class FacegateClient:
+    """One API key against one server; thread-safe (httpx.Client is)."""
+
+    def __init__(self, base_url: str, key: str | None, timeout: float = 120.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+        self.last_request_id: str | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- plumbing -----------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Send a request; the JSON answer, or `FacegateHTTPError`."""
+        response = self.http.request(method, path, **kwargs)
+        self.last_request_id = response.headers.get("x-request-id")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": {"code": "HTTP_ERROR", "message": response.text[:500]}}
+        if response.is_error:
+            raise FacegateHTTPError(response.status_code, body, self.last_request_id)
+        return body  # type: ignore[no-any-return]
+
+    def _image_call(
+        self, path: str, images: dict[str, Image], fields: dict[str, Any], multipart: bool
+    ) -> dict[str, Any]:
+        if multipart:
+            files = {name: (f"{name}.img", _bytes(img), "application/octet-stream") for name, img in images.items()}
+            return self.request("POST", path, files=files, data={k: str(v) for k, v in fields.items()})
+        encoded = {name: {"bytes": base64.b64encode(_bytes(img)).decode()} for name, img in images.items()}
+        return self.request("POST", path, json={**encoded, **fields})
+
+    # --- collections --------------------------------------------------------------------
+    def create_collection(self, collection_id: str, description: str = "") -> dict[str, Any]:
+        body = {"collection_id": collection_id, "description": description}
+        return self.request("POST", "/v1/collections", json=body)
+
+    def list_collections(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/collections")
+
+    def describe_collection(self, collection_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/collections/{collection_id}")
+
+    def delete_collection(self, collection_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/collections/{collection_id}")
+
+    # --- faces and subjects --------------------------------------------------------------
+    def index_faces(
+        self, collection_id: str, image: Image, *, purpose: str | None = None, case_reference: str | None = None,
+        subject: str | None = None, external_image_id: str | None = None, max_faces: int | None = None,
+        quality_filter: str | None = None, consent_reference: str | None = None, multipart: bool = False,
+    ) -> dict[str, Any]:
+        fields = _fields(purpose=purpose, case_reference=case_reference, subject=subject,
+                         external_image_id=external_image_id, max_faces=max_faces,
+                         quality_filter=quality_filter, consent_reference=consent_reference)
+        return self._image_call(f"/v1/collections/{collection_id}/faces", {"image": image}, fields, multipart)
+
+    def list_faces(self, collection_id: str, *, subject: str | None = None, limit: int = 100,
+                   next_token: str | None = None) -> dict[str, Any]:
+        params = _fields(subject=subject, limit=limit, next_token=next_token)
+        return self.request("GET", f"/v1/collections/{collection_id}/faces", params=params)
+
+    def delete_face(self, collection_id: str, face_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/collections/{collection_id}/faces/{face_id}")
+
+    def create_subject(
+        self, collection_id: str, subject: str, attributes: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"subject": subject, "attributes": attributes or {}}
+        return self.request("POST", f"/v1/collections/{collection_id}/subjects", json=body)
+
+    def associate_faces(self, collection_id: str, subject: str, face_ids: list[str]) -> dict[str, Any]:
+        return self.request("POST", f"/v1/collections/{collection_id}/subjects/{subject}/faces",
+                            json={"face_ids": face_ids})
+
+    def list_subjects(self, collection_id: str, *, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+        return self.request("GET", f"/v1/collections/{collection_id}/subjects",
+                            params=_fields(limit=limit, next_token=next_token))
+
+    def erase_subject(self, collection_id: str, subject: str) -> dict[str, Any]:
+        """Right to erasure: the subject and all its faces."""
+        return self.request("DELETE", f"/v1/collections/{collection_id}/subjects/{subject}")
+
+    # --- search, compare, detect --------------------------------------------------------
+    def search(
+        self, collection_id: str, image: Image, *, purpose: str | None = None, case_reference: str | None = None,
+        max_results: int | None = None, max_fmr: float | None = None, threshold: float | None = None,
+        mode: str | None = None, multipart: bool = False,
+    ) -> dict[str, Any]:
+        """Search by image: `{"matches": [...], "decision": {...}, ...}`."""
+        fields = _fields(purpose=purpose, case_reference=case_reference, max_results=max_results,
+                         max_fmr=max_fmr, threshold=threshold, mode=mode)
+        return self._image_call(f"/v1/collections/{collection_id}/search", {"image": image}, fields, multipart)
+
+    def search_face(self, collection_id: str, face_id: str, **fields: Any) -> dict[str, Any]:
+        return self.request("POST", f"/v1/collections/{collection_id}/faces/{face_id}/search", json=_fields(**fields))
+
+    def search_subject(self, collection_id: str, subject: str, **fields: Any) -> dict[str, Any]:
+        path = f"/v1/collections/{collection_id}/subjects/{subject}/search"
+        return self.request("POST", path, json=_fields(**fields))
+
+    def compare(self, source: Image, target: Image, *, purpose: str | None = None, case_reference: str | None = None,
+                max_fmr: float | None = None, multipart: bool = False) -> dict[str, Any]:
+        fields = _fields(purpose=purpose, case_reference=case_reference, max_fmr=max_fmr)
+        return self._image_call("/v1/compare", {"source_image": source, "target_image": target}, fields, multipart)
+
+    def detect(self, image: Image, *, purpose: str | None = None, case_reference: str | None = None,
+               multipart: bool = False) -> dict[str, Any]:
+        fields = _fields(purpose=purpose, case_reference=case_reference)
+        return self._image_call("/v1/detect", {"image": image}, fields, multipart)
+
+    # --- audit (auditor role) -----------------------------------------------------------
+    def verify_audit(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/verify")
+
+    def export_audit(self, *, after_seq: int = 0, limit: int = 100) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/export", params={"after_seq": after_seq, "limit": limit})
+
+    def transparency_report(self, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/report", params=_fields(since=since, until=until))
+
+    # --- health ---------------------------------------------------------------------------
+    def healthz(self) -> dict[str, Any]:
+        return self.request("GET", "/healthz")
+
+    def readyz(self) -> dict[str, Any]:
+        return self.request("GET", "/readyz")

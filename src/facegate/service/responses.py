@@ -1,0 +1,267 @@
+"""What the API answers: response models, published in the OpenAPI document.
+
+Routes return the plain dicts the core already produces (`to_dict()` of faces, matches,
+decisions); FastAPI checks each against its `response_model` here, so the published
+schema and the bytes on the wire cannot drift apart. Templates never appear in any of
+them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DecisionOut(BaseModel):
+    """The policy's decision: the rule that decided, the policy version and the limits in force."""
+
+    decision: Literal["allow", "deny"]
+    code: str | None = Field(description="Why a denial denied (MORATORIUM, PURPOSE_NOT_APPROVED, ...).")
+    rule: str = Field(examples=["purpose:victim_identification"])
+    reason: str
+    policy_version: str
+    max_fmr: float | None
+    threshold: float | None = Field(description="Similarity threshold derived from max_fmr (matching operations).")
+    max_results: int | None
+    review_required: bool
+
+
+class ErrorDetail(BaseModel):
+    """Stable `code` (see docs/api.md), a message for people, the request id of the audit entry,
+    and details that depend on the code (`field`, `rule`, `policy_version`, `decision`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(examples=["MORATORIUM"])
+    message: str
+    request_id: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Gated(BaseModel):
+    decision: DecisionOut
+
+
+class CollectionOut(BaseModel):
+    collection_id: str
+    description: str
+    model_id: str
+    template_id: str = Field(description="The template space (model + recipe) every face in it belongs to.")
+    dimension: int
+    created_at: str
+
+
+class CollectionStatsOut(CollectionOut):
+    face_count: int
+    subject_count: int
+
+
+class CollectionCreated(CollectionOut, Gated):
+    pass
+
+
+class CollectionDescribed(CollectionStatsOut, Gated):
+    pass
+
+
+class CollectionList(Gated):
+    collections: list[CollectionOut]
+
+
+class CollectionDeleted(Gated):
+    deleted: CollectionStatsOut
+
+
+class BoxOut(BaseModel):
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+class PointOut(BaseModel):
+    x: int
+    y: int
+
+
+class QualityOut(BaseModel):
+    face_size: int
+    sharpness: float
+    brightness: float
+    yaw: float
+    roll: float
+    level: str
+
+
+class FaceOut(BaseModel):
+    """A face found in an image: box, landmarks and quality (never the template)."""
+
+    box: BoxOut
+    confidence: float
+    landmarks: list[PointOut]
+    quality: QualityOut
+
+
+class StoredFaceOut(BaseModel):
+    face_id: str
+    collection_id: str
+    subject: str | None
+    external_image_id: str | None
+    box: BoxOut
+    confidence: float
+    quality: dict[str, float | int | str]
+    landmarks: list[PointOut]
+    image_sha256: str
+    created_at: str
+
+
+class UnindexedOut(BaseModel):
+    reason: str = Field(examples=["LOW_QUALITY", "EXCEEDS_MAX_FACES"])
+    face: FaceOut | None = None
+    message: str | None = None
+
+
+class FacesIndexed(Gated):
+    indexed: list[StoredFaceOut]
+    unindexed: list[UnindexedOut]
+    already_indexed: bool = Field(description="The same image and external id were enrolled before.")
+    image_sha256: str
+
+
+class FaceList(Gated):
+    faces: list[StoredFaceOut]
+    next_token: str | None
+
+
+class FaceDeleted(Gated):
+    deleted: list[str]
+
+
+class SubjectOut(BaseModel):
+    subject: str
+    face_count: int
+    attributes: dict[str, str]
+    created_at: str
+
+
+class SubjectCreated(SubjectOut, Gated):
+    pass
+
+
+class SubjectList(Gated):
+    subjects: list[SubjectOut]
+    next_token: str | None
+
+
+class FacesAssociated(Gated):
+    associated: list[str]
+    unknown: list[str]
+    conflicting: list[str] = Field(description="Faces of another subject, left as they are.")
+
+
+class SubjectErased(Gated):
+    erased: str
+    face_ids: list[str]
+
+
+class MatchOut(BaseModel):
+    face_id: str
+    subject: str | None
+    external_id: str | None
+    similarity: float = Field(description="0-100; higher is more alike.")
+    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
+
+
+class SubjectMatchOut(BaseModel):
+    subject: str
+    similarity: float
+    estimated_fmr: float
+    votes: int
+
+
+class Leads(Gated):
+    investigative_leads: bool = Field(description="True when the purpose requires human review.")
+    notice: str | None = Field(description="What a lead is and is not, when the purpose requires review.")
+
+
+class SearchResults(Leads):
+    matches: list[MatchOut]
+    subjects: list[SubjectMatchOut]
+    threshold: float
+    searched_face: FaceOut | None = None
+
+
+class TargetFaceOut(FaceOut):
+    similarity: float
+    estimated_fmr: float
+    threshold: float
+    match: bool
+
+
+class Comparison(Leads):
+    similarity: float
+    estimated_fmr: float
+    threshold: float
+    match: bool
+    source_face: FaceOut
+    target_faces: list[TargetFaceOut]
+
+
+class Detection(Gated):
+    faces: list[FaceOut]
+
+
+class AnchorOut(BaseModel):
+    seq: int
+    entry_hash: str
+
+
+class ChainVerified(BaseModel):
+    """The shape of `facegate audit verify --json`."""
+
+    ok: bool
+    entries: int
+    first_bad_entry: int | None
+    problem: str | None
+    kind: str | None
+    head: AnchorOut | None
+
+
+class AuditPage(BaseModel):
+    entries: list[dict[str, Any]] = Field(description="Entries as hashed, with prev_hash and entry_hash.")
+    next_after_seq: int | None = Field(description="Pass as after_seq for the next page; null at the end.")
+
+
+class TallyOut(BaseModel):
+    requests: int
+    allowed: int
+    denied: int
+
+
+class TransparencyReportOut(BaseModel):
+    since: str | None
+    until: str | None
+    total: TallyOut
+    by_sector: dict[str, TallyOut]
+    by_purpose: dict[str, TallyOut]
+    by_operation: dict[str, TallyOut]
+    by_month: dict[str, TallyOut]
+    by_decision: dict[str, int]
+    denials_by_code: dict[str, int]
+    denials_by_rule: dict[str, int]
+    policy_versions: dict[str, int]
+    reviews: dict[str, int]
+    head: AnchorOut | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description="Each check: ok, or what failed.")

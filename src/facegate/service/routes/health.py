@@ -1,0 +1,45 @@
+"""Liveness and readiness, without a key: for load balancers and orchestrators.
+
+`/healthz` answers while the process serves requests. `/readyz` answers 200 once the
+catalog database is reachable and the models are loaded (it loads them if the warm-up
+has not yet), else 503 with what failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from facegate.errors import FacegateError
+from facegate.service.deps import EngineDep
+from facegate.service.responses import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(engine: EngineDep) -> Any:
+    checks: dict[str, str] = {}
+    try:
+        with engine.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except (SQLAlchemyError, OSError) as exc:
+        checks["database"] = f"{type(exc).__name__}: {exc}"[:300]
+    try:
+        engine.load_models()
+        checks["models"] = "ok"
+    except FacegateError as exc:
+        checks["models"] = f"{exc.code.value}: {exc.message}"
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    return body if ready else JSONResponse(body, status_code=503)

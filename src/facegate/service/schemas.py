@@ -1,0 +1,182 @@
+"""What callers send: the request bodies of the HTTP API, with examples.
+
+Split by direction (as the FastAPI template splits `UserCreate` from `UserPublic`): these
+are inputs, validated strictly; `service.responses` holds what the API answers. Names and
+fields follow Rekognition where it has them (`image.bytes`, `max_faces`, `quality_filter`,
+`external_image_id`), and facegate's governance where it does not: every face operation
+declares a `purpose`, with a `case_reference` where the policy demands one.
+
+Image endpoints take JSON (the image base64 in `image.bytes`) or multipart form data (the
+image as a file part named like the JSON field, the other fields as form fields); the
+`*Params` models are the fields both carry, the `*Request` models the JSON body.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from facegate.vision.types import QualityFilter
+
+# Ids end up in file names, URLs and the audit log. A leading dot is refused here so that
+# "." and ".." can never be a path segment, and collection ids stop at 128 characters: the
+# index file of a collection is named after it, and a file name has at most 255 bytes
+# (the catalog itself allows 255 characters; see the service report).
+COLLECTION_ID = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$"
+SUBJECT_ID = r"^[A-Za-z0-9_\-:][A-Za-z0-9_.\-:]{0,254}$"
+FACE_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+B64_EXAMPLE = "/9j/4AAQSkZJRgABAQAAAQABAAD/"  # the first bytes of a JPEG, base64
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused: a misspelt `purpose` must not pass as a missing one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageIn(Strict):
+    bytes: str = Field(
+        description="The image file (JPEG, PNG, WebP, BMP or GIF), base64-encoded.",
+        json_schema_extra={"format": "byte"},
+        examples=[B64_EXAMPLE],
+    )
+
+
+class Purposeful(Strict):
+    """Why the caller asks: decided by the policy and written to the audit log."""
+
+    purpose: str | None = Field(
+        default=None, max_length=64,
+        description="Declared purpose (e.g. victim_identification). Required for face operations: "
+        "without it the policy answers 403 PURPOSE_REQUIRED.",
+        examples=["victim_identification"],
+    )
+    case_reference: str | None = Field(
+        default=None, max_length=255, description="Case the request serves, where the purpose requires one.",
+        examples=["CASE-2026-0042"],
+    )
+
+
+class Matching(Purposeful):
+    """Limits a caller may ask for: never looser than the purpose allows."""
+
+    mode: Literal["post_event", "live"] = Field(
+        default="post_event", description="post_event (a stored photo) or live (a camera stream)."
+    )
+    max_fmr: float | None = Field(
+        default=None, gt=0, lt=1, description="Highest estimated false-match rate accepted.", examples=[1e-5]
+    )
+    threshold: float | None = Field(
+        default=None, ge=0, le=100, description="Lowest similarity accepted (0-100)."
+    )
+
+
+class CreateCollectionRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"collection_id": "victims-2026"}]})
+
+    collection_id: str = Field(pattern=COLLECTION_ID, max_length=128)
+    description: str = Field(default="", max_length=1000)
+
+
+class IndexFacesParams(Purposeful):
+    subject: str | None = Field(
+        default=None, pattern=SUBJECT_ID, max_length=255,
+        description="Subject (one person) the faces belong to.", examples=["person-17"],
+    )
+    external_image_id: str | None = Field(
+        default=None, max_length=255, description="Your id for the image.", examples=["ad-88412.jpg"]
+    )
+    max_faces: int | None = Field(default=None, ge=1, le=100, description="Enrol at most the N largest faces.")
+    quality_filter: QualityFilter = Field(default=QualityFilter.LOW, description="Drop faces below this quality.")
+    consent_reference: str | None = Field(
+        default=None, max_length=255, description="Consent record, where the collection requires one."
+    )
+
+
+class IndexFacesRequest(IndexFacesParams):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "image": {"bytes": B64_EXAMPLE}, "subject": "person-17", "external_image_id": "ad-88412.jpg",
+        "purpose": "victim_identification", "case_reference": "CASE-2026-0042",
+    }]})
+
+    image: ImageIn
+
+
+class SearchParams(Matching):
+    max_results: int | None = Field(
+        default=None, ge=1, le=1000, description="At most this many matches (capped by the purpose)."
+    )
+
+
+class SearchByImageRequest(SearchParams):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "image": {"bytes": B64_EXAMPLE}, "purpose": "victim_identification",
+        "case_reference": "CASE-2026-0042", "max_results": 5, "max_fmr": 1e-5,
+    }]})
+
+    image: ImageIn
+
+
+class SearchRequest(SearchParams):
+    """Search by an enrolled face or by a subject: the probe is already stored."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "purpose": "victim_identification", "case_reference": "CASE-2026-0042", "max_results": 5,
+    }]})
+
+
+class CompareParams(Matching):
+    pass
+
+
+class CompareRequest(CompareParams):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "source_image": {"bytes": B64_EXAMPLE}, "target_image": {"bytes": B64_EXAMPLE},
+        "purpose": "identity_verification",
+    }]})
+
+    source_image: ImageIn
+    target_image: ImageIn
+
+
+class DetectParams(Purposeful):
+    pass
+
+
+class DetectRequest(DetectParams):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "image": {"bytes": B64_EXAMPLE}, "purpose": "photo_library",
+    }]})
+
+    image: ImageIn
+
+
+class CreateSubjectRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"subject": "person-17"}]})
+
+    subject: str = Field(pattern=SUBJECT_ID, max_length=255)
+    attributes: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=dict, max_length=32, description="Free labels kept with the subject (never biometric)."
+    )
+
+
+class AssociateFacesRequest(Strict):
+    face_ids: list[Annotated[str, Field(pattern=FACE_ID)]] = Field(
+        min_length=1, max_length=1000, examples=[["5f0c4a1e-8a56-4a8f-9f1e-0d2b8c3e4f5a"]]
+    )
+
+
+# Path parameters, validated like the bodies that name the same things.
+CollectionIdPath = Annotated[str, Path(pattern=COLLECTION_ID, max_length=128, description="Collection id.")]
+SubjectPath = Annotated[str, Path(pattern=SUBJECT_ID, max_length=255, description="Subject id.")]
+FaceIdPath = Annotated[str, Path(pattern=FACE_ID, description="Face id (a UUID).")]
+
+# RFC 3339 date-time with a zone, exactly what the OpenAPI `date-time` format means.
+DATE_TIME = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+TimeQuery = Annotated[str | None, Query(
+    pattern=DATE_TIME, json_schema_extra={"format": "date-time"},
+    description="RFC 3339 time with zone, e.g. 2026-01-01T00:00:00Z.",
+)]

@@ -1,0 +1,211 @@
+"""The operator's work over HTTP, on a real server with two worker processes sharing one
+data directory (the session's server, conftest.py): create a collection, enrol LFW photos,
+list, search (by image, face and subject), compare, detect, erase a subject and find
+nothing of them, while the audit trail records every request under the id the response
+carried, and verifies at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from facegate.client import FacegateClient, FacegateHTTPError
+from tests.service.server import Server, lfw
+
+PEOPLE = {"tony": "Tony_Blair", "colin": "Colin_Powell", "donald": "Donald_Rumsfeld", "gerhard": "Gerhard_Schroeder"}
+ENROLLED = (1, 2, 3)  # photos enrolled per person; photo 4 is the probe
+COLLECTION = "newsroom"
+
+
+@pytest.fixture(scope="module")
+def fg(server: Server, keys: dict[str, str]) -> Iterator[FacegateClient]:
+    with server.client(keys["newsroom"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def enrolled(fg: FacegateClient) -> dict[str, list[str]]:
+    """Three photos of each of four people, half sent as JSON and half as multipart."""
+    created = fg.create_collection(COLLECTION, "photos to verify")
+    assert created["collection_id"] == COLLECTION and created["decision"]["decision"] == "allow"
+    faces: dict[str, list[str]] = {}
+    for subject, person in PEOPLE.items():
+        for n in ENROLLED:
+            answer = fg.index_faces(
+                COLLECTION, lfw(person, n), subject=subject, external_image_id=f"{person}_{n}",
+                purpose="photo_library", max_faces=1, multipart=n % 2 == 0,
+            )
+            assert len(answer["indexed"]) == 1, answer
+            assert answer["indexed"][0]["subject"] == subject
+            faces.setdefault(subject, []).append(answer["indexed"][0]["face_id"])
+    return faces
+
+
+def test_openapi_and_health_are_published(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    for path in ("/v1/collections", "/v1/collections/{collection_id}/faces", "/v1/collections/{collection_id}/search",
+                 "/v1/audit/verify", "/healthz", "/readyz"):
+        assert path in spec["paths"]
+    assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
+
+
+def test_enrolment_is_idempotent_and_a_second_create_conflicts(
+    fg: FacegateClient, enrolled: dict[str, list[str]]
+) -> None:
+    again = fg.index_faces(COLLECTION, lfw("Tony_Blair", 1), subject="tony", external_image_id="Tony_Blair_1",
+                           purpose="photo_library")
+    assert again["already_indexed"] is True
+    assert [f["face_id"] for f in again["indexed"]] == enrolled["tony"][:1]
+    with pytest.raises(FacegateHTTPError) as exc:
+        fg.create_collection(COLLECTION)
+    assert (exc.value.status, exc.value.code) == (409, "COLLECTION_EXISTS")
+
+
+def test_listing_pages_through_every_face_and_subject(fg: FacegateClient, enrolled: dict[str, list[str]]) -> None:
+    seen, token, pages = [], None, 0
+    while True:
+        page = fg.list_faces(COLLECTION, limit=5, next_token=token)
+        seen += [f["face_id"] for f in page["faces"]]
+        pages, token = pages + 1, page["next_token"]
+        if token is None:
+            break
+    assert pages == 3
+    assert sorted(seen) == sorted(f for ids in enrolled.values() for f in ids)
+    subjects = fg.list_subjects(COLLECTION)["subjects"]
+    assert {s["subject"]: s["face_count"] for s in subjects} == {s: 3 for s in PEOPLE}
+    described = fg.describe_collection(COLLECTION)
+    assert (described["face_count"], described["subject_count"]) == (12, 4)
+
+
+def test_search_by_image_finds_the_person_and_the_audit_entry_carries_the_request_id(
+    server: Server, fg: FacegateClient, enrolled: dict[str, list[str]]
+) -> None:
+    for subject, person in PEOPLE.items():
+        found = fg.search(COLLECTION, lfw(person, 4), purpose="photo_library", max_results=5)
+        assert found["matches"], f"no match for {person}"
+        best = found["matches"][0]
+        assert best["subject"] == subject and best["face_id"] in enrolled[subject]
+        assert best["similarity"] >= found["threshold"] == round(found["decision"]["threshold"], 4)
+        assert best["estimated_fmr"] <= found["decision"]["max_fmr"] == 1e-3
+        assert found["decision"]["rule"] == "purpose:photo_library" and found["investigative_leads"] is False
+        entries = server.entry_for(fg.last_request_id or "")
+        assert len(entries) == 1 and entries[0]["operation"] == "search_image" and entries[0]["tenant"] == "newsroom"
+        assert best["face_id"] in str(entries[0]["results"])
+
+
+def test_search_by_face_and_by_subject(fg: FacegateClient, enrolled: dict[str, list[str]]) -> None:
+    probe = enrolled["colin"][0]
+    by_face = fg.search_face(COLLECTION, probe, purpose="photo_library")
+    ids = [m["face_id"] for m in by_face["matches"]]
+    assert probe not in ids and set(ids) & set(enrolled["colin"][1:])
+    by_subject = fg.search_subject(COLLECTION, "colin", purpose="photo_library")
+    assert all(m["subject"] != "colin" for m in by_subject["matches"])
+    assert by_subject["decision"]["decision"] == "allow"
+
+
+def test_compare_and_detect(fg: FacegateClient) -> None:
+    same = fg.compare(lfw("Tony_Blair", 1), lfw("Tony_Blair", 4), purpose="photo_library")
+    other = fg.compare(lfw("Tony_Blair", 1), lfw("Colin_Powell", 1), purpose="photo_library", multipart=True)
+    assert same["match"] is True and other["match"] is False
+    assert same["similarity"] > other["similarity"]
+    faces = fg.detect(lfw("Donald_Rumsfeld", 1), purpose="photo_library")["faces"]
+    assert len(faces) == 1 and faces[0]["box"]["width"] > 40
+
+
+def test_two_workers_index_and_search_at_once(
+    server: Server, fg: FacegateClient, keys: dict[str, str], enrolled: dict[str, list[str]]
+) -> None:
+    """Writers and readers in both workers: every request answers 200 and leaves one entry."""
+    before = server.counts()
+    indexed: list[str] = []
+
+    def enrol(numbers: tuple[int, ...]) -> None:
+        with server.client(keys["newsroom"]) as own:
+            for n in numbers:
+                answer = own.index_faces(COLLECTION, lfw("Hugo_Chavez", n), subject="hugo", purpose="photo_library")
+                indexed.extend(f["face_id"] for f in answer["indexed"])
+
+    def search() -> None:
+        with server.client(keys["newsroom"]) as own:
+            for _ in range(3):
+                hits = own.search(COLLECTION, lfw("Tony_Blair", 4), purpose="photo_library")
+                assert hits["matches"][0]["subject"] == "tony"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        running = [pool.submit(enrol, (1, 2, 3)), pool.submit(enrol, (4, 5, 6))]
+        running += [pool.submit(search), pool.submit(search)]
+        for work in running:
+            work.result(timeout=300)  # re-raises what failed in the thread
+    after = server.counts()
+    assert len(indexed) == 6
+    assert after[0] - before[0] == 6 and after[2] - before[2] == 6 + 6  # faces; one entry per request
+    hugo = fg.search(COLLECTION, lfw("Hugo_Chavez", 7), purpose="photo_library", max_results=10)
+    assert {m["face_id"] for m in hugo["matches"] if m["subject"] == "hugo"} <= set(indexed)
+    assert hugo["matches"][0]["subject"] == "hugo"
+
+
+def test_erasure_leaves_nothing_of_the_subject(
+    server: Server, fg: FacegateClient, enrolled: dict[str, list[str]]
+) -> None:
+    erased = fg.erase_subject(COLLECTION, "tony")
+    assert erased["erased"] == "tony" and sorted(erased["face_ids"]) == sorted(enrolled["tony"])
+    after = fg.search(COLLECTION, lfw("Tony_Blair", 4), purpose="photo_library", max_results=50)
+    assert all(m["subject"] != "tony" and m["face_id"] not in enrolled["tony"] for m in after["matches"])
+    assert all(f["subject"] != "tony" for f in fg.list_faces(COLLECTION, limit=1000)["faces"])
+    with pytest.raises(FacegateHTTPError) as exc:
+        fg.erase_subject(COLLECTION, "tony")
+    assert (exc.value.status, exc.value.code) == (404, "SUBJECT_NOT_FOUND")
+    with pytest.raises(FacegateHTTPError) as exc:
+        fg.search_face(COLLECTION, enrolled["tony"][0], purpose="photo_library")
+    assert exc.value.status == 404
+
+
+def test_delete_one_face(fg: FacegateClient, enrolled: dict[str, list[str]]) -> None:
+    face = enrolled["gerhard"][0]
+    assert fg.delete_face(COLLECTION, face)["deleted"] == [face]
+    with pytest.raises(FacegateHTTPError) as exc:
+        fg.delete_face(COLLECTION, face)
+    assert (exc.value.status, exc.value.code) == (404, "FACE_NOT_FOUND")
+
+
+def test_auth_failures_are_401_and_recorded(server: Server, keys: dict[str, str]) -> None:
+    leaver = server.client(keys["leaver"])
+    key_id = keys["leaver"].split("_")[1]
+    assert leaver.list_collections()["decision"]["decision"] == "allow"
+    server.cli("key", "revoke", key_id)
+    strangers = [server.client(None), server.client("fg_0123456789abcdef_not-a-key"), server.client("garbage")]
+    for client in (*strangers, leaver):
+        with pytest.raises(FacegateHTTPError) as exc:
+            client.list_collections()
+        assert (exc.value.status, exc.value.code) == (401, "UNAUTHENTICATED")
+        [entry] = server.entry_for(exc.value.request_id or "")
+        assert (entry["code"], entry["tenant"], entry["decision"]) == ("UNAUTHENTICATED", None, "deny")
+    response = httpx.get(f"{server.url}/v1/collections")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_audit_trail_is_for_auditors_and_verifies(server: Server, fg: FacegateClient, keys: dict[str, str]) -> None:
+    with pytest.raises(FacegateHTTPError) as exc:
+        fg.verify_audit()
+    assert (exc.value.status, exc.value.code) == (403, "ROLE_REQUIRED")
+    assert exc.value.error["decision"]["rule"].startswith("role:")
+    auditor = server.client(keys["watchdog"])
+    seqs, after = [], 0
+    while True:
+        page = auditor.export_audit(after_seq=after, limit=500)
+        seqs += [e["seq"] for e in page["entries"]]
+        if page["next_after_seq"] is None:
+            break
+        after = page["next_after_seq"]
+    assert seqs == list(range(1, len(seqs) + 1))
+    report = auditor.transparency_report()
+    assert report["total"]["requests"] >= len(seqs) and report["by_operation"]["search_image"]["allowed"] >= 4
+    verified = auditor.verify_audit()
+    assert verified["ok"] is True and verified["first_bad_entry"] is None and verified["entries"] > len(seqs)
