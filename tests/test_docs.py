@@ -39,7 +39,7 @@ def render_cli_reference() -> str:
         "",
     ]
     for path, command in _commands(main, "facegate"):
-        with click.Context(command, info_name=path) as ctx:
+        with click.Context(command, info_name=path, terminal_width=100, max_content_width=100) as ctx:
             text = command.get_help(ctx)
         lines += [f"## `{path}`", "", "```", text.rstrip(), "```", ""]
     return "\n".join(lines)
