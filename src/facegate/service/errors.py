@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -79,7 +80,7 @@ def error_response(
     request: Request, code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        **(details or {}), "code": code.value, "message": message, "request_id": request_id(request),
+        **jsonable_encoder(details or {}), "code": code.value, "message": message, "request_id": request_id(request),
     }
     headers: dict[str, str] = {}
     if code is E.UNAUTHENTICATED:
