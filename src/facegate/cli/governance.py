@@ -157,34 +157,28 @@ def approval_request(tenant: str, purpose: str, note: str, data_dir: Path | None
     emit(as_json, info.to_dict(), lambda: stdout.print(f"{tenant} requested {purpose}: {info.status}"))
 
 
-@approval_group.command("approve")
-@click.argument("tenant")
-@click.argument("purpose")
-@click.option("--note", default="")
-@admin_option
-@engine_options
-@json_option
-@handles_errors
-def approval_approve(tenant: str, purpose: str, note: str, as_tenant: str | None, data_dir: Path | None,
-                     policy: Path | None, as_json: bool) -> None:
-    engine = build_engine(data_dir, policy)
-    info = admin.answer_approval(engine, admin_caller(as_tenant), tenant, purpose, True, note)
-    emit(as_json, info.to_dict(), lambda: stdout.print(f"approved {purpose} for {tenant}"))
+def _answer(approve: bool):  # type: ignore[no-untyped-def]
+    verb = "approve" if approve else "reject"
+
+    @click.argument("tenant")
+    @click.argument("purpose")
+    @click.option("--note", default="")
+    @admin_option
+    @engine_options
+    @json_option
+    @handles_errors
+    def command(tenant: str, purpose: str, note: str, as_tenant: str | None, data_dir: Path | None,
+                policy: Path | None, as_json: bool) -> None:
+        engine = build_engine(data_dir, policy)
+        info = admin.answer_approval(engine, admin_caller(as_tenant), tenant, purpose, approve, note)
+        emit(as_json, info.to_dict(), lambda: stdout.print(f"{verb}d {purpose} for {tenant}"))
+
+    command.__doc__ = f"{verb.capitalize()} a tenant's request for a purpose (audited)."
+    return approval_group.command(verb)(command)
 
 
-@approval_group.command("reject")
-@click.argument("tenant")
-@click.argument("purpose")
-@click.option("--note", default="")
-@admin_option
-@engine_options
-@json_option
-@handles_errors
-def approval_reject(tenant: str, purpose: str, note: str, as_tenant: str | None, data_dir: Path | None,
-                    policy: Path | None, as_json: bool) -> None:
-    engine = build_engine(data_dir, policy)
-    info = admin.answer_approval(engine, admin_caller(as_tenant), tenant, purpose, False, note)
-    emit(as_json, info.to_dict(), lambda: stdout.print(f"rejected {purpose} for {tenant}"))
+_answer(True)
+_answer(False)
 
 
 @click.group("policy")
