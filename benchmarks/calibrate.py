@@ -97,7 +97,7 @@ def main() -> None:
     expected = calibration_file_name(pipeline.template_id)
     if args.out.name != expected:
         print(f"warning: the engine looks for {expected}", file=sys.stderr)
-    print(f"| similarity | FMR | TMR |\n|---|---|---|")
+    print("| similarity | FMR | TMR |\n|---|---|---|")
     for s, fmr, tmr in points[:: max(1, len(points) // 12)]:
         print(f"| {s:.2f} | {fmr:.2e} | {tmr:.4f} |")
     print(f"default threshold {cal.default_threshold:.2f} at FMR {DEFAULT_FMR:g}; "

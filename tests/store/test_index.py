@@ -112,6 +112,40 @@ def test_removed_keys_are_never_returned_even_after_reload(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_removed_templates_leave_the_saved_file(kind: str, gallery: np.ndarray, tmp_path: Path) -> None:
+    index = _filled(kind, gallery[:100])
+    index.remove(np.array([40, 41]))
+    index.save(tmp_path / "i.idx", applied_seq=1)
+    saved = (tmp_path / "i.idx").read_bytes()
+    assert gallery[40].tobytes() not in saved and gallery[41].tobytes() not in saved
+    assert gallery[42].tobytes() in saved
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_removed_then_re_added_key_comes_back_after_reload(
+    kind: str, gallery: np.ndarray, tmp_path: Path
+) -> None:
+    index = _filled(kind, gallery[:100])
+    index.remove(np.array([5, 6]))
+    index.save(tmp_path / "i.idx", applied_seq=1)
+    loaded, _ = VectorIndex.load(tmp_path / "i.idx", DIM)
+    assert len(loaded) == 98
+    loaded.add(np.array([5]), gallery[5:6])
+    keys, sims = loaded.search(gallery[5:7], 1)
+    assert keys[0, 0] == 5 and sims[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert keys[1, 0] != 6 and len(loaded) == 99
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_after_removing_almost_everything_pads(kind: str, gallery: np.ndarray) -> None:
+    index = _filled(kind, gallery[:300])
+    index.remove(np.arange(4, 300))
+    keys, sims = index.search(gallery[:3], 10)
+    assert {int(k) for k in keys[0, :4]} == {0, 1, 2, 3}
+    assert (keys[:, 4:] == -1).all() and np.isneginf(sims[:, 4:]).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_re_adding_a_key_replaces_its_vector(kind: str, gallery: np.ndarray) -> None:
     index = _filled(kind, gallery[:500])
     index.add(np.array([7]), gallery[900:901])

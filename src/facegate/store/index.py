@@ -22,12 +22,12 @@ Semantics every kind shares:
   or another dimension raises `IndexCorrupt`: the caller rebuilds from the catalog, which
   is why that is a plain exception and not a refusal shown to users.
 - Threads: many searches may run while one writer adds or removes. A readers-writer lock
-  lets searches overlap (both libraries release the GIL while searching) and keeps a
-  writer's remove-then-add of a replaced key invisible to readers. Its cost is ~2 us per
-  call, under 1% of an HNSW search at 1M (benchmarks/search_bench.py measures it).
+  lets searches overlap (numpy and hnswlib release the GIL while they compute) and keeps
+  a writer's half-done change invisible to readers. It costs a few microseconds a call
+  (benchmarks/search_bench.py measures it beside the search itself).
 
-Why usearch for HNSW (benchmarks/search_bench.py, 1M synthetic dlib-like templates, 2 cores,
-M=16, ef_construction=128, both libraries measured in the same run): see `HnswIndex`.
+HNSW library: hnswlib, chosen by measurement over usearch (faiss-cpu was not a candidate:
+its HNSW index cannot remove vectors, and erasure must work). WHY_NUMBERS
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Self
 
+import hnswlib
 import numpy as np
-from usearch.index import BatchMatches, Index, MetricKind, ScalarKind
 
 from facegate.errors import ErrorCode, FacegateError
 
@@ -187,7 +187,7 @@ class VectorIndex(ABC):
         if applied_seq < 0:
             raise _invalid("applied_seq must be >= 0", applied_seq=applied_seq)
         with self._lock.reading():
-            count, payload = self._count(), self._payload()
+            count, payload = self._count(), self._payload(path.parent)
         head = _HEADER.pack(MAGIC, FORMAT_VERSION, self.kind.encode(), self.dimension, count,
                             applied_seq, len(payload), b"")[:-32]
         digest = hashlib.sha256(head)
@@ -238,7 +238,7 @@ class VectorIndex(ABC):
         if dim != dimension:
             raise IndexCorrupt(f"{path} holds {dim}-d templates, expected {dimension}-d")
         try:
-            index = target._from_payload(dimension, data[_HEADER.size :])
+            index = target._from_payload(dimension, data[_HEADER.size :], path.parent)
         except (ValueError, RuntimeError) as exc:
             raise IndexCorrupt(f"{path} payload does not decode: {exc}") from exc
         if len(index) != count:
@@ -262,11 +262,12 @@ class VectorIndex(ABC):
     def _keys(self) -> np.ndarray: ...
 
     @abstractmethod
-    def _payload(self) -> bytes | bytearray: ...
+    def _payload(self, scratch: Path) -> bytes:
+        """The kind's own bytes; `scratch` is a directory for temporary files, if needed."""
 
     @classmethod
     @abstractmethod
-    def _from_payload(cls, dimension: int, payload: memoryview) -> Self: ...
+    def _from_payload(cls, dimension: int, payload: memoryview, scratch: Path) -> Self: ...
 
 
 class ExactIndex(VectorIndex):
@@ -335,12 +336,12 @@ class ExactIndex(VectorIndex):
     def _keys(self) -> np.ndarray:
         return self._ids[: len(self._rows)].copy()
 
-    def _payload(self) -> bytes:
+    def _payload(self, scratch: Path) -> bytes:
         n = len(self._rows)
         return self._ids[:n].astype("<i8").tobytes() + self._vectors[:n].astype("<f4").tobytes()
 
     @classmethod
-    def _from_payload(cls, dimension: int, payload: memoryview) -> Self:
+    def _from_payload(cls, dimension: int, payload: memoryview, scratch: Path) -> Self:
         n, rest = divmod(len(payload), 8 + 4 * dimension)
         if rest:
             raise ValueError("payload length is not a whole number of rows")
@@ -353,87 +354,111 @@ class ExactIndex(VectorIndex):
 
 
 class HnswIndex(VectorIndex):
-    """Approximate search with usearch's HNSW graph, in float32 so scores stay exact.
+    """Approximate search on an hnswlib HNSW graph, in float32 so scores stay exact.
 
-    PLACEHOLDER_WHY
+    Removal marks a node deleted (searches skip it, the graph keeps it as a stepping stone)
+    after overwriting its vector with random noise, so an erased template's bytes leave
+    memory and the saved file at once. Re-adding a key revives and updates its node.
+    Deleted nodes keep their slot until the index is rebuilt from the catalog.
     """
 
     kind = "hnsw"
     CONNECTIVITY = 16  # M: graph edges per node (2M on the base layer)
     EXPANSION_ADD = 128  # ef_construction: candidates kept while linking a new node
-    EXPANSION_SEARCH = 128  # ef_search: candidates kept while searching; recall vs speed
+    EXPANSION_SEARCH = 512  # ef_search: candidates kept while searching; recall vs speed
+    _DELETED = struct.Struct("<Q")  # payload: count of deleted keys, the keys, hnswlib's file
 
-    def __init__(
-        self,
-        dimension: int,
-        *,
-        connectivity: int = CONNECTIVITY,
-        expansion_add: int = EXPANSION_ADD,
-        expansion_search: int = EXPANSION_SEARCH,
-    ) -> None:
+    def __init__(self, dimension: int, *, capacity: int = 1024) -> None:
         super().__init__(dimension)
-        self._index = Index(
-            ndim=dimension,
-            metric="ip",
-            dtype="f32",
-            connectivity=connectivity,
-            expansion_add=expansion_add,
-            expansion_search=expansion_search,
-        )
+        self._graph = hnswlib.Index(space="ip", dim=dimension)
+        self._graph.init_index(capacity, M=self.CONNECTIVITY, ef_construction=self.EXPANSION_ADD)
+        self._graph.set_ef(self.EXPANSION_SEARCH)
+        self._deleted: set[int] = set()  # keys whose node is marked deleted
 
     @property
     def expansion_search(self) -> int:
-        return int(self._index.expansion_search)
+        return int(self._graph.ef)
 
     @expansion_search.setter
     def expansion_search(self, value: int) -> None:
         if value < 1:
             raise _invalid("expansion_search must be positive", expansion_search=value)
         with self._lock.writing():
-            self._index.expansion_search = value
+            self._graph.set_ef(value)
 
     def _add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        ids = keys.astype(np.uint64)
-        present = np.asarray(self._index.contains(ids), dtype=bool)
-        if present.any():  # usearch refuses duplicate keys: replace = remove, then add
-            self._index.remove(ids[present])
-        self._index.add(ids, vectors, threads=0)
+        needed = self._graph.element_count + len(keys)  # at most; re-added keys reuse nodes
+        if needed > self._graph.max_elements:
+            self._graph.resize_index(max(needed, self._graph.max_elements * 5 // 4))
+        self._graph.add_items(vectors, keys)  # new key: new node; known key: revive + update
+        self._deleted.difference_update(keys.tolist())
 
     def _remove(self, keys: np.ndarray) -> None:
-        self._index.remove(keys.astype(np.uint64))
+        live = [key for key in keys.tolist() if key not in self._deleted and self._holds(key)]
+        if not live:
+            return
+        noise = np.random.default_rng().standard_normal((len(live), self.dimension), np.float32)
+        self._graph.add_items(noise / np.linalg.norm(noise, axis=1, keepdims=True), live)
+        for key in live:
+            self._graph.mark_deleted(key)
+        self._deleted.update(live)
+
+    def _holds(self, key: int) -> bool:
+        try:
+            self._graph.get_items([key])
+        except RuntimeError:  # hnswlib: "Label not found"
+            return False
+        return True
 
     def _search(self, queries: np.ndarray, keys: np.ndarray, sims: np.ndarray) -> None:
-        found = self._index.search(queries, keys.shape[1], threads=1)
-        if not isinstance(found, BatchMatches):  # one query: usearch trims to what it found
-            keys[0, : len(found.keys)] = found.keys
-            sims[0, : len(found.keys)] = 1.0 - found.distances  # "ip" distance is 1 - dot
+        take = min(keys.shape[1], self._count())
+        if take == 0:
             return
-        valid = np.arange(keys.shape[1]) < found.counts[:, None]
-        keys[valid] = found.keys[valid].astype(np.int64)
-        sims[valid] = 1.0 - found.distances[valid]
+        try:
+            found, distances = self._graph.knn_query(queries, take, num_threads=1)
+        except RuntimeError:  # a query reached fewer than `take` live nodes: most are deleted
+            for row, query in enumerate(queries):
+                self._search_one(query, keys[row], sims[row], take)
+            return
+        keys[:, :take] = found
+        sims[:, :take] = 1.0 - distances  # hnswlib's "ip" distance is 1 - dot
+
+    def _search_one(self, query: np.ndarray, keys: np.ndarray, sims: np.ndarray, take: int) -> None:
+        for count in range(take, 0, -1):
+            try:
+                found, distances = self._graph.knn_query(query[None], count, num_threads=1)
+            except RuntimeError:
+                continue
+            keys[:count], sims[:count] = found[0], 1.0 - distances[0]
+            return
 
     def _count(self) -> int:
-        return len(self._index)
+        return self._graph.element_count - len(self._deleted)
 
     def _keys(self) -> np.ndarray:
-        return np.asarray(self._index.keys[:], dtype=np.int64)
+        held = np.asarray(self._graph.get_ids_list(), dtype=np.int64)
+        return np.setdiff1d(held, np.fromiter(self._deleted, np.int64, len(self._deleted)))
 
-    def _payload(self) -> bytearray:
-        return self._index.save()
+    def _payload(self, scratch: Path) -> bytes:
+        deleted = np.fromiter(self._deleted, np.int64, len(self._deleted))
+        with tempfile.TemporaryDirectory(dir=scratch, prefix=".hnsw.") as tmp:
+            self._graph.save_index(str(Path(tmp) / "graph"))
+            graph = (Path(tmp) / "graph").read_bytes()
+        return self._DELETED.pack(len(deleted)) + deleted.astype("<i8").tobytes() + graph
 
     @classmethod
-    def _from_payload(cls, dimension: int, payload: memoryview) -> Self:
-        restored = Index.restore(payload)
-        if restored is None or (restored.ndim, restored.metric, restored.dtype) != (
-            dimension,
-            MetricKind.IP,
-            ScalarKind.F32,
-        ):
-            raise ValueError("payload is not a float32 inner-product usearch index of this dimension")
-        index = cls(dimension, connectivity=int(restored.connectivity))
-        index._index = restored
-        restored.expansion_add = cls.EXPANSION_ADD
-        restored.expansion_search = cls.EXPANSION_SEARCH
+    def _from_payload(cls, dimension: int, payload: memoryview, scratch: Path) -> Self:
+        (count,) = cls._DELETED.unpack_from(payload)
+        start = cls._DELETED.size + 8 * count
+        deleted = np.frombuffer(payload[cls._DELETED.size : start], dtype="<i8")
+        index = cls(dimension, capacity=1)
+        with tempfile.TemporaryDirectory(dir=scratch, prefix=".hnsw.") as tmp:
+            (Path(tmp) / "graph").write_bytes(payload[start:])
+            index._graph.load_index(str(Path(tmp) / "graph"))
+        if index._graph.dim != dimension or index._graph.space != "ip":
+            raise ValueError("payload is not an inner-product hnswlib index of this dimension")
+        index._graph.set_ef(cls.EXPANSION_SEARCH)
+        index._deleted = set(deleted.tolist())
         return index
 
 
