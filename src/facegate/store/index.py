@@ -363,9 +363,9 @@ class HnswIndex(VectorIndex):
     """
 
     kind = "hnsw"
-    CONNECTIVITY = 16  # M: graph edges per node (2M on the base layer)
+    CONNECTIVITY = 32  # M: graph edges per node (2M on the base layer)
     EXPANSION_ADD = 128  # ef_construction: candidates kept while linking a new node
-    EXPANSION_SEARCH = 512  # ef_search: candidates kept while searching; recall vs speed
+    EXPANSION_SEARCH = 384  # ef_search: candidates kept while searching; recall vs speed
     _DELETED = struct.Struct("<Q")  # payload: count of deleted keys, the keys, hnswlib's file
 
     def __init__(self, dimension: int, *, capacity: int = 1024) -> None:
