@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +23,9 @@ class Curve:
 
 
 def roc(scores: np.ndarray, same: np.ndarray) -> Curve:
+    # imported here: scikit-learn takes seconds to import, and every CLI command imports this module
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     fmr, tmr, thresholds = roc_curve(same.astype(int), scores, drop_intermediate=False)
     return Curve(thresholds, fmr, tmr, float(roc_auc_score(same.astype(int), scores)))
 

@@ -18,6 +18,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
+from facegate.store.catalog import get_collection
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.calibration import similarity_from_cosine
@@ -139,6 +140,8 @@ def search_image(
     digest = hashlib.sha256(image).hexdigest()
 
     def prepare(decision: Decision) -> SearchResult:
+        with engine.sessions.begin() as session:  # an unknown collection costs no analysis
+            get_collection(session, collection_id=collection_id)
         faces = engine.analyze(image, max_faces=1)
         if not faces:
             raise FacegateError(ErrorCode.NO_FACE, "no face found in the probe image")

@@ -23,7 +23,7 @@ from facegate.vision.types import QualityFilter
 # Ids end up in file names, URLs and the audit log. A leading dot is refused here so that
 # "." and ".." can never be a path segment, and collection ids stop at 128 characters: the
 # index file of a collection is named after it, and a file name has at most 255 bytes
-# (the catalog itself allows 255 characters; see the service report).
+# (the catalog enforces the same limit).
 COLLECTION_ID = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$"
 SUBJECT_ID = r"^[A-Za-z0-9_\-:][A-Za-z0-9_.\-:]{0,254}$"
 FACE_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

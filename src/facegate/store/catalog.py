@@ -25,9 +25,14 @@ from facegate.store.tables import CollectionRow, FaceChangeRow, FaceRow, Subject
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
+# Collection ids name their index files ("<id>.<kind>.idx"): 128 characters keeps them
+# well inside the 255-byte file-name limit of common file systems.
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 _SUBJECT = re.compile(r"[A-Za-z0-9_.\-:]{1,255}")
-_ALPHABET = {_NAME: "letters, digits, '_', '.', '-'", _SUBJECT: "letters, digits, '_', '.', '-', ':'"}
+_ALPHABET = {
+    _NAME: "1-128 characters: letters, digits, '_', '.', '-'",
+    _SUBJECT: "1-255 characters: letters, digits, '_', '.', '-', ':'",
+}
 MAX_PAGE = 4096
 
 
@@ -66,7 +71,7 @@ def validate_name(value: str, what: str, pattern: re.Pattern[str] = _NAME) -> st
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise FacegateError(
             ErrorCode.INVALID_ARGUMENT,
-            f"{what} must be 1-255 characters: {_ALPHABET[pattern]}",
+            f"{what} must be {_ALPHABET[pattern]}",
             **{what: str(value)[:300]},
         )
     return value

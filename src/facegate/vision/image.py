@@ -80,7 +80,9 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise _too_large(str(exc)) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+    except UnidentifiedImageError:
+        raise FacegateError(ErrorCode.INVALID_IMAGE, "not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError,
             IndexError, KeyError, TypeError, ZeroDivisionError, struct.error) as exc:
         # Pillow reports truncation and corrupt streams through several exception types.
         raise FacegateError(
