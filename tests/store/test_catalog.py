@@ -78,7 +78,7 @@ def test_collection_lifecycle_and_its_refusals(sessions: Sessions, template_id: 
         assert [c.collection_id for c in list_collections(s)] == ["archive"]
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "../etc", "has space", "x" * 256, "café", "a\x00"])
+@pytest.mark.parametrize("bad", ["", "a/b", "../etc", "has space", "x" * 129, "café", "a\x00"])
 def test_collection_ids_outside_the_safe_alphabet_are_refused(
     sessions: Sessions, template_id: str, bad: str
 ) -> None:
