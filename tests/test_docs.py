@@ -18,15 +18,17 @@ CLI_REFERENCE = REPO / "docs" / "cli.md"
 ERRORS = REPO / "docs" / "errors.md"
 
 
-def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
-    found: list[tuple[str, click.Command]] = []
+def _commands(group: click.Group, parent: click.Context) -> list[tuple[str, click.Context]]:
+    """Every leaf command with a context chained to its parents, as a real invocation has
+    (so inherited settings such as `-h` render the same whatever ran before)."""
+    found: list[tuple[str, click.Context]] = []
     for name in sorted(group.commands):
         command = group.commands[name]
-        path = f"{prefix} {name}"
+        ctx = click.Context(command, info_name=name, parent=parent)
         if isinstance(command, click.Group):
-            found += _commands(command, path)
+            found += _commands(command, ctx)
         else:
-            found.append((path, command))
+            found.append((ctx.command_path, ctx))
     return found
 
 
@@ -38,10 +40,9 @@ def render_cli_reference() -> str:
         "`tests/test_docs.py` fails when it is out of date.",
         "",
     ]
-    for path, command in _commands(main, "facegate"):
-        with click.Context(command, info_name=path, terminal_width=100, max_content_width=100) as ctx:
-            text = command.get_help(ctx)
-        lines += [f"## `{path}`", "", "```", text.rstrip(), "```", ""]
+    root = click.Context(main, info_name="facegate", terminal_width=100, max_content_width=100, **main.context_settings)
+    for path, ctx in _commands(main, root):
+        lines += [f"## `{path}`", "", "```", ctx.command.get_help(ctx).rstrip(), "```", ""]
     return "\n".join(lines)
 
 
