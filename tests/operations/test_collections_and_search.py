@@ -3,6 +3,7 @@ and exactly one audit entry per operation, allowed or refused."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,18 @@ def test_reindexing_the_same_image_is_idempotent(enrolled: Facegate, peers: Path
 def test_model_binding(enrolled: Facegate) -> None:
     info = collections.describe_collection(enrolled, ME, "people").value.collection
     assert info.template_id == enrolled.template_id and info.dimension == 128
+
+
+def test_search_with_another_template_space_is_refused(enrolled: Facegate, peers: Path, settings: Settings) -> None:
+    """A collection is bound to the template space that made it: an engine without the
+    mirror average (another recipe, same dimension) may not search it."""
+    other = Facegate(settings)
+    other.config = replace(other.config, flip=False)
+    assert other.template_id != enrolled.template_id
+    with pytest.raises(FacegateError) as info:
+        faces.index_faces(other, ME, "people", photo(peers, "obama2.jpg"))
+    assert info.value.code == ErrorCode.MODEL_MISMATCH
+    # this recipe has no calibration either: it cannot match anything, anywhere
+    with pytest.raises(FacegateError) as info:
+        search.search_image(other, ME, "people", photo(peers, "obama2.jpg"))
+    assert info.value.code == ErrorCode.UNKNOWN_MODEL

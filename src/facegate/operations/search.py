@@ -18,7 +18,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
-from facegate.store.catalog import get_collection
+from facegate.store.catalog import ensure_template, get_collection
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.calibration import similarity_from_cosine
@@ -128,6 +128,13 @@ def _search(
     return matches, _vote(engine, per_probe, exclude_subject, max_results)
 
 
+def bound_model(engine: Facegate, collection_id: str) -> None:
+    """Refuse a search of a collection whose templates another model or recipe made
+    (MODEL_MISMATCH): their similarities would mean nothing."""
+    with engine.sessions.begin() as session:
+        ensure_template(get_collection(session, collection_id=collection_id), engine.template_id)
+
+
 def _outcome(result: SearchResult) -> Outcome[SearchResult]:
     refs = [MatchRef(h.face_id, h.subject, h.similarity) for h in result.matches]
     return Outcome(result, results=refs, details={"subjects": [s.subject for s in result.subjects]})
@@ -140,8 +147,7 @@ def search_image(
     digest = hashlib.sha256(image).hexdigest()
 
     def prepare(decision: Decision) -> SearchResult:
-        with engine.sessions.begin() as session:  # an unknown collection costs no analysis
-            get_collection(session, collection_id=collection_id)
+        bound_model(engine, collection_id)  # an unknown or foreign collection costs no analysis
         faces = engine.analyze(image, max_faces=1)
         if not faces:
             raise FacegateError(ErrorCode.NO_FACE, "no face found in the probe image")
@@ -162,6 +168,7 @@ def search_face(
     """Search with the template of an enrolled face; the face itself is not a result."""
 
     def prepare(decision: Decision) -> SearchResult:
+        bound_model(engine, collection_id)
         with engine.sessions.begin() as session:
             probe = templates_of(session, collection_id=collection_id, codec=engine.codec, face_ids=[face_id])
         matches, subjects = _search(
@@ -181,6 +188,7 @@ def search_subject(
     """Other subjects that a subject's faces match, ranked by votes (SearchUsers)."""
 
     def prepare(decision: Decision) -> SearchResult:
+        bound_model(engine, collection_id)
         with engine.sessions.begin() as session:
             probe = templates_of(session, collection_id=collection_id, codec=engine.codec, subject_id=subject)
         if len(probe.vectors) == 0:
