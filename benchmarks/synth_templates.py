@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from sklearn.mixture import GaussianMixture
 
 from facegate.vision.embed import normalise
@@ -86,7 +85,9 @@ def fit(templates: np.ndarray, labels: np.ndarray, seed: int = 0) -> TemplateMod
     repeated = counts[labels] >= 2
     residuals = (templates - means[labels])[repeated]
     within = residuals.T @ residuals / (counts[counts >= 2] - 1).sum()
-    unbiased = np.linalg.norm(residuals, axis=1) * np.sqrt(counts[labels][repeated] / (counts[labels][repeated] - 1))
+    unbiased = np.linalg.norm(residuals, axis=1) * np.sqrt(
+        counts[labels][repeated] / (counts[labels][repeated] - 1)
+    )
     scales = unbiased / np.sqrt(np.trace(within))
     mixture = GaussianMixture(COMPONENTS, covariance_type="tied", reg_covar=1e-6, random_state=seed)
     mixture.fit(means)

@@ -9,6 +9,7 @@ than the uniform scatter of random vectors.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -264,24 +265,24 @@ def test_save_replaces_atomically_and_leaves_no_temp_files(
 @pytest.mark.parametrize("kind", KINDS)
 def test_searches_run_while_one_writer_adds(kind: str, gallery: np.ndarray) -> None:
     index = _filled(kind, gallery[:1000])
-    failures: list[BaseException] = []
 
-    def search() -> None:
-        try:
+    writing = threading.Event()
+    writing.set()
+
+    def search() -> list[int]:
+        lost = []
+        while writing.is_set():
             for row in range(0, 1000, 5):
                 keys, _ = index.search(gallery[row : row + 1], 5)
                 if keys[0, 0] != row:
-                    raise AssertionError(f"lost key {row} while the writer ran")
-        except BaseException as exc:  # reported to the main thread below
-            failures.append(exc)
+                    lost.append(row)
+        return lost
 
-    readers = [threading.Thread(target=search) for _ in range(3)]
-    for reader in readers:
-        reader.start()
-    for start in range(1000, 3000, 100):  # the writer re-adds old keys too: replacements
-        index.add(np.arange(start, start + 100), gallery[start : start + 100])
-        index.add(np.arange(start - 1000, start - 900), gallery[start - 1000 : start - 900])
-    for reader in readers:
-        reader.join()
-    assert not failures
+    with ThreadPoolExecutor(3) as pool:  # result() re-raises a reader's exception here
+        readers = [pool.submit(search) for _ in range(3)]
+        for start in range(1000, 3000, 100):  # the writer re-adds old keys too: replacements
+            index.add(np.arange(start, start + 100), gallery[start : start + 100])
+            index.add(np.arange(start - 1000, start - 900), gallery[start - 1000 : start - 900])
+        writing.clear()
+        assert [reader.result() for reader in readers] == [[], [], []]
     assert len(index) == 3000
