@@ -377,15 +377,18 @@ class HnswIndex(VectorIndex):
     impostor among a million ~0.93), so the 10th neighbour is a near-tie among thousands.
     M=16, ef_construction=128 reached recall@10 0.973 at ef_search 512 and needed ~1024
     for 0.99. M=32, ef_construction=128: 0.981 / 0.991 / 0.994 at ef_search 256 / 384 /
-    512, p50 1.64 ms at 384 (19.9x exact numpy). M=32, ef_construction=200: 0.986 / 0.991
-    / 0.993 at 256 / 320 / 384; ef_search 320 gives p50 1.40 ms, p99 1.63 ms single-thread,
-    23.8x exact numpy (33.4 ms), 865 MB resident, a 395 s build, a 752 MB file.
+    512, p50 1.64 ms at 384 (19.9x exact numpy). M=32, ef_construction=200, two builds:
+    0.985-0.986 / 0.9898-0.9905 / 0.993 at ef_search 256 / 320 / 384. ef_search 384 is
+    the default because 320 sits on the 0.99 line from build to build (builds are
+    multi-threaded, so not bit-identical): p50 1.66 ms, p99 1.92 ms single-thread, 20.2x
+    exact numpy (33.4 ms), 865 MB resident, a 396 s build, a 752 MB file. ef_search 320
+    would give 24x at recall ~0.990.
     """
 
     kind = "hnsw"
     CONNECTIVITY = 32  # M: graph edges per node (2M on the base layer)
     EXPANSION_ADD = 200  # ef_construction: candidates kept while linking a new node
-    EXPANSION_SEARCH = 320  # ef_search: candidates kept while searching; recall vs speed
+    EXPANSION_SEARCH = 384  # ef_search: candidates kept while searching; recall vs speed
     _DELETED = struct.Struct("<Q")  # payload: count of deleted keys, the keys, hnswlib's file
 
     def __init__(self, dimension: int, *, capacity: int = 1024, graph: hnswlib.Index | None = None) -> None:
