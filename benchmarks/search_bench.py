@@ -1,6 +1,6 @@
 """Search speed, recall and memory of the vector indexes at a million templates.
 
-    .venv/bin/python benchmarks/search_bench.py             # 1,000,000 templates, ~9 min
+    .venv/bin/python benchmarks/search_bench.py             # 1,000,000 templates, ~8 min
     .venv/bin/python benchmarks/search_bench.py --n 100000  # quicker look
     .venv/bin/python benchmarks/search_bench.py --n 200000 --usearch   # library comparison
 
