@@ -162,23 +162,34 @@ def search_image(
     )
 
 
+def _search_enrolled(
+    engine: Facegate, collection_id: str, decision: Decision, *,
+    face_ids: list[str] | None = None, subject: str | None = None,
+) -> SearchResult:
+    """Search with templates already in the collection (of faces, or of a subject); the
+    probes themselves, and for a subject its other faces, are never results."""
+    bound_model(engine, collection_id)
+    with engine.sessions.begin() as session:
+        probe = templates_of(
+            session, collection_id=collection_id, codec=engine.codec, face_ids=face_ids, subject_id=subject
+        )
+    if len(probe.vectors) == 0:
+        raise FacegateError(ErrorCode.NO_FACE, f"subject {subject!r} has no faces to search with")
+    matches, subjects = _search(
+        engine, collection_id, probe.vectors, decision,
+        exclude_rows=frozenset(probe.row_ids.tolist()), exclude_subject=subject,
+    )
+    return SearchResult(matches, subjects, _limits(engine, decision)[0], decision.review_required)
+
+
 def search_face(
     engine: Facegate, caller: Caller, collection_id: str, face_id: str, limits: Limits = Limits()
 ) -> Gated[SearchResult]:
     """Search with the template of an enrolled face; the face itself is not a result."""
-
-    def prepare(decision: Decision) -> SearchResult:
-        bound_model(engine, collection_id)
-        with engine.sessions.begin() as session:
-            probe = templates_of(session, collection_id=collection_id, codec=engine.codec, face_ids=[face_id])
-        matches, subjects = _search(
-            engine, collection_id, probe.vectors, decision, exclude_rows=frozenset(probe.row_ids.tolist())
-        )
-        return SearchResult(matches, subjects, _limits(engine, decision)[0], decision.review_required)
-
     return engine.gate.run(
         caller, Operation.SEARCH_FACE, collection_id=collection_id, limits=limits,
-        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+        prepare=lambda decision: _search_enrolled(engine, collection_id, decision, face_ids=[face_id]),
+        commit=lambda _s, _d, result: _outcome(result),
     )
 
 
@@ -186,20 +197,8 @@ def search_subject(
     engine: Facegate, caller: Caller, collection_id: str, subject: str, limits: Limits = Limits()
 ) -> Gated[SearchResult]:
     """Other subjects that a subject's faces match, ranked by votes (SearchUsers)."""
-
-    def prepare(decision: Decision) -> SearchResult:
-        bound_model(engine, collection_id)
-        with engine.sessions.begin() as session:
-            probe = templates_of(session, collection_id=collection_id, codec=engine.codec, subject_id=subject)
-        if len(probe.vectors) == 0:
-            raise FacegateError(ErrorCode.NO_FACE, f"subject {subject!r} has no faces to search with")
-        matches, subjects = _search(
-            engine, collection_id, probe.vectors, decision,
-            exclude_rows=frozenset(probe.row_ids.tolist()), exclude_subject=subject,
-        )
-        return SearchResult(matches, subjects, _limits(engine, decision)[0], decision.review_required)
-
     return engine.gate.run(
         caller, Operation.SEARCH_SUBJECT, collection_id=collection_id, limits=limits,
-        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+        prepare=lambda decision: _search_enrolled(engine, collection_id, decision, subject=subject),
+        commit=lambda _s, _d, result: _outcome(result),
     )

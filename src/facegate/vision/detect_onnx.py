@@ -208,12 +208,4 @@ def convert(network: dl.Network) -> onnx.ModelProto:
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [1, k, "h", "w"])],
         initializer=inits,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="facegate.vision.detect_onnx",
-        producer_version=str(CONVERTER_VERSION),
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return onnx_cache.finish_model(graph, "facegate.vision.detect_onnx", CONVERTER_VERSION, OPSET)

@@ -200,15 +200,7 @@ def convert(network: dl.Network) -> onnx.ModelProto:
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", out_dim])],
         initializer=g.inits,
     )
-    model = helper.make_model(
-        model_graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="facegate.vision.embed_onnx",
-        producer_version=str(CONVERTER_VERSION),
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return onnx_cache.finish_model(model_graph, "facegate.vision.embed_onnx", CONVERTER_VERSION, OPSET)
 
 
 def _pool(g: _GraphBuilder, src: str, layer: dl.Pool) -> str:

@@ -101,3 +101,16 @@ def cpu_session(onnx_path: Path, threads: int | None) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def finish_model(graph: onnx.GraphProto, producer: str, version: int, opset: int) -> onnx.ModelProto:
+    """Wrap a converted graph as a checked model, stamped with the converter that made it."""
+    model = onnx.helper.make_model(
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", opset)],
+        producer_name=producer,
+        producer_version=str(version),
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
