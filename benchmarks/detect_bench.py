@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/detect_bench.py --lfw 500 --cnn-dlib 100 --threads 1
 
 Detectors, each as facegate opens it for min_face_size 40 unless the row says otherwise:
-dlib HOG with one 2x upsampling (what face_recognition does), HOG on a smartly scaled
+MTCNN on ONNX Runtime (`mtcnn`, facenet-pytorch's weights), dlib HOG with one 2x
+upsampling (what face_recognition does), HOG on a smartly scaled
 image (`hog-scaled`: resized once so a min_face_size face is 80 px), dlib's MMOD CNN
 (slow: only on the first `--cnn-dlib` LFW photos and the group photos, unscaled) and the
 same CNN on ONNX Runtime (`cnn-onnx`, with `--threads`), unscaled and with the one 2x
@@ -20,8 +21,8 @@ upsampling that min_face_size 40 needs (the net's window is 80 px).
   selfie-many-people.jpg 7, two of them cut by the frame).
 * Speed: mean ms per LFW photo (250x250) over the sample, and min ms of `--repeats` runs
   on t1.jpg (1280x886; dlib's CNN once, it takes ~20 s). Model loading is left out.
-* The last row is the pipeline's fallback rule: the CNN runs only on photos where HOG
-  finds no face at all.
+* The "then ... if none" rows are the pipeline's fallback rule: the CNN runs only on
+  photos where the first detector finds no face at all.
 * Equality: for every photo dlib's CNN ran on, whether `cnn-onnx` finds the same number
   of faces, the worst IoU of twin boxes and the largest confidence gap.
 
@@ -45,6 +46,7 @@ import numpy as np
 from PIL import Image
 
 from facegate.vision.detect import Detector, HogDetector, open_detector
+from facegate.vision.detect_mtcnn import MtcnnDetector
 from facegate.vision.detect_onnx import OnnxMmodDetector
 from facegate.vision.models import MMOD_FILE, model_path
 from facegate.vision.types import Box, Detection
@@ -157,6 +159,9 @@ def main() -> None:
     ]
     rows += onnx_rows
     rows.append(Row("dlib HOG, upsample 1, then CNN on ONNX (upsample 1) if none", WithFallback(rows[0].detector, onnx_rows[1].detector)))
+    mtcnn = MtcnnDetector(cache, 40, threads=args.threads)
+    rows.append(Row("MTCNN on ONNX Runtime, min face 40", mtcnn))
+    rows.append(Row("MTCNN, then CNN on ONNX (upsample 1) if none", WithFallback(mtcnn, onnx_rows[1].detector)))
     reference = dlib.cnn_face_detection_model_v1(str(dat))
 
     sample = lfw_sample(args.lfw)

@@ -31,8 +31,8 @@ class Settings(BaseSettings):
         default=None, description="base64 of 32 bytes: encrypts templates at rest when set"
     )
     # vision
-    detector: Literal["hog", "hog-scaled", "cnn", "cnn-onnx"] = "hog"
-    fallback_detector: Literal["hog", "hog-scaled", "cnn", "cnn-onnx", "none"] = "cnn-onnx"
+    detector: Literal["mtcnn", "hog", "hog-scaled", "cnn", "cnn-onnx"] = "mtcnn"
+    fallback_detector: Literal["mtcnn", "hog", "hog-scaled", "cnn", "cnn-onnx", "none"] = "cnn-onnx"
     min_face_size: int = Field(default=40, ge=8, le=4096)
     embedder_runtime: Literal["onnx", "dlib"] = "onnx"
     max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)

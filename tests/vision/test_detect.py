@@ -99,11 +99,13 @@ def test_open_detector_by_name(tmp_path: Path) -> None:
     assert open_detector("hog").name == "hog"
     assert open_detector("hog-scaled", 60).name == "hog-scaled"
     assert open_detector("cnn-onnx", cache_dir=tmp_path).name == "cnn-onnx"
+    assert open_detector("mtcnn", cache_dir=tmp_path).name == "mtcnn"
+    for needs_cache in ("cnn-onnx", "mtcnn"):
+        with pytest.raises(FacegateError) as err:
+            open_detector(needs_cache)
+        assert err.value.code == ErrorCode.INVALID_ARGUMENT
     with pytest.raises(FacegateError) as err:
-        open_detector("cnn-onnx")
-    assert err.value.code == ErrorCode.INVALID_ARGUMENT
-    with pytest.raises(FacegateError) as err:
-        open_detector("mtcnn")
+        open_detector("retinaface")
     assert err.value.code == ErrorCode.UNKNOWN_MODEL
 
 

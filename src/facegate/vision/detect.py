@@ -1,4 +1,4 @@
-"""Face detectors: dlib's HOG (fast, frontal) and MMOD CNN (slower, more poses).
+"""Face detectors: MTCNN (the fast default), dlib's HOG and dlib's MMOD CNN.
 
 Each detector takes an RGB array and returns `Detection`s with boxes clipped to the image
 and faces smaller than the configured minimum dropped. The HOG scan window is 80x80 px,
@@ -6,7 +6,8 @@ so the image is enlarged just enough for the smallest wanted face to fill it: by
 2x pyramid-up steps ("hog"), or ("hog-scaled") by exactly the factor that makes a
 `min_face_size` face 80 px, which also shrinks big photos when small faces are not wanted.
 The MMOD CNN runs in dlib ("cnn") or, same boxes, in ONNX Runtime ("cnn-onnx", see
-`detect_onnx`).
+`detect_onnx`). "mtcnn" (see `detect_mtcnn`) runs MTCNN on ONNX Runtime and reports
+boxes in dlib's convention.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import numpy as np
 from PIL import Image
 
 from facegate.errors import ErrorCode, FacegateError
+from facegate.vision.detect_mtcnn import MtcnnDetector
 from facegate.vision.detect_onnx import OnnxMmodDetector
 from facegate.vision.models import MMOD_FILE, model_path
 from facegate.vision.types import Box, Detection
 
 HOG_WINDOW = 80  # side of dlib's frontal_face_detector scan window, in pixels
 MMOD_WINDOW = 80  # the MMOD net's 80x80 window: unscaled, it finds faces from about 70 px up
-DETECTORS = ("hog", "hog-scaled", "cnn", "cnn-onnx")
+DETECTORS = ("mtcnn", "hog", "hog-scaled", "cnn", "cnn-onnx")
 
 
 class Detector(Protocol):
@@ -111,8 +113,15 @@ def open_detector(
 ) -> Detector:
     """Build a detector by name; an unknown name is refused, never silently replaced.
 
-    "cnn-onnx" keeps its converted model in `cache_dir`, which it therefore needs.
+    "cnn-onnx" and "mtcnn" keep their converted models in `cache_dir`, which they
+    therefore need.
     """
+    if name in ("cnn-onnx", "mtcnn") and cache_dir is None:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"the {name} detector needs a model cache directory")
+    if name == "mtcnn":
+        if upsample is not None:
+            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "the mtcnn detector scans by min_face_size, not upsample")
+        return MtcnnDetector(cache_dir, min_face_size)  # type: ignore[arg-type]
     if name == "hog":
         return HogDetector(min_face_size, upsample)
     if name == "hog-scaled":
@@ -120,10 +129,8 @@ def open_detector(
     if name == "cnn":
         return CnnDetector(min_face_size, upsample)
     if name == "cnn-onnx":
-        if cache_dir is None:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "the cnn-onnx detector needs a model cache directory")
         up = upsample_for(min_face_size, MMOD_WINDOW) if upsample is None else upsample
-        return OnnxMmodDetector(model_path(MMOD_FILE), cache_dir, min_face_size, up)
+        return OnnxMmodDetector(model_path(MMOD_FILE), cache_dir, min_face_size, up)  # type: ignore[arg-type]
     raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
 
 

@@ -53,7 +53,9 @@ class OnnxMmodDetector:
     ) -> None:
         if upsample < 0 or min_face_size < 0:
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "upsample and min_face_size must be >= 0")
-        self.onnx_path = onnx_cache.ensure_onnx(Path(dat_path), Path(cache_dir), MODEL_NAME, CONVERTER_VERSION, convert)
+        self.onnx_path = onnx_cache.ensure_onnx(
+            Path(dat_path), Path(cache_dir), MODEL_NAME, CONVERTER_VERSION, lambda data: convert(df.read_network(data))
+        )
         # Decoding needs the file's pyramid and loss settings and the conv geometry; reading
         # them again (0.7 MB, milliseconds) keeps the cached ONNX file a plain graph.
         net = df.read_network(Path(dat_path).read_bytes())

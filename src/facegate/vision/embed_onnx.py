@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision import dlib_format as df
@@ -81,31 +81,13 @@ def cache_paths(dat_sha256: str, cache_dir: Path) -> tuple[Path, Path]:
 
 def ensure_onnx(dat_path: Path, cache_dir: Path) -> Path:
     """The cached ONNX model for `dat_path`, rebuilt when missing or failing its checksum."""
-    return onnx_cache.ensure_onnx(dat_path, cache_dir, MODEL_NAME, CONVERTER_VERSION, convert)
+    return onnx_cache.ensure_onnx(
+        dat_path, cache_dir, MODEL_NAME, CONVERTER_VERSION, lambda data: convert(df.read_network(data))
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # conversion
-
-
-class _GraphBuilder:
-    """Collects ONNX nodes and initializers with unique names."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._count = 0
-
-    def const(self, array: np.ndarray, hint: str) -> str:
-        name = f"{hint}_{len(self.inits)}"
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], **attrs: object) -> str:
-        self._count += 1
-        out = f"{op_type.lower()}_{self._count}"
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
 
 
 def _consumers(graph: dlib_net.Graph) -> dict[int, int]:
@@ -122,7 +104,7 @@ def convert(network: dl.Network) -> onnx.ModelProto:
         raise df.DlibFormatError("only networks with loss_metric_ are converted")
     graph = dlib_net.infer_graph(network)
     rows, cols = network.input.size or (0, 0)
-    g = _GraphBuilder()
+    g = onnx_cache.GraphBuilder()
     mean = np.array(network.input.mean_rgb, np.float32).reshape(1, 1, 1, 3)
     x = g.op("Cast", [INPUT_NAME], to=TensorProto.FLOAT)
     x = g.op("Sub", [x, g.const(mean, "mean")])
@@ -203,7 +185,7 @@ def convert(network: dl.Network) -> onnx.ModelProto:
     return onnx_cache.finish_model(model_graph, "facegate.vision.embed_onnx", CONVERTER_VERSION, OPSET)
 
 
-def _pool(g: _GraphBuilder, src: str, layer: dl.Pool) -> str:
+def _pool(g: onnx_cache.GraphBuilder, src: str, layer: dl.Pool) -> str:
     if layer.window == (0, 0):
         return g.op("GlobalMaxPool" if layer.kind == "max" else "GlobalAveragePool", [src])
     if layer.kind == "avg" and layer.padding != (0, 0):
@@ -215,7 +197,7 @@ def _pool(g: _GraphBuilder, src: str, layer: dl.Pool) -> str:
 
 
 def _pad_to(
-    g: _GraphBuilder, src: str, shape: tuple[int, int, int], target: tuple[int, int, int]
+    g: onnx_cache.GraphBuilder, src: str, shape: tuple[int, int, int], target: tuple[int, int, int]
 ) -> str:
     """Zero-pad (channels, rows, cols) at their ends up to `target`, as dlib's add does."""
     if shape == target:

