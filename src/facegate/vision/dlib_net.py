@@ -13,8 +13,8 @@ import numpy as np
 from facegate.vision.dlib_format import DlibFormatError
 from facegate.vision.dlib_layers import (
     CONV_MODE,
-    Affine,
     AddPrev,
+    Affine,
     Conv,
     FullyConnected,
     InputRGB,
@@ -23,6 +23,7 @@ from facegate.vision.dlib_layers import (
     Network,
     Pool,
 )
+
 
 @dataclass(frozen=True, slots=True)
 class Node:

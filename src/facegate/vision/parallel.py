@@ -1,9 +1,11 @@
 """Analyse many image files on all cores: one Pipeline per worker process, built once.
 
 dlib releases no GIL-free parallelism of its own on this build, so processes it is. Each
-worker returns faces or the `FacegateError` that refused the file; one bad file never
-stops the batch. Results come back in input order, lazily, so callers can show progress
-and write results as they arrive.
+worker takes files `BATCH` at a time: it decodes, detects and aligns each, then embeds the
+chips of all of them in one call (larger batches run the ResNet faster per chip). Each
+file gets its faces or the `FacegateError` that refused it; one bad file never stops the
+batch. Results come back in input order, lazily, so callers can show progress and write
+results as they arrive.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pathlib import Path
 
 from facegate.errors import FacegateError
 from facegate.vision.image import read_image_file
-from facegate.vision.pipeline import Pipeline, PipelineConfig
+from facegate.vision.pipeline import Pipeline, PipelineConfig, Prepared
 from facegate.vision.types import Face
 
 PipelineFactory = Callable[[PipelineConfig], Pipeline]
+BATCH = 8  # files per embedding batch: about 9 faces, 18 chips with mirrors, on LFW
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +46,40 @@ def _init(config: PipelineConfig, factory: PipelineFactory) -> None:
     _worker = factory(replace(config, threads=1))
 
 
-def analyze_one(pipeline: Pipeline, path: Path, max_faces: int | None = None) -> FileResult:
-    """Analyse one file; a refusal is returned, not raised, so batches go on."""
-    try:
-        data = read_image_file(path, pipeline.config.limits)
-        faces = pipeline.faces(pipeline.decode(data), max_faces)
-        return FileResult(path, faces, None, hashlib.sha256(data).hexdigest())
-    except FacegateError as exc:
-        return FileResult(path, [], exc, None)
+def analyze_inline(
+    pipeline: Pipeline, paths: Sequence[Path], max_faces: int | None = None, central: bool = False
+) -> Iterator[FileResult]:
+    """`analyze_files` in this process, with a pipeline the caller already holds."""
+    for i in range(0, len(paths), BATCH):
+        yield from analyze_batch(pipeline, paths[i : i + BATCH], max_faces, central)
 
 
-def _run(args: tuple[Path, int | None]) -> FileResult:
+def analyze_batch(
+    pipeline: Pipeline, paths: Sequence[Path], max_faces: int | None = None, central: bool = False
+) -> list[FileResult]:
+    """Analyse files, embedding all their faces in one batch; refusals are returned.
+
+    `max_faces` and `central` choose the faces analysed, as in `Pipeline.prepare`.
+    """
+    prepared: dict[int, tuple[Prepared, str]] = {}
+    refused: dict[int, FacegateError] = {}
+    for i, path in enumerate(paths):
+        try:
+            data = read_image_file(path, pipeline.config.limits)
+            prepared[i] = pipeline.prepare(pipeline.decode(data), max_faces, central), hashlib.sha256(data).hexdigest()
+        except FacegateError as exc:
+            refused[i] = exc
+    faces = dict(zip(prepared, pipeline.finish([p for p, _ in prepared.values()])))
+    return [
+        FileResult(path, faces[i], None, prepared[i][1]) if i in prepared else FileResult(path, [], refused[i], None)
+        for i, path in enumerate(paths)
+    ]
+
+
+def _run(args: tuple[list[Path], int | None, bool]) -> list[FileResult]:
     if _worker is None:  # pragma: no cover - initializer always ran
         raise RuntimeError("worker not initialised")
-    return analyze_one(_worker, *args)
+    return analyze_batch(_worker, *args)
 
 
 def analyze_files(
@@ -65,13 +88,14 @@ def analyze_files(
     workers: int,
     max_faces: int | None = None,
     factory: PipelineFactory = Pipeline,
+    central: bool = False,
 ) -> Iterator[FileResult]:
     """Yield one `FileResult` per path, in order, using `workers` processes (1 = inline)."""
     if workers <= 1 or len(paths) <= 1:
-        pipeline = factory(config)
-        for path in paths:
-            yield analyze_one(pipeline, path, max_faces)
+        yield from analyze_inline(factory(config), paths, max_faces, central)
         return
+    batches = [list(paths[i : i + BATCH]) for i in range(0, len(paths), BATCH)]
     ctx = mp.get_context("spawn")  # fork would copy half-initialised dlib state
     with ctx.Pool(workers, initializer=_init, initargs=(config, factory)) as pool:
-        yield from pool.imap(_run, [(p, max_faces) for p in paths], chunksize=4)
+        for results in pool.imap(_run, [(batch, max_faces, central) for batch in batches]):
+            yield from results

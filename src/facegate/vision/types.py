@@ -24,6 +24,10 @@ class Box:
     def area(self) -> int:
         return self.width * self.height
 
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.left + self.width / 2, self.top + self.height / 2
+
     def to_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "width": self.width, "height": self.height}
 
