@@ -243,7 +243,7 @@ def _limits(
             "Cross-group FMR is a point estimate without interval.",
         ]
     out += [
-        (f"Detection: a failure is an image with no face found or whose largest face is below the "
+        (f"Detection: a failure is an image with no face found or whose central face is below the "
          f"{quality_filter.value} quality filter; {d.unreadable} unreadable files left out; images "
          f"without a label left out of a grouping: {_counts(d.unlabelled_images)}."),
         ("Not measured: identification (1:N search) error rates and ranks; thresholds other than "

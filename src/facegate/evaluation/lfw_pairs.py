@@ -3,7 +3,8 @@
 pairs.txt starts with a header (`<folds> <pairs per class>` or just a count), then lines
 `name n1 n2` (same person) or `name1 n1 name2 n2` (different people); images are
 `<dir>/<name>/<name>_<nnnn>.jpg`. Folds are consecutive blocks of 2 x <pairs per class>
-lines. Each image contributes the template of its largest face.
+lines. Each image contributes the template of its central face (the face nearest the
+photo's centre: LFW photos are centred on the named person).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The largest face of every image of an evaluation set, analysed once and kept on disk.
+"""The central face of every image of an evaluation set, analysed once and kept on disk.
 
 Why: a bias audit is re-run with other thresholds, groupings and seeds, but the costly
 part (decode, detect, align, embed: about 0.3 s an image on this machine) depends only on
@@ -10,8 +10,9 @@ second; a changed photo has a new hash and is analysed again; another model (an 
 embedder with its own template id) never reads these templates.
 
 The cache holds biometric templates of the evaluation set: keep it where that data set
-may be kept, and delete it with the data set. Only the largest face of an image is
-analysed: evaluation sets hold one labelled person per photo, centred and largest.
+may be kept, and delete it with the data set. Only the face nearest an image's centre is
+analysed: evaluation sets hold one labelled person per photo, centred (a bigger face
+beside them is someone else; see `Pipeline.prepare`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision import quality
-from facegate.vision.parallel import FileResult, PipelineFactory, analyze_files, analyze_one
+from facegate.vision.parallel import FileResult, PipelineFactory, analyze_files, analyze_inline
 from facegate.vision.pipeline import Pipeline
 
-FACE = "face"  # outcome of an image whose largest face was analysed
+FACE = "face"  # outcome of an image whose central face was analysed
 NO_FACE = "no_face"  # outcome when no detector found a face; refusals store their error code
 COMMIT_EVERY = 64
 
@@ -52,7 +53,7 @@ class ImageAnalyses:
     """What the pipeline made of each input path, in input order.
 
     `outcome[i]` is `FACE`, `NO_FACE` or the error code that refused the file (e.g.
-    INVALID_IMAGE); `level[i]` is the largest face's quality level ("" without a face);
+    INVALID_IMAGE); `level[i]` is the central face's quality level ("" without a face);
     `templates[i]` is its unit template (a zero row without a face).
     """
 
@@ -70,7 +71,7 @@ def analysis_key(pipeline: Pipeline) -> str:
     bars = hashlib.sha256(repr(sorted(quality.BARS.items())).encode()).hexdigest()[:12]
     return (
         f"{pipeline.template_id};detector={c.detector};fallback={c.fallback_detector};"
-        f"min_face={c.min_face_size};upsample={c.upsample};quality={bars}"
+        f"min_face={c.min_face_size};upsample={c.upsample};quality={bars};face=central"
     )
 
 
@@ -130,8 +131,8 @@ def _analyse(
     paths: list[Path], pipeline: Pipeline, workers: int, factory: PipelineFactory
 ) -> Iterator[FileResult]:
     if workers <= 1 or not paths:  # nothing to do must not start workers or build a pipeline
-        return (analyze_one(pipeline, p, max_faces=1) for p in paths)
-    return analyze_files(paths, pipeline.config, workers, max_faces=1, factory=factory)
+        return analyze_inline(pipeline, paths, max_faces=1, central=True)
+    return analyze_files(paths, pipeline.config, workers, max_faces=1, factory=factory, central=True)
 
 
 def _with_progress(results: Iterator[FileResult], total: int, shown: bool) -> Iterator[FileResult]:

@@ -1,4 +1,4 @@
-"""One template per image (its largest face) for evaluation runs, from the on-disk cache.
+"""One template per image (its central face) for evaluation runs, from the on-disk cache.
 
 Built on `template_cache.cached_analyses`, so a second run over the same photos with the
 same recipe reads templates instead of computing them. When no face is found the caller
@@ -40,7 +40,7 @@ def image_templates(
     workers: int,
     no_face: str = "centre",
 ) -> TemplateSet:
-    """One template per image `root / name` (largest face), with a progress bar on stderr."""
+    """One template per image `root / name` (central face), with a progress bar on stderr."""
     analyses = cached_analyses([root / n for n in names], pipeline, cache_dir, workers=workers)
     templates: dict[str, np.ndarray] = {}
     missing: list[str] = []
