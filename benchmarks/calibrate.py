@@ -4,7 +4,7 @@
         --out src/facegate/vision/calibration/dlib-resnet-v1_flip.json
 
 Method: one template per LFW photo of the shared pairs folds (the 6,152 photos named in
-pairs.txt; `--all` takes every photo of the manifest instead), largest face, photos where
+pairs.txt; `--all` takes every photo of the manifest instead), central face, photos where
 no face is found left out, not guessed. Every pair of photos of *different* people is an
 impostor pair (about 18.9 million), and the table records, on a
 log-spaced grid of FMR from 1 down to 1/(number of impostor pairs), the similarity that

@@ -8,8 +8,10 @@ End-to-end means: read the file, decode, detect, landmarks, embed every face fou
 face_recognition 1.3.0 runs with its defaults: `load_image_file`, `face_locations(img)`
 (HOG, upsample 1), `face_encodings(img, locations)` (model="small", the 5-point
 predictor; num_jitters=1). facegate runs `Pipeline(PipelineConfig())` with whatever the
-defaults are at run time (printed), one process through `analyze_file`, all cores through
-`facegate.vision.parallel.analyze_files(workers=2)`; face_recognition on all cores is a
+defaults are at run time (printed), in one process photo by photo through `analyze_file`
+(what a service call does) and, as "facegate bulk", through `analyze_inline` (what bulk
+indexing and evaluation do with one worker: files in batches, their chips embedded in one
+call), and on all cores through `facegate.vision.parallel.analyze_files(workers=2)`; face_recognition on all cores is a
 Pool of 2 with one model set per worker, as its CLI's `--cpus` builds it (forkserver).
 
 Why child processes: importing face_recognition loads five models and turns on Pillow's
@@ -21,7 +23,7 @@ libraries (analyze_files builds its pool per call); a two-photo run shows that c
 Photos: 200 LFW photos (every k-th of the manifest sorted by path, as the embedder tests
 take them) and the 20 largest-area JPEG/PNG photos of ../shared/data/peers that its
 manifest does not mark as having no face. Order per set is face_recognition, facegate,
-facegate, face_recognition (one process, one process, all cores, all cores) so a drift in
+facegate bulk (one process), then facegate, face_recognition (all cores) so a drift in
 machine load does not favour one side. Stage times are the minimum of repeated runs.
 
 The machine is shared: wall seconds carry other people's jobs (the load average is
@@ -103,6 +105,7 @@ def _face_recognition_runner() -> Callable[[str], int]:
 
 
 RUNNERS = {"facegate": _facegate_runner, "face_recognition": _face_recognition_runner}
+BULK = "facegate bulk"  # analyze_files with one worker: files in batches, chips embedded together
 
 
 def _one_process(library: str, paths: Sequence[str], warmup: str) -> Timing:
@@ -111,6 +114,15 @@ def _one_process(library: str, paths: Sequence[str], warmup: str) -> Timing:
     CPU time (all threads of this process) is the figure that other people's jobs on the
     machine disturb least; wall time is what a user waits.
     """
+    if library == BULK:
+        from facegate.vision import Pipeline, PipelineConfig
+        from facegate.vision.parallel import analyze_inline
+
+        pipeline = Pipeline(PipelineConfig())
+        list(analyze_inline(pipeline, [Path(warmup)]))
+        wall, cpu = time.perf_counter(), time.process_time()
+        faces = [len(r.faces) for r in analyze_inline(pipeline, [Path(p) for p in paths])]
+        return time.perf_counter() - wall, time.process_time() - cpu, faces
     run = RUNNERS[library]()
     run(warmup)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -219,7 +231,7 @@ def measure(pinned: bool, n_lfw: int, n_large: int, repeats: int) -> None:
     cores = len(os.sched_getaffinity(0))
     sets = {"LFW 250x250": lfw_photos(n_lfw), "peers large": large_photos(n_large)}
     warmup = str(sets["LFW 250x250"][0])
-    modes = [("1 process", "face_recognition"), ("1 process", "facegate")]
+    modes = [("1 process", "face_recognition"), ("1 process", "facegate"), ("1 process", BULK)]
     if not pinned:
         modes += [(f"{cores} processes", "facegate"), (f"{cores} processes", "face_recognition")]
     rows: dict[tuple[str, str, str], Timing] = {}
@@ -243,12 +255,15 @@ def measure(pinned: bool, n_lfw: int, n_large: int, repeats: int) -> None:
                   f"{cpu} | {sum(t[2])} |")
     print("\n| set | mode | facegate / face_recognition, images/s by wall time | by CPU time |")
     print("|---|---|---:|---:|")
-    for mode in dict.fromkeys(m for m, _ in modes):
+    for mode, library in modes:
+        if library == "face_recognition":
+            continue
         for set_name in [*sets, "total"]:
             names = list(sets) if set_name == "total" else [set_name]
-            fg, fr = _sum(rows, names, mode, "facegate"), _sum(rows, names, mode, "face_recognition")
+            fg, fr = _sum(rows, names, mode, library), _sum(rows, names, mode, "face_recognition")
             by_cpu = "—" if fg[1] is None or fr[1] is None else f"{fr[1] / fg[1]:.2f}x"
-            print(f"| {set_name} | {mode} | {fr[0] / fg[0]:.2f}x | {by_cpu} |")
+            label = f"{mode}{', bulk' if library == BULK else ''}"
+            print(f"| {set_name} | {label} | {fr[0] / fg[0]:.2f}x | {by_cpu} |")
     if not pinned:
         _print_startup(sets["LFW 250x250"][:2], cores)
         _print_large_set(sets["peers large"], rows, modes[0][0])

@@ -21,7 +21,12 @@ from facegate.vision import mtcnn_net
 from facegate.vision.align import Aligner
 from facegate.vision.detect import HogDetector, open_detector
 from facegate.vision.detect_mtcnn import MtcnnDetector, nms, to_dlib_box
-from facegate.vision.torch_weights import LEGACY_MAGIC, LEGACY_PROTOCOL, TorchFormatError, load_state_dict
+from facegate.vision.torch_weights import (
+    LEGACY_MAGIC,
+    LEGACY_PROTOCOL,
+    TorchFormatError,
+    load_state_dict,
+)
 from facegate.vision.types import Box
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

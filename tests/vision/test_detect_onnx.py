@@ -55,7 +55,7 @@ def _iou(a: Corners, b: Corners) -> float:
     if inner_w <= 0 or inner_h <= 0:
         return 0.0
     inner = inner_w * inner_h
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)
     return inner / (area(a) + area(b) - inner)
 
 

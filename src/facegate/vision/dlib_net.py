@@ -156,7 +156,7 @@ def layer_flops(graph: Graph) -> list[int]:
         elif isinstance(layer, FullyConnected):
             f = 2 * layer.weights.size + (layer.weights.shape[1] if layer.bias is not None else 0)
         elif isinstance(layer, Pool):
-            k, nr, nc = shapes[node.inputs[0]]
+            _k, nr, nc = shapes[node.inputs[0]]
             wr, wc = layer.window[0] or nr, layer.window[1] or nc
             f = out * wr * wc
         elif isinstance(layer, Affine):

@@ -76,8 +76,8 @@ def downscale(image: np.ndarray, scale: float) -> np.ndarray:
 def upscale_box(box: Box, factor: float, width: int, height: int) -> Box:
     """A box found on a scaled copy, in the full image's pixels, clipped to it."""
     left, top = int(box.left * factor), int(box.top * factor)
-    right = min(width, int(round((box.left + box.width) * factor)))
-    bottom = min(height, int(round((box.top + box.height) * factor)))
+    right = min(width, round((box.left + box.width) * factor))
+    bottom = min(height, round((box.top + box.height) * factor))
     return Box(left, top, right - left, bottom - top)
 
 
