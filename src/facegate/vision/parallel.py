@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,10 +156,12 @@ def analyze_files(
                 working = False
                 _collect(results, done, helpers, wait=True)
     finally:
-        for helper in helpers:
-            if helper.is_alive() and next_out < len(starts):
-                helper.terminate()  # the caller stopped early or something failed
-            helper.join()
+        if next_out < len(starts):  # the caller stopped early, or something failed
+            for helper in helpers:
+                helper.terminate()
+        # Helpers that got their stop sign exit by themselves; reap them in the background
+        # so the caller does not wait for their interpreters to shut down.
+        threading.Thread(target=lambda: [helper.join() for helper in helpers], daemon=True).start()
 
 
 def _collect(results: mp.Queue, done: dict[int, list[FileResult]], helpers: list, wait: bool) -> None:
