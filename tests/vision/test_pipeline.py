@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facegate.engine import Facegate
+from facegate.settings import Settings
 from facegate.vision import Pipeline, QualityFilter
 from facegate.vision.calibration import load_calibration, similarity, similarity_matrix
 from facegate.vision.quality import passes, pose
@@ -113,3 +115,26 @@ def test_large_photo_is_detected_at_bounded_scale(pipeline: Pipeline, peers: Pat
     assert len(faces) == 1
     box = faces[0].box
     assert box.width > 1000 and box.left + box.width <= image.shape[1] and box.top + box.height <= image.shape[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "value"), [("FACEGATE_EMBEDDER_RUNTIME", "dlib"), ("FACEGATE_DETECTOR", "hog")]
+)
+def test_reference_paths_stay_selectable(
+    pipeline: Pipeline, peers: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch, env: str, value: str
+) -> None:
+    """The fast path is the default; dlib's own embedder runtime and dlib's HOG detector are
+    chosen by settings and give the same template space (same faces, templates within the
+    ONNX-vs-dlib tolerance, or the same person for a different detector's box)."""
+    monkeypatch.setenv(env, value)
+    settings = Settings(home=model_cache.parent / f"home-{value}")
+    reference = Facegate(settings).pipeline
+    assert (reference.config.runtime, reference.config.detector) == (
+        ("dlib", "mtcnn") if value == "dlib" else ("onnx", "hog")
+    )
+    assert reference.template_id == pipeline.template_id
+    photo = peers / "face_recognition" / "tests" / "test_images" / "obama.jpg"
+    fast, ref = pipeline.analyze_file(photo), reference.analyze_file(photo)
+    assert len(fast) == len(ref) == 1
+    cos = float(np.dot(fast[0].template, ref[0].template))
+    assert cos > (0.9999 if value == "dlib" else 0.97)

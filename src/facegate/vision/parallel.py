@@ -2,7 +2,8 @@
 
 dlib releases no GIL-free parallelism of its own on this build, so processes it is. Each
 worker takes files `BATCH` at a time: it decodes, detects and aligns each, then embeds the
-chips of all of them in one call (larger batches run the ResNet faster per chip). Each
+chips of all of them in one runtime call (on one core that gains little per chip, 3.72
+against 3.76 ms, but saves a call per file; docs/benchmarks.md). Each
 file gets its faces or the `FacegateError` that refused it; one bad file never stops the
 batch. Results come back in input order, lazily, so callers can show progress and write
 results as they arrive.

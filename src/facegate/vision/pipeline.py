@@ -55,9 +55,8 @@ class PipelineConfig:
 class Prepared:
     """One image's faces up to the aligned chips: all that embedding needs, without the image.
 
-    Why a separate step: embedding is the one stage that gains from batching (the ONNX
-    ResNet runs a 16-chip batch faster per chip than a 2-chip one), so bulk work prepares
-    several images, then embeds all their chips in one call (`Pipeline.finish`).
+    Why a separate step: embedding is the one stage that can be batched, so bulk work
+    prepares several images, then embeds all their chips in one call (`Pipeline.finish`).
     """
 
     boxes: tuple[Box, ...]
