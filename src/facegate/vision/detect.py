@@ -116,21 +116,21 @@ def open_detector(
     "cnn-onnx" and "mtcnn" keep their converted models in `cache_dir`, which they
     therefore need.
     """
-    if name in ("cnn-onnx", "mtcnn") and cache_dir is None:
-        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"the {name} detector needs a model cache directory")
-    if name == "mtcnn":
-        if upsample is not None:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "the mtcnn detector scans by min_face_size, not upsample")
-        return MtcnnDetector(cache_dir, min_face_size)  # type: ignore[arg-type]
     if name == "hog":
         return HogDetector(min_face_size, upsample)
     if name == "hog-scaled":
         return HogDetector(min_face_size, upsample, smart_scale=True)
     if name == "cnn":
         return CnnDetector(min_face_size, upsample)
-    if name == "cnn-onnx":
-        up = upsample_for(min_face_size, MMOD_WINDOW) if upsample is None else upsample
-        return OnnxMmodDetector(model_path(MMOD_FILE), cache_dir, min_face_size, up)  # type: ignore[arg-type]
+    if name in ("cnn-onnx", "mtcnn"):
+        if cache_dir is None:
+            raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"the {name} detector needs a model cache directory")
+        if name == "cnn-onnx":
+            up = upsample_for(min_face_size, MMOD_WINDOW) if upsample is None else upsample
+            return OnnxMmodDetector(model_path(MMOD_FILE), cache_dir, min_face_size, up)
+        if upsample is not None:
+            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "the mtcnn detector scans by min_face_size, not upsample")
+        return MtcnnDetector(cache_dir, min_face_size)
     raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
 
 

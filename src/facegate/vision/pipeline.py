@@ -23,7 +23,7 @@ from platformdirs import user_cache_dir
 
 from facegate.vision.align import CHIP_SIZE, Aligner
 from facegate.vision.detect import Detector, open_detector
-from facegate.vision.embed import Embedder, normalise, open_embedder
+from facegate.vision.embed import DIMENSION, Embedder, normalise, open_embedder
 from facegate.vision.image import ImageLimits, decode_image, load_image
 from facegate.vision.quality import assess
 from facegate.vision.types import Box, Detection, Face
@@ -63,6 +63,10 @@ class Prepared:
     confidences: tuple[float, ...]
     points: tuple[tuple[tuple[int, int], ...], ...]
     chips: np.ndarray  # (faces, 150, 150, 3) uint8
+
+
+def _no_chips() -> np.ndarray:
+    return np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
 
 
 def downscale(image: np.ndarray, scale: float) -> np.ndarray:
@@ -174,11 +178,7 @@ class Pipeline:
     ) -> Prepared:
         """Landmarks and aligned chips of the faces at `boxes`."""
         shapes = [self.aligner.landmarks(image, box) for box in boxes]
-        chips = (
-            np.stack([self.aligner.chip(image, shape) for shape in shapes])
-            if shapes
-            else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-        )
+        chips = np.stack([self.aligner.chip(image, shape) for shape in shapes]) if shapes else _no_chips()
         return Prepared(
             tuple(boxes),
             tuple(confidences or [0.0] * len(boxes)),
@@ -188,21 +188,23 @@ class Pipeline:
 
     def finish(self, batch: Sequence[Prepared]) -> list[list[Face]]:
         """Faces of each prepared image, their chips embedded in one batch."""
-        chips = [p.chips for p in batch if len(p.chips)]
-        templates = self.embed_chips(np.concatenate(chips)) if chips else None
+        chips = np.concatenate([p.chips for p in batch]) if batch else _no_chips()
+        templates = self.embed_chips(chips)
         out, start = [], 0
         for prepared in batch:
             faces = []
             for i, (box, conf, points) in enumerate(zip(prepared.boxes, prepared.confidences, prepared.points)):
                 quality = assess(prepared.chips[i], min(box.width, box.height), points)
-                faces.append(Face(box, conf, points, quality, templates[start + i]))  # type: ignore[index]
+                faces.append(Face(box, conf, points, quality, templates[start + i]))
             start += len(prepared.boxes)
             out.append(faces)
         return out
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """Unit-length templates for aligned chips, with the mirror average if configured."""
-        if not self.config.flip or len(chips) == 0:
+        if len(chips) == 0:
+            return np.zeros((0, DIMENSION), np.float32)
+        if not self.config.flip:
             return normalise(self.embedder.embed_chips(chips))
         both = self.embedder.embed_chips(np.concatenate([chips, chips[:, :, ::-1]]))
         half = len(chips)
