@@ -124,9 +124,9 @@ def load_state_dict(data: bytes) -> dict[str, np.ndarray]:
 
 def _load_legacy(data: bytes) -> Any:
     stream = io.BytesIO(data)
-    if pickle.load(stream) != LEGACY_MAGIC:
+    if _Unpickler(stream, _no_storage).load() != LEGACY_MAGIC:
         raise TorchFormatError("not a torch.save file (bad magic number)")
-    if pickle.load(stream) != LEGACY_PROTOCOL:
+    if _Unpickler(stream, _no_storage).load() != LEGACY_PROTOCOL:
         raise TorchFormatError("unsupported torch.save protocol version")
     info = _Unpickler(stream, _no_storage).load()
     if not isinstance(info, dict) or not info.get("little_endian", False):
