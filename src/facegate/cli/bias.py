@@ -7,9 +7,7 @@ from pathlib import Path
 import click
 
 from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, stdout
-from facegate.evaluation.bias_report import write_report
 from facegate.gate import Caller
-from facegate.operations.bias import audit_bias
 from facegate.vision.types import QualityFilter
 
 
@@ -38,6 +36,11 @@ def audit_bias_command(
     workers: int | None, tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool,
 ) -> None:
     """Measure FMR and FNMR by group (with intervals) and detection failures; write a report."""
+    # Imported here, not at the top: fairlearn, scikit-learn, SciPy and matplotlib take over
+    # a second to import, which every other facegate command would pay.
+    from facegate.evaluation.bias_report import write_report
+    from facegate.operations.bias import audit_bias
+
     engine = build_engine(data_dir, policy)
     run = audit_bias(
         engine, Caller(tenant=tenant), manifest, [c.strip() for c in group_by.split(",") if c.strip()],
