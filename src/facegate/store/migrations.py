@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
@@ -30,6 +31,36 @@ def _initial(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
+def create_missing_tables(conn: Connection) -> None:
+    """Create the ORM tables a catalog lacks (a step that adds tables; idempotent).
+
+    Step 1 creates the ORM schema as it is *now*, so on a new catalog later steps find their
+    tables and columns already there: every later step must be idempotent, as this is.
+    """
+    Base.metadata.create_all(conn, checkfirst=True)
+
+
+def add_missing_columns(conn: Connection, table: str) -> list[str]:
+    """Add the ORM columns that `table` lacks in the database (idempotent); their names.
+
+    Only nullable columns or columns with a server default can be added to a table that
+    holds rows: declare new columns that way, then backfill in the same step.
+    """
+    present = {c["name"] for c in inspect(conn).get_columns(table)}
+    added = []
+    for column in Base.metadata.tables[table].columns:
+        if column.name in present:
+            continue
+        ddl = CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))
+        added.append(column.name)
+    return added
+
+
+# Step numbers are reserved per line of work so that parallel branches never collide:
+# 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
+# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
+# Steps are applied in version order; a gap is harmless.
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
 
 
