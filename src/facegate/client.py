@@ -91,55 +91,82 @@ class FacegateClient:
         return self.request("POST", path, json={**encoded, **fields})
 
     # --- collections --------------------------------------------------------------------
-    def create_collection(self, collection_id: str, description: str = "") -> dict[str, Any]:
-        body = {"collection_id": collection_id, "description": description}
+    # Every method takes `purpose` and `case_reference`: a moratorium may exempt any
+    # operation by purpose. POST sends them in the JSON body, GET and DELETE as query
+    # parameters, as the API takes them.
+    def create_collection(self, collection_id: str, description: str = "", *, purpose: str | None = None,
+                          case_reference: str | None = None) -> dict[str, Any]:
+        body = _fields(collection_id=collection_id, description=description, purpose=purpose,
+                       case_reference=case_reference)
         return self.request("POST", "/v1/collections", json=body)
 
-    def list_collections(self) -> dict[str, Any]:
-        return self.request("GET", "/v1/collections")
+    def list_collections(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/collections", params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def describe_collection(self, collection_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/v1/collections/{collection_id}")
+    def describe_collection(self, collection_id: str, *, purpose: str | None = None,
+                            case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", f"/v1/collections/{collection_id}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def delete_collection(self, collection_id: str) -> dict[str, Any]:
-        return self.request("DELETE", f"/v1/collections/{collection_id}")
+    def delete_collection(self, collection_id: str, *, purpose: str | None = None,
+                          case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/collections/{collection_id}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
     # --- faces and subjects --------------------------------------------------------------
     def index_faces(
         self, collection_id: str, image: Image, *, purpose: str | None = None, case_reference: str | None = None,
         subject: str | None = None, external_image_id: str | None = None, max_faces: int | None = None,
         quality_filter: str | None = None, consent_reference: str | None = None, multipart: bool = False,
+        subject_box: tuple[int, int, int, int] | None = None, index_unlabelled: bool | None = None,
     ) -> dict[str, Any]:
+        """Enrol faces; with a `subject`, only the subject's face (the central one, or the one
+        at `subject_box` = (left, top, width, height)) unless `index_unlabelled`."""
+        box: Any = None
+        if subject_box is not None:
+            box = ",".join(map(str, subject_box)) if multipart else dict(
+                zip(("left", "top", "width", "height"), subject_box))
         fields = _fields(purpose=purpose, case_reference=case_reference, subject=subject,
                          external_image_id=external_image_id, max_faces=max_faces,
-                         quality_filter=quality_filter, consent_reference=consent_reference)
+                         quality_filter=quality_filter, consent_reference=consent_reference,
+                         subject_box=box, index_unlabelled=index_unlabelled)
         return self._image_call(f"/v1/collections/{collection_id}/faces", {"image": image}, fields, multipart)
 
     def list_faces(self, collection_id: str, *, subject: str | None = None, limit: int = 100,
-                   next_token: str | None = None) -> dict[str, Any]:
-        params = _fields(subject=subject, limit=limit, next_token=next_token)
+                   next_token: str | None = None, purpose: str | None = None,
+                   case_reference: str | None = None) -> dict[str, Any]:
+        params = _fields(subject=subject, limit=limit, next_token=next_token, purpose=purpose,
+                         case_reference=case_reference)
         return self.request("GET", f"/v1/collections/{collection_id}/faces", params=params)
 
-    def delete_face(self, collection_id: str, face_id: str) -> dict[str, Any]:
-        return self.request("DELETE", f"/v1/collections/{collection_id}/faces/{face_id}")
+    def delete_face(self, collection_id: str, face_id: str, *, purpose: str | None = None,
+                    case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/collections/{collection_id}/faces/{face_id}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
     def create_subject(
-        self, collection_id: str, subject: str, attributes: dict[str, str] | None = None
+        self, collection_id: str, subject: str, attributes: dict[str, str] | None = None, *,
+        purpose: str | None = None, case_reference: str | None = None,
     ) -> dict[str, Any]:
-        body = {"subject": subject, "attributes": attributes or {}}
+        body = _fields(subject=subject, attributes=attributes or {}, purpose=purpose, case_reference=case_reference)
         return self.request("POST", f"/v1/collections/{collection_id}/subjects", json=body)
 
-    def associate_faces(self, collection_id: str, subject: str, face_ids: list[str]) -> dict[str, Any]:
+    def associate_faces(self, collection_id: str, subject: str, face_ids: list[str], *,
+                        purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
         return self.request("POST", f"/v1/collections/{collection_id}/subjects/{subject}/faces",
-                            json={"face_ids": face_ids})
+                            json=_fields(face_ids=face_ids, purpose=purpose, case_reference=case_reference))
 
-    def list_subjects(self, collection_id: str, *, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+    def list_subjects(self, collection_id: str, *, limit: int = 100, next_token: str | None = None,
+                      purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
         return self.request("GET", f"/v1/collections/{collection_id}/subjects",
-                            params=_fields(limit=limit, next_token=next_token))
+                            params=_fields(limit=limit, next_token=next_token, purpose=purpose,
+                                           case_reference=case_reference))
 
-    def erase_subject(self, collection_id: str, subject: str) -> dict[str, Any]:
+    def erase_subject(self, collection_id: str, subject: str, *, purpose: str | None = None,
+                      case_reference: str | None = None) -> dict[str, Any]:
         """Right to erasure: the subject and all its faces."""
-        return self.request("DELETE", f"/v1/collections/{collection_id}/subjects/{subject}")
+        return self.request("DELETE", f"/v1/collections/{collection_id}/subjects/{subject}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
     # --- search, compare, detect --------------------------------------------------------
     def search(

@@ -86,6 +86,13 @@ class Facegate:
         with self._pipeline_lock:
             return self.pipeline.analyze(data, max_faces)
 
+    def analyze_sized(self, data: bytes) -> tuple[list[Face], tuple[int, int]]:
+        """Faces of encoded image bytes and the image's (width, height): enrolment needs the
+        size to tell which face a portrait is of (the central one)."""
+        with self._pipeline_lock:
+            image = self.pipeline.decode(data)
+            return self.pipeline.faces(image), (int(image.shape[1]), int(image.shape[0]))
+
     # --- store --------------------------------------------------------------------------
     @cached_property
     def db(self) -> Engine:

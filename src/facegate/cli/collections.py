@@ -10,6 +10,8 @@ from facegate.cli.common import (
     build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, progress_bar,
     stdout,
 )
+from facegate.cli.tables import print_table
+from facegate.cli.vision import box_text
 from facegate.errors import ErrorCode, FacegateError
 from facegate.operations import bulk, collections, faces
 from facegate.vision.image import read_image_file
@@ -80,9 +82,16 @@ def collection_delete(name: str, data_dir: Path | None, policy: Path | None, as_
 @click.argument("name")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
-              help="CSV with columns path, optional subject and external_id (paths relative to it).")
-@click.option("--subject", default=None, help="Subject (person) the faces belong to.")
-@click.option("--external-id", default=None, help="Your id for the image.")
+              help="CSV with columns path (relative to the CSV), optional subject, external_image_id "
+                   "(or external_id) and subject_box (\"left,top,width,height\").")
+@click.option("--subject", default=None,
+              help="Subject (person) of the photo: labels one face, the central one or the one at --subject-box.")
+@click.option("--subject-box", default=None, metavar="LEFT,TOP,WIDTH,HEIGHT",
+              help="Which face is the subject's, by its box in pixels (as detect prints it).")
+@click.option("--index-unlabelled", is_flag=True,
+              help="With --subject, also enrol the photo's other faces, without a subject.")
+@click.option("--external-image-id", "--external-id", "external_image_id", default=None,
+              help="Your id for the image.")
 @click.option("--max-faces", type=click.IntRange(1, 100), default=None, help="Enrol at most the N largest faces.")
 @click.option("--quality-filter", type=click.Choice([q.value for q in QualityFilter], case_sensitive=False),
               default="LOW", show_default=True, help="Drop faces below this quality.")
@@ -93,13 +102,17 @@ def collection_delete(name: str, data_dir: Path | None, policy: Path | None, as_
 @json_option
 @handles_errors
 def index(
-    name: str, images: tuple[Path, ...], manifest: Path | None, subject: str | None, external_id: str | None,
-    max_faces: int | None, quality_filter: str, consent_reference: str | None, workers: int | None,
+    name: str, images: tuple[Path, ...], manifest: Path | None, subject: str | None, subject_box: str | None,
+    index_unlabelled: bool, external_image_id: str | None, max_faces: int | None, quality_filter: str, consent_reference: str | None, workers: int | None,
     data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None,
 ) -> None:
-    """Enrol the faces of IMAGES (or of a --manifest) into collection NAME."""
+    """Enrol the faces of IMAGES (or of a --manifest) into collection NAME.
+
+    With a subject, only the subject's face of each photo is enrolled; the others are
+    listed as not indexed (NOT_SUBJECT_FACE) unless --index-unlabelled."""
     if bool(images) == (manifest is not None):
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "give IMAGES or --manifest, not both or neither")
+    box = bulk.parse_box(subject_box or "")
     engine = build_engine(data_dir, policy)
     caller = make_caller(**who, consent_reference=consent_reference)
     level = QualityFilter(quality_filter.upper())
@@ -108,7 +121,7 @@ def index(
             task = bar.add_task("indexing", total=None)
             report = bulk.index_manifest(
                 engine, caller, name, manifest, max_faces=max_faces, quality_filter=level, workers=workers,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                index_unlabelled=index_unlabelled, progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         payload = report.to_dict()
     else:
@@ -117,7 +130,8 @@ def index(
             try:
                 result = faces.index_faces(
                     engine, caller, name, read_image_file(path, engine.limits), subject=subject,
-                    external_image_id=external_id, max_faces=max_faces, quality_filter=level,
+                    external_image_id=external_image_id, max_faces=max_faces, quality_filter=level,
+                    subject_box=box, index_unlabelled=index_unlabelled,
                 ).value
             except FacegateError as exc:
                 if exc.code in (ErrorCode.COLLECTION_NOT_FOUND,) or len(images) == 1:
@@ -130,8 +144,14 @@ def index(
 
     def human() -> None:
         stdout.print(f"indexed {len(payload['indexed'])} face(s); {payload['skipped']} image(s) already enrolled")
-        for item in payload["unindexed"]:
-            stdout.print(f"  not indexed: {item.get('path')}: {item['reason']}")
+        print_table(["face id", "subject", "image", "box left,top wxh (px)"],
+                    [(f["face_id"], f.get("subject"), f.get("path"), box_text(f["box"])) for f in payload["indexed"]],
+                    empty="no faces indexed", title="indexed")
+        if payload["unindexed"]:
+            print_table(["image", "reason", "box left,top wxh (px)"],
+                        [(u.get("path"), u["reason"], box_text(u["face"]["box"]) if u.get("face") else None)
+                         for u in payload["unindexed"]],
+                        empty="", title="not indexed")
 
     emit(as_json, payload, human)
 

@@ -18,23 +18,20 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
+from facegate.operations.leads import LEAD_NOTICE, lead_fields
 from facegate.store.catalog import ensure_template, get_collection
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.calibration import similarity_from_cosine
 from facegate.vision.types import Face
 
-LEAD_NOTICE = (
-    "Investigative leads only: the purpose requires human review. A candidate is not an "
-    "identification and must not be the sole basis for any action."
-)
 
 
 @dataclass(frozen=True, slots=True)
 class FaceHit:
     face_id: str
     subject: str | None
-    external_id: str | None
+    external_image_id: str | None
     similarity: float
     estimated_fmr: float
 
@@ -42,7 +39,7 @@ class FaceHit:
         return {
             "face_id": self.face_id,
             "subject": self.subject,
-            "external_id": self.external_id,
+            "external_image_id": self.external_image_id,
             "similarity": round(self.similarity, 4),
             "estimated_fmr": self.estimated_fmr,
         }
@@ -74,6 +71,16 @@ class SearchResult:
 
     def notice(self) -> str | None:
         return LEAD_NOTICE if self.review_required else None
+
+    def to_dict(self) -> dict[str, object]:
+        """The answer of every search, the same over CLI, HTTP and Python."""
+        return {
+            "matches": [m.to_dict() for m in self.matches],
+            "subjects": [s.to_dict() for s in self.subjects],
+            "threshold": round(self.threshold, 4),
+            **lead_fields(self.review_required),
+            "searched_face": self.searched_face.to_dict() if self.searched_face is not None else None,
+        }
 
 
 def _cosine_floor(threshold: float) -> float:

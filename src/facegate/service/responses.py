@@ -171,7 +171,7 @@ class SubjectErased(Gated):
 class MatchOut(BaseModel):
     face_id: str
     subject: str | None
-    external_id: str | None
+    external_image_id: str | None
     similarity: float = Field(description="0-100; higher is more alike.")
     estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
 
@@ -196,6 +196,7 @@ class SearchResults(Leads):
 
 
 class TargetFaceOut(FaceOut):
+    target_index: int = Field(description="Position of the face in target_faces.")
     similarity: float
     estimated_fmr: float
     threshold: float
@@ -203,12 +204,17 @@ class TargetFaceOut(FaceOut):
 
 
 class Comparison(Leads):
-    similarity: float
+    """CompareFaces: the headline fields are those of the best-matching target face."""
+
+    similarity: float = Field(description="Similarity of the best-matching target face.")
     estimated_fmr: float
     threshold: float
-    match: bool
+    match: bool = Field(description="True when the best target face is at or above the threshold.")
+    best_target_index: int = Field(description="Position of the best-matching face in target_faces.")
     source_face: FaceOut
-    target_faces: list[TargetFaceOut]
+    target_faces: list[TargetFaceOut] = Field(description="Every face of the target image, in detection order.")
+    matches: list[TargetFaceOut] = Field(description="Target faces at or above the threshold, best first.")
+    unmatched: list[TargetFaceOut] = Field(description="Target faces below the threshold, best first.")
 
 
 class Detection(Gated):

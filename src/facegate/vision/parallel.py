@@ -37,6 +37,7 @@ class FileResult:
     faces: list[Face]
     error: FacegateError | None
     image_sha256: str | None
+    size: tuple[int, int] = (0, 0)  # (width, height) of the decoded image
 
 
 _worker: Pipeline | None = None
@@ -64,17 +65,20 @@ def analyze_batch(
 
     `max_faces` and `central` choose the faces analysed, as in `Pipeline.prepare`.
     """
-    prepared: dict[int, tuple[Prepared, str]] = {}
+    prepared: dict[int, tuple[Prepared, str, tuple[int, int]]] = {}
     refused: dict[int, FacegateError] = {}
     for i, path in enumerate(paths):
         try:
             data = read_image_file(path, pipeline.config.limits)
-            prepared[i] = pipeline.prepare(pipeline.decode(data), max_faces, central), hashlib.sha256(data).hexdigest()
+            image = pipeline.decode(data)
+            size = (int(image.shape[1]), int(image.shape[0]))
+            prepared[i] = pipeline.prepare(image, max_faces, central), hashlib.sha256(data).hexdigest(), size
         except FacegateError as exc:
             refused[i] = exc
-    faces = dict(zip(prepared, pipeline.finish([p for p, _ in prepared.values()])))
+    faces = dict(zip(prepared, pipeline.finish([p for p, _, _ in prepared.values()])))
     return [
-        FileResult(path, faces[i], None, prepared[i][1]) if i in prepared else FileResult(path, [], refused[i], None)
+        FileResult(path, faces[i], None, prepared[i][1], prepared[i][2]) if i in prepared
+        else FileResult(path, [], refused[i], None)
         for i, path in enumerate(paths)
     ]
 

@@ -7,7 +7,7 @@ from typing import Any
 from facegate.governance import Operation
 from facegate.operations import collections as ops
 from facegate.service.admission import gated
-from facegate.service.deps import CallerDep, EngineDep
+from facegate.service.deps import CallerDep, EngineDep, TenantDep
 from facegate.service.responses import CollectionCreated, CollectionDeleted, CollectionDescribed, CollectionList
 from facegate.service.routes import api_router
 from facegate.service.schemas import CollectionIdPath, CreateCollectionRequest
@@ -17,8 +17,9 @@ router = api_router("/v1/collections", "collections")
 
 @router.post("", status_code=201, response_model=CollectionCreated,
              openapi_extra=gated(Operation.CREATE_COLLECTION))
-def create_collection(body: CreateCollectionRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
+def create_collection(body: CreateCollectionRequest, engine: EngineDep, tenant: TenantDep) -> dict[str, Any]:
     """Create an empty collection, bound to the template space of the model in use."""
+    caller = tenant.caller(body.purpose, body.case_reference)
     done = ops.create_collection(engine, caller, body.collection_id, body.description)
     return {**ops.info_dict(done.value), "decision": done.decision.to_dict()}
 

@@ -1,0 +1,45 @@
+"""Human output of lists: one rich table per list, with headers, "no <things>" when
+empty, and the token of the next page when there is one.
+
+Every command that prints a list goes through `print_table`, so lists read alike and an
+empty answer never prints nothing. Figures are rounded with their unit at the call site
+(`pct`, `fmr`), not printed with every digit a float holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.table import Table
+
+from facegate.cli.common import stdout
+
+
+def print_table(
+    columns: Sequence[str], rows: Iterable[Sequence[object]], *, empty: str, title: str | None = None,
+    next_token: str | None = None,
+) -> None:
+    """Print `rows` under `columns`, or `empty` when there are none; then the next page's token."""
+    rows = list(rows)
+    if not rows:
+        stdout.print(empty)
+    else:
+        table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*("-" if v is None else str(v) for v in row))
+        # Piped output is read by tools and people alike: never cut it to 80 columns.
+        stdout.print(table, width=None if stdout.is_terminal else 1000)
+    if next_token:
+        stdout.print(f"next page: --next-token {next_token}")
+
+
+def fmr(value: float | None) -> str:
+    """A false-match rate, rounded: 1.2e-05 (or "-" when there is none)."""
+    return "-" if value is None else f"{value:.2g}"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    """A share as a percentage with its unit: 99.12 %."""
+    return "-" if value is None else f"{100 * value:.{digits}f} %"
