@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facegate.errors import ErrorCode, FacegateError
 
 
 def default_home() -> Path:
@@ -60,3 +62,22 @@ class Settings(BaseSettings):
     @property
     def template_key_bytes(self) -> bytes | None:
         return base64.b64decode(self.template_key) if self.template_key else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `overrides`, or one INVALID_SETTINGS error that
+    names the variable and what is wrong with it (never a pydantic traceback)."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            where = name if name in overrides else f"FACEGATE_{name.upper()}"
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+        raise FacegateError(ErrorCode.INVALID_SETTINGS, "; ".join(problems)) from None
+    if settings.home.exists() and not settings.home.is_dir():
+        raise FacegateError(
+            ErrorCode.INVALID_SETTINGS, f"data directory {settings.home} is a file, not a directory", field="home"
+        )
+    return settings

@@ -10,7 +10,7 @@ from facegate.cli.common import (
     build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, progress_bar,
     stdout,
 )
-from facegate.cli.tables import print_table
+from facegate.cli.tables import print_fields, print_table
 from facegate.cli.vision import box_text
 from facegate.errors import ErrorCode, FacegateError
 from facegate.operations import bulk, collections, faces
@@ -46,8 +46,11 @@ def collection_list(data_dir: Path | None, policy: Path | None, as_json: bool, *
     """List collections."""
     engine = build_engine(data_dir, policy)
     found = collections.list_collections(engine, make_caller(**who)).value
-    emit(as_json, {"collections": [collections.info_dict(c) for c in found]},
-         lambda: [stdout.print(f"{c.collection_id}\t{c.template_id}\t{c.description}") for c in found])
+    emit(as_json, {"collections": [collections.info_dict(c) for c in found]}, lambda: print_table(
+        ["collection", "template space", "created", "description"],
+        [(c.collection_id, c.template_id, c.created_at.strftime("%Y-%m-%d %H:%M UTC"), c.description) for c in found],
+        empty="no collections",
+    ))
 
 
 @collection.command("describe")
@@ -61,7 +64,7 @@ def collection_describe(name: str, data_dir: Path | None, policy: Path | None, a
     engine = build_engine(data_dir, policy)
     stats = collections.describe_collection(engine, make_caller(**who), name).value
     payload = collections.stats_dict(stats)
-    emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
+    emit(as_json, payload, lambda: print_fields(payload))
 
 
 @collection.command("delete")
@@ -163,8 +166,8 @@ def faces_group() -> None:
 
 @faces_group.command("list")
 @click.argument("name")
-@click.option("--subject", default=None)
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--subject", default=None, help="Only the faces of this subject.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Faces per page.")
 @click.option("--next-token", default=None, help="Token from the previous page.")
 @caller_options
 @engine_options
@@ -176,9 +179,12 @@ def faces_list(name: str, subject: str | None, limit: int, next_token: str | Non
     engine = build_engine(data_dir, policy)
     page = faces.list_faces(engine, make_caller(**who), name, subject=subject, limit=limit, next_token=next_token).value
     payload = {"faces": [f.to_dict() for f in page.items], "next_token": page.next_token}
-    emit(as_json, payload, lambda: [
-        stdout.print(f"{f.face_id}\t{f.subject or '-'}\t{f.external_image_id or '-'}") for f in page.items
-    ])
+    emit(as_json, payload, lambda: print_table(
+        ["face id", "subject", "external image id", "box left,top wxh (px)", "quality", "enrolled"],
+        [(f.face_id, f.subject, f.external_image_id, box_text(f.box.to_dict()), f.quality.get("level"),
+          f.created_at.strftime("%Y-%m-%d %H:%M UTC")) for f in page.items],
+        empty="no faces", next_token=page.next_token,
+    ))
 
 
 @faces_group.command("delete")
@@ -210,6 +216,7 @@ def subject_group() -> None:
 @json_option
 @handles_errors
 def subject_create(name: str, subject: str, data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None) -> None:
+    """Create SUBJECT (a person) in collection NAME, with no faces yet."""
     engine = build_engine(data_dir, policy)
     info = faces.create_subject(engine, make_caller(**who), name, subject).value
     emit(as_json, {"subject": info.subject_id, "face_count": info.face_count}, lambda: stdout.print(f"created {subject}"))
@@ -234,19 +241,23 @@ def subject_associate(name: str, subject: str, face_ids: tuple[str, ...], data_d
 
 @subject_group.command("list")
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-@click.option("--next-token", default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Subjects per page.")
+@click.option("--next-token", default=None, help="Token from the previous page.")
 @caller_options
 @engine_options
 @json_option
 @handles_errors
 def subject_list(name: str, limit: int, next_token: str | None, data_dir: Path | None, policy: Path | None,
                  as_json: bool, **who: str | None) -> None:
+    """List the subjects of collection NAME with their face counts, page by page."""
     engine = build_engine(data_dir, policy)
     page = faces.list_subjects(engine, make_caller(**who), name, limit=limit, next_token=next_token).value
     payload = {"subjects": [{"subject": s.subject_id, "face_count": s.face_count} for s in page.items],
                "next_token": page.next_token}
-    emit(as_json, payload, lambda: [stdout.print(f"{s.subject_id}\t{s.face_count}") for s in page.items])
+    emit(as_json, payload, lambda: print_table(
+        ["subject", "faces"], [(s.subject_id, s.face_count) for s in page.items],
+        empty="no subjects", next_token=page.next_token,
+    ))
 
 
 @subject_group.command("erase")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 from facegate.cli.common import (
     build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, stdout,
 )
+from facegate.cli.tables import fmr, print_fields, print_table
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import parse_operation
@@ -64,10 +64,11 @@ def tenant_create(name: str, sector: str, purposes: str, roles: str, as_tenant: 
 @json_option
 @handles_errors
 def tenant_list(as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """List tenants with their sector and status."""
     engine = build_engine(data_dir, policy)
     found = admin.tenants(engine, admin_caller(as_tenant))
-    emit(as_json, {"tenants": [t.to_dict() for t in found]},
-         lambda: [stdout.print(f"{t.name}\t{t.sector}\t{t.status.value}") for t in found])
+    emit(as_json, {"tenants": [t.to_dict() for t in found]}, lambda: print_table(
+        ["tenant", "sector", "status"], [(t.name, t.sector, t.status.value) for t in found], empty="no tenants"))
 
 
 @tenant_group.command("describe")
@@ -77,9 +78,10 @@ def tenant_list(as_tenant: str | None, data_dir: Path | None, policy: Path | Non
 @json_option
 @handles_errors
 def tenant_describe(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Show a tenant: sector, status, roles, approved purposes and keys."""
     engine = build_engine(data_dir, policy)
     info = admin.tenant(engine, admin_caller(as_tenant), name)
-    emit(as_json, info.to_dict(), lambda: stdout.print(json.dumps(info.to_dict(), indent=2, default=str)))
+    emit(as_json, info.to_dict(), lambda: print_fields(info.to_dict()))
 
 
 @tenant_group.command("suspend")
@@ -102,6 +104,7 @@ def tenant_suspend(name: str, as_tenant: str | None, data_dir: Path | None, poli
 @json_option
 @handles_errors
 def tenant_activate(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Re-activate a suspended tenant."""
     engine = build_engine(data_dir, policy)
     info = admin.set_tenant_status(engine, admin_caller(as_tenant), name, "active")
     emit(as_json, info.to_dict(), lambda: stdout.print(f"activated {name}"))
@@ -134,6 +137,7 @@ def key_create(tenant: str, expires: str | None, as_tenant: str | None, data_dir
 @json_option
 @handles_errors
 def key_revoke(key_id: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Revoke a key: requests with it are refused from now on (UNAUTHENTICATED)."""
     engine = build_engine(data_dir, policy)
     info = admin.drop_key(engine, admin_caller(as_tenant), key_id)
     emit(as_json, info.to_dict(), lambda: stdout.print(f"revoked {key_id}"))
@@ -147,11 +151,12 @@ def approval_group() -> None:
 @approval_group.command("request")
 @click.argument("tenant")
 @click.argument("purpose")
-@click.option("--note", default="")
+@click.option("--note", default="", help="Why (kept with the request or verdict, and audited).")
 @engine_options
 @json_option
 @handles_errors
 def approval_request(tenant: str, purpose: str, note: str, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Ask for TENANT to be approved for PURPOSE (an administrator decides)."""
     engine = build_engine(data_dir, policy)
     info = admin.ask_approval(engine, Caller(tenant=tenant), purpose, note)
     emit(as_json, info.to_dict(), lambda: stdout.print(f"{tenant} requested {purpose}: {info.status}"))
@@ -162,7 +167,7 @@ def _answer(approve: bool):  # type: ignore[no-untyped-def]
 
     @click.argument("tenant")
     @click.argument("purpose")
-    @click.option("--note", default="")
+    @click.option("--note", default="", help="Why (kept with the request or verdict, and audited).")
     @admin_option
     @engine_options
     @json_option
@@ -200,9 +205,10 @@ def policy_show(data_dir: Path | None, policy: Path | None, as_json: bool) -> No
 @policy_group.command("check")
 @click.option("--operation", required=True, help="search, index, compare, detect, list, ...")
 @click.option("--at", default=None, help="ISO 8601 time to decide at (default: now).")
-@click.option("--collection", default=None)
-@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event")
-@click.option("--max-fmr", type=float, default=None)
+@click.option("--collection", default=None, help="Collection the operation would touch.")
+@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event", show_default=True,
+              help="post_event (a stored photo) or live (a camera stream).")
+@click.option("--max-fmr", type=float, default=None, help="Stricter maximum false-match rate to ask for.")
 @caller_options
 @engine_options
 @json_option
@@ -216,7 +222,10 @@ def policy_check(operation: str, at: str | None, collection: str | None, mode: s
         engine, make_caller(**who, mode=mode), parse_operation(operation), when, collection, Limits(max_fmr=max_fmr)
     )
     payload = decision.to_dict()
-    emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
+    emit(as_json, payload, lambda: print_fields({
+        **payload, "max_fmr": fmr(decision.max_fmr) if decision.max_fmr is not None else "- (not a matching operation)",
+        "threshold": f"{decision.threshold:.2f} similarity" if decision.threshold is not None else "-",
+    }))
 
 
 @click.group("audit")
@@ -244,8 +253,8 @@ def audit_verify(as_tenant: str | None, data_dir: Path | None, policy: Path | No
 
 @audit_group.command("export")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file (default: stdout).")
-@click.option("--since-seq", type=int, default=None)
-@click.option("--limit", type=int, default=None)
+@click.option("--since-seq", type=int, default=None, help="Only entries after this sequence number.")
+@click.option("--limit", type=int, default=None, help="At most this many entries.")
 @admin_option
 @engine_options
 @handles_errors
@@ -262,8 +271,8 @@ def audit_export(out: Path | None, since_seq: int | None, limit: int | None, as_
 
 
 @audit_group.command("report")
-@click.option("--since", default=None)
-@click.option("--until", default=None)
+@click.option("--since", default=None, help="ISO 8601 start time (with zone; default: the first entry).")
+@click.option("--until", default=None, help="ISO 8601 end time (with zone; default: now).")
 @admin_option
 @engine_options
 @json_option
@@ -287,15 +296,17 @@ def review_group() -> None:
 @json_option
 @handles_errors
 def review_list(tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Investigative leads waiting for a reviewer's verdict."""
     engine = build_engine(data_dir, policy)
     found = admin.pending_reviews(engine, Caller(tenant=tenant), tenant)
-    emit(as_json, {"reviews": [r.to_dict() for r in found]},
-         lambda: [stdout.print(json.dumps(r.to_dict(), default=str)) for r in found])
+    rows = [r.to_dict() for r in found]
+    emit(as_json, {"reviews": rows}, lambda: print_table(
+        list(rows[0]) if rows else [], [list(r.values()) for r in rows], empty="no pending reviews"))
 
 
 def _verdict(verdict: str):  # type: ignore[no-untyped-def]
     @click.argument("review_id", type=int)
-    @click.option("--note", default="")
+    @click.option("--note", default="", help="Why (kept with the request or verdict, and audited).")
     @click.option("--tenant", default=None, help="Reviewer tenant (default: the local operator).")
     @engine_options
     @json_option

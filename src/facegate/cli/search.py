@@ -28,7 +28,8 @@ from facegate.vision.image import read_image_file
               help="Minimum similarity (never looser than the purpose allows).")
 @click.option("--max-fmr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Maximum estimated false-match rate (never looser than the purpose allows).")
-@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event", show_default=True)
+@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event", show_default=True,
+              help="post_event (a stored photo) or live (a camera stream; only where the purpose allows).")
 @caller_options
 @engine_options
 @json_option

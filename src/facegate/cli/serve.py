@@ -18,14 +18,14 @@ import uvicorn
 
 from facegate.cli.common import engine_options, handles_errors
 from facegate.engine import Facegate
-from facegate.settings import Settings
+from facegate.settings import load_settings
 
 APP = "facegate.service.app:from_environment"
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port to listen on.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes; each loads the models once and serves requests in threads.")
 @engine_options
@@ -36,7 +36,7 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
         os.environ["FACEGATE_HOME"] = str(data_dir.resolve())
     if policy is not None:
         os.environ["FACEGATE_POLICY"] = str(policy.resolve())
-    settings = Settings()
+    settings = load_settings()
     in_force = Facegate(settings).policy  # a broken policy file stops here, with its line and field
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
     where = f" --data-dir {shlex.quote(str(settings.home))}" if data_dir is not None else ""

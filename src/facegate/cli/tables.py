@@ -8,7 +8,7 @@ empty answer never prints nothing. Figures are rounded with their unit at the ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from rich.table import Table
 
@@ -33,6 +33,19 @@ def print_table(
         stdout.print(table, width=None if stdout.is_terminal else 1000)
     if next_token:
         stdout.print(f"next page: --next-token {next_token}")
+
+
+def print_fields(fields: Mapping[str, object]) -> None:
+    """One record as a two-column table; lists joined, nested records as key=value."""
+
+    def text(value: object) -> str:
+        if isinstance(value, Mapping):
+            return ", ".join(f"{k}={text(v)}" for k, v in value.items()) or "-"
+        if isinstance(value, list | tuple):
+            return ", ".join(text(v) for v in value) or "-"
+        return "-" if value is None else str(value)
+
+    print_table(["field", "value"], [(k, text(v)) for k, v in fields.items()], empty="nothing to show")
 
 
 def fmr(value: float | None) -> str:
