@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,16 @@ from facegate.errors import ErrorCode, FacegateError
 
 def default_home() -> Path:
     return Path(user_data_dir("facegate", appauthor=False))
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under `taskset` or a container's
+    cpuset), not the machine's count: one more worker than cores only adds a process."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    return max(1, min(64, count))
 
 
 class Settings(BaseSettings):
@@ -41,7 +52,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
-    workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")
+    workers: int = Field(
+        default_factory=available_cpus, ge=1, le=64,
+        description="processes for bulk work (default: the CPUs this process may use)",
+    )
     # service
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")

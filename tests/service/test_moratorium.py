@@ -85,6 +85,16 @@ ROWS = [
          "case_reference": CASE}),
     Row("police may not create collections", "metro-police", "create_collection",
         {"collection_id": "police-mugshots"}, MORATORIUM),
+    Row("police create a victim gallery (exempt purpose in the body)", "metro-police", "create_collection",
+        {"collection_id": "victims-police", "purpose": "victim_identification", "case_reference": CASE}),
+    Row("police create a subject for victim identification (exempt)", "metro-police", "create_subject",
+        {"collection_id": GALLERY, "subject": "person-9", "purpose": "victim_identification",
+         "case_reference": CASE}),
+    Row("police may not create a subject for an investigation", "metro-police", "create_subject",
+        {"collection_id": GALLERY, "subject": "person-10", "purpose": "criminal_investigation",
+         "case_reference": CASE}, MORATORIUM),
+    Row("police list faces, purpose in the query string", "metro-police", "list_faces",
+        {"collection_id": GALLERY, "purpose": "victim_identification", "case_reference": CASE}),
     Row("police may still list what it holds", "metro-police", "list_collections"),
     Row("moratorium beats the missing bias audit", "metro-police", "search",
         {**SEARCH, "purpose": "missing_person", "case_reference": CASE}, MORATORIUM),
@@ -177,3 +187,16 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(server: Server) -> 
     assert server.counts()[2] == before[2] + len(statuses)  # every request, allowed or refused, left one entry
     with server.client(server.keys["polaris"]) as other:
         assert other.list_collections()["decision"]["decision"] == "allow"  # other keys are not affected
+
+
+def test_purpose_and_case_reach_the_audit_entry_from_body_and_query(server: Server) -> None:
+    """POST takes them in the JSON body, GET and DELETE in the query string: both are decided and recorded."""
+    with server.client(server.keys["metro-police"]) as police:
+        police.create_collection("victims-2027", purpose="victim_identification", case_reference=CASE)
+        created = police.last_request_id
+        police.describe_collection("victims-2027", purpose="victim_identification", case_reference=CASE)
+        described = police.last_request_id
+    for request_id in (created, described):
+        [entry] = server.entry_for(request_id or "")
+        assert (entry["purpose"], entry["case_reference"], entry["decision"]) == (
+            "victim_identification", CASE, "allow")

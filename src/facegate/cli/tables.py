@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from rich.console import Console
 from rich.table import Table
 
 from facegate.cli.common import stdout
@@ -29,8 +30,9 @@ def print_table(
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*("-" if v is None else str(v) for v in row))
-        # Piped output is read by tools and people alike: never cut it to 80 columns.
-        stdout.print(table, width=None if stdout.is_terminal else 1000)
+        # Piped output is read by tools and people alike: never fold it into 80 columns.
+        console = stdout if stdout.is_terminal else Console(file=stdout.file, width=1000, highlight=False)
+        console.print(table)
     if next_token:
         stdout.print(f"next page: --next-token {next_token}")
 
