@@ -14,7 +14,6 @@ import shlex
 from pathlib import Path
 
 import click
-import uvicorn
 
 from facegate.cli.common import engine_options, handles_errors
 from facegate.engine import Facegate
@@ -45,4 +44,6 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
     click.echo("A first API key:", err=True)
     click.echo(f"  facegate tenant create my-org --sector nonprofit --purposes photo_library{where}", err=True)
     click.echo(f"  facegate key create my-org --json{where}", err=True)
+    import uvicorn  # noqa: PLC0415 - only `serve` needs the server (70 ms less for every other command)
+
     uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level="info")

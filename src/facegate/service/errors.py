@@ -32,7 +32,7 @@ log = logging.getLogger("facegate.service")
 E = ErrorCode
 STATUS: dict[ErrorCode, int] = {
     **dict.fromkeys((
-        E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST,
+        E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST, E.NOT_SUBJECT_FACE,
         E.FILE_NOT_FOUND,
         # A policy file is the server's: `facegate serve` refuses a broken one at start and a
         # hot reload keeps the old one, so no request meets this code (docs/errors.md: 400).
@@ -57,7 +57,7 @@ STATUS: dict[ErrorCode, int] = {
     E.RATE_LIMITED: 429,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
-    **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500),
+    **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500),
 }
 
 # Statuses of HTTP errors raised by the framework itself (no route, wrong method, ...).

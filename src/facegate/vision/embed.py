@@ -8,12 +8,14 @@ Euclidean distance rank the same way and a vector index can use inner product.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import dlib
 import numpy as np
 
 from facegate.vision.models import RESNET_FILE, model_path
+
+if TYPE_CHECKING:
+    import dlib
 
 MODEL_ID = "dlib-resnet-v1"
 DIMENSION = 128
@@ -35,6 +37,8 @@ class DlibResNet:
     runtime = "dlib"
 
     def __init__(self) -> None:
+        import dlib  # noqa: PLC0415 - loaded with the model, not with facegate
+
         self._net = dlib.face_recognition_model_v1(str(model_path(RESNET_FILE)))
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 
 from facegate.errors import ErrorCode, FacegateError
 
 if TYPE_CHECKING:  # onnx is needed only to convert a model: not importing it saves 46 ms a process
     import onnx
+    import onnxruntime as ort  # loaded with the first model: a CLI call without images never pays for it
 
 
 def sha256_file(path: Path) -> str:
@@ -100,6 +100,8 @@ def cpu_session(onnx_path: Path, threads: int | None) -> ort.InferenceSession:
     run, taking the core from the dlib detector that runs next (measured: 36 ms instead of
     63 ms of CPU per LFW photo, benchmarks/speed_e2e.py).
     """
+    import onnxruntime as ort  # noqa: PLC0415 - 0.1-0.2 s: loaded with the first model
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 1
     options.inter_op_num_threads = 1
