@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -25,7 +25,12 @@ def parse_time(value: str | None, field: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{field} must be an ISO 8601 time, got {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:  # as docs/governance.md says: a time without a zone is refused, never guessed
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT, f"{field} needs a time zone (e.g. {value}Z or {value}+02:00), got {value!r}",
+            field=field.lstrip("-"),
+        )
+    return moment
 
 
 def admin_caller(tenant: str | None) -> Caller:
