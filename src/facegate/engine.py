@@ -17,6 +17,7 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Gatekeeper
 from facegate.governance import Policy, PolicyHolder
 from facegate.settings import Settings
@@ -27,7 +28,8 @@ from facegate.store.vector_store import VectorStore
 from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
-from facegate.vision.embed import MODEL_ID
+from facegate.vision.pipeline import template_space
+from facegate.vision.space import TemplateSpace
 from facegate.vision.types import Face
 
 
@@ -49,13 +51,22 @@ class Facegate:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.config = pipeline_config(settings)
+        # Model id, dimension, chip recipe and detector as one value, named by the models the
+        # pipeline will load (known before loading them: a CLI call that analyses nothing
+        # loads nothing). Collections, calibration and recorded bias audits are keyed on it.
+        self.space: TemplateSpace = template_space(self.config)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._pipeline_lock = threading.Lock()
 
     # --- vision -----------------------------------------------------------------------
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.config)
+        pipeline = Pipeline(self.config)
+        if pipeline.space != self.space:  # the models loaded are not those the engine was keyed on
+            raise FacegateError(
+                ErrorCode.MODEL_MISMATCH, f"loaded models make {pipeline.space.audit_id}, not {self.space.audit_id}"
+            )
+        return pipeline
 
     @property
     def limits(self) -> ImageLimits:
@@ -63,16 +74,16 @@ class Facegate:
 
     @property
     def model_id(self) -> str:
-        return MODEL_ID
+        return self.space.model_id
 
     @property
     def template_id(self) -> str:
         """The template space of this engine's pipeline, known without loading models."""
-        return f"{MODEL_ID}{'+flip' if self.config.flip else ''}"
+        return self.space.template_id
 
     @cached_property
     def calibration(self) -> Calibration:
-        return load_calibration(self.template_id)
+        return load_calibration(self.space.template_id)
 
     def load_models(self) -> None:
         """Load the models now, once, under the analysis lock (service warm-up and readiness)."""
@@ -124,7 +135,10 @@ class Facegate:
 
     @cached_property
     def gate(self) -> Gatekeeper:
-        return Gatekeeper(self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock)
+        return Gatekeeper(
+            self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
+            audit_space=self.space.audit_id,
+        )
 
     def now(self) -> datetime:
         return self._clock()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from facegate.client import FacegateClient, FacegateHTTPError
+from tests.service.server import LFW as LFW_ROOT
 from tests.service.server import Server, lfw
 
 PEOPLE = {"tony": "Tony_Blair", "colin": "Colin_Powell", "donald": "Donald_Rumsfeld", "gerhard": "Gerhard_Schroeder"}
@@ -242,3 +243,43 @@ def test_the_audit_trail_is_for_auditors_and_verifies(
     assert report["total"]["requests"] >= len(seqs) and report["by_operation"]["search_image"]["allowed"] >= 1
     verified = auditor.verify_audit()
     assert verified["ok"] is True and verified["first_bad_entry"] is None and verified["entries"] > len(seqs)
+
+
+PEERS = LFW_ROOT.parent / "peers"
+COUPLE = PEERS / "deepface" / "couple.jpg"  # two people side by side
+GROUP = PEERS / "insightface" / "python-package" / "t1.jpg"  # six people
+
+
+def test_a_subject_labels_one_face_of_a_group_photo_over_http(fg: FacegateClient) -> None:
+    """JSON and multipart alike: the central face, or the one at subject_box; the others are
+    `unindexed` (NOT_SUBJECT_FACE) unless index_unlabelled; one name, external_image_id."""
+    name = "newsroom-groups"
+    fg.create_collection(name)
+    faces = fg.detect(COUPLE, purpose="photo_library")["faces"]
+    right = max(faces, key=lambda f: f["box"]["left"])["box"]
+    box = (right["left"], right["top"], right["width"], right["height"])
+    for multipart in (False, True):
+        answer = fg.index_faces(name, COUPLE, subject=f"bob-{int(multipart)}", subject_box=box, purpose="photo_library",
+                                external_image_id=f"couple-{int(multipart)}", multipart=multipart)
+        assert [(f["subject"], f["box"], f["external_image_id"]) for f in answer["indexed"]] == [
+            (f"bob-{int(multipart)}", right, f"couple-{int(multipart)}")]
+        assert [u["reason"] for u in answer["unindexed"]] == ["NOT_SUBJECT_FACE"]
+    group = fg.index_faces(name, GROUP, subject="anna", purpose="photo_library", external_image_id="t1")
+    assert len(group["indexed"]) == 1 and len(group["unindexed"]) == 5
+    both = fg.index_faces(name, GROUP, subject="anna", purpose="photo_library", external_image_id="t1-all",
+                          index_unlabelled=True)
+    assert sorted(f["subject"] or "" for f in both["indexed"]) == ["", "", "", "", "", "anna"]
+    assert both["unindexed"] == []
+    found = fg.search(name, GROUP, purpose="photo_library", max_results=5)  # its largest face, enrolled unlabelled
+    assert "external_image_id" in found["matches"][0] and "external_id" not in found["matches"][0]
+    with pytest.raises(FacegateHTTPError) as refused:
+        fg.index_faces(name, COUPLE, subject="carl", subject_box=(0, 0, 40, 40), purpose="photo_library")
+    assert (refused.value.status, refused.value.code) == (400, "NO_FACE")
+
+
+def test_compare_answers_every_target_face_over_http(fg: FacegateClient) -> None:
+    answer = fg.compare(lfw("Tony_Blair", 1), GROUP, purpose="photo_library")
+    assert len(answer["target_faces"]) == 6 and answer["match"] is False and answer["matches"] == []
+    assert len(answer["unmatched"]) == 6
+    best = max(answer["target_faces"], key=lambda f: f["similarity"])
+    assert (answer["best_target_index"], answer["similarity"]) == (best["target_index"], best["similarity"])

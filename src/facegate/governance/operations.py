@@ -33,6 +33,7 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    EVALUATE = "evaluate"
 
 
 class Mode(StrEnum):
@@ -62,6 +63,7 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     **{op: Role.OPERATOR for op in Operation},
     Operation.AUDIT_READ: Role.AUDITOR,
     Operation.BIAS_AUDIT: Role.AUDITOR,
+    Operation.EVALUATE: Role.AUDITOR,
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
 }

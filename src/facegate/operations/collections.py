@@ -7,7 +7,6 @@ from facegate.gate import Caller, Gated, Outcome
 from facegate.governance import Operation
 from facegate.store import catalog
 from facegate.store.catalog import CollectionInfo, CollectionStats
-from facegate.vision.embed import DIMENSION
 
 
 def create_collection(
@@ -18,7 +17,7 @@ def create_collection(
         caller, Operation.CREATE_COLLECTION, collection_id=collection_id,
         commit=lambda session, _d, _p: Outcome(catalog.create_collection(
             session, collection_id=collection_id, description=description, model_id=engine.model_id,
-            template_id=engine.template_id, dimension=DIMENSION, now=engine.now(),
+            template_id=engine.space.template_id, dimension=engine.space.dimension, now=engine.now(),
         )),
     )
 

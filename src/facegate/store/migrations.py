@@ -61,7 +61,18 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _audit_space(conn: Connection) -> None:
+    """Step 5: recorded bias audits name the template space and detector they measured.
+
+    Older rows keep NULL: they named no detector, so they vouch for no template space and a
+    purpose that requires an audit needs a new one (the safe reading of missing evidence)."""
+    add_missing_columns(conn, "bias_audits")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(5, "bias audits keyed on template space and detector", _audit_space),
+)
 
 
 def current_version(conn: Connection) -> int:

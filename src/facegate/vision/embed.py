@@ -23,6 +23,7 @@ DIMENSION = 128
 
 class Embedder(Protocol):
     model_id: str  # kept with every template and audit entry
+    dimension: int  # length of the templates it makes
     runtime: str
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
@@ -34,6 +35,7 @@ class DlibResNet:
     """The reference: dlib's own runtime for `dlib_face_recognition_resnet_model_v1`."""
 
     model_id = MODEL_ID
+    dimension = DIMENSION
     runtime = "dlib"
 
     def __init__(self) -> None:
@@ -52,6 +54,20 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+def embedder_class(runtime: str) -> type[Embedder]:
+    """The class `open_embedder` would build, without loading its model: its `model_id` and
+    `dimension` name the template space before any weights are read."""
+    from facegate.errors import ErrorCode, FacegateError
+
+    if runtime == "onnx":
+        from facegate.vision.embed_onnx import OnnxResNet
+
+        return OnnxResNet
+    if runtime == "dlib":
+        return DlibResNet
+    raise FacegateError(ErrorCode.UNKNOWN_MODEL, f"unknown embedder runtime {runtime!r}; use onnx or dlib")
 
 
 def open_embedder(runtime: str, cache_dir: Path, threads: int | None = None) -> Embedder:

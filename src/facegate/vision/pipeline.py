@@ -21,11 +21,12 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_cache_dir
 
-from facegate.vision.align import CHIP_SIZE, Aligner
+from facegate.vision.align import CHIP_PADDING, CHIP_SIZE, Aligner
 from facegate.vision.detect import Detector, open_detector
-from facegate.vision.embed import DIMENSION, Embedder, normalise, open_embedder
+from facegate.vision.embed import DIMENSION, Embedder, embedder_class, normalise, open_embedder
 from facegate.vision.image import ImageLimits, decode_image, load_image
 from facegate.vision.quality import assess
+from facegate.vision.space import TemplateSpace
 from facegate.vision.types import Box, Detection, Face
 
 
@@ -84,6 +85,17 @@ def upscale_box(box: Box, factor: float, width: int, height: int) -> Box:
     return Box(left, top, right - left, bottom - top)
 
 
+def template_space(config: PipelineConfig, embedder: Embedder | type[Embedder] | None = None) -> TemplateSpace:
+    """The template space `config` makes (of `embedder`, else of the class its runtime
+    names), known without loading any model."""
+    made_by = embedder if embedder is not None else embedder_class(config.runtime)
+    fallback = f"|{config.fallback_detector}" if config.fallback_detector not in (None, config.detector) else ""
+    return TemplateSpace(
+        model_id=made_by.model_id, dimension=made_by.dimension, chip=f"{CHIP_SIZE}px-pad{CHIP_PADDING}-5pt", flip=config.flip,
+        detector=f"{config.detector}{fallback}:min{config.min_face_size}",
+    )
+
+
 class Pipeline:
     """Decode, detect, align, assess and embed with models loaded once."""
 
@@ -103,9 +115,14 @@ class Pipeline:
         return self.embedder.model_id
 
     @property
+    def space(self) -> TemplateSpace:
+        """The template space of the loaded models (see `facegate.vision.space`)."""
+        return template_space(self.config, self.embedder)
+
+    @property
     def template_id(self) -> str:
         """Model id plus the template recipe; calibration tables are keyed by this."""
-        return f"{self.embedder.model_id}{'+flip' if self.config.flip else ''}"
+        return self.space.template_id
 
     @cached_property
     def _fallback(self) -> Detector | None:
