@@ -4,7 +4,6 @@ exempt by purpose, as the HTTP API and the Python client do (tests/service/test_
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 

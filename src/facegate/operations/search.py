@@ -18,13 +18,12 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
-from facegate.operations.leads import LEAD_NOTICE, lead_fields
+from facegate.governance.leads import LEAD_NOTICE, lead_fields
 from facegate.store.catalog import ensure_template, get_collection
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.calibration import similarity_from_cosine
 from facegate.vision.types import Face
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, Operation
-from facegate.operations.leads import lead_fields
+from facegate.governance.leads import lead_fields
 from facegate.vision.calibration import similarity
 from facegate.vision.types import Face
 

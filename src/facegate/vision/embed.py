@@ -8,14 +8,11 @@ Euclidean distance rank the same way and a vector index can use inner product.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from facegate.vision.models import RESNET_FILE, model_path
-
-if TYPE_CHECKING:
-    import dlib
 
 MODEL_ID = "dlib-resnet-v1"
 DIMENSION = 128

@@ -14,8 +14,8 @@ from facegate.service.bodies import ImageBody, image_body, image_request_body
 from facegate.service.deps import CallerDep, EngineDep, TenantDep
 from facegate.service.responses import FaceDeleted, FaceList, FacesIndexed
 from facegate.service.routes import api_router
-from facegate.vision.types import Box
 from facegate.service.schemas import SUBJECT_ID, CollectionIdPath, FaceIdPath, IndexFacesParams, IndexFacesRequest
+from facegate.vision.types import Box
 
 router = api_router("/v1/collections/{collection_id}/faces", "faces")
 

@@ -1,7 +1,9 @@
-"""The investigative-leads notice, said once for every adapter (CLI, HTTP, Python).
+"""The investigative-leads notice, said once for every adapter (CLI, HTTP, Python) and
+for the review queue.
 
 Results of a purpose that requires human review are leads, never identifications; every
-answer that carries matches says so in the same two fields, built here.
+answer that carries matches says so in the same two fields, built here, and every review
+item carries the same words.
 """
 
 from __future__ import annotations
