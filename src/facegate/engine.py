@@ -107,7 +107,13 @@ class Facegate:
     # --- store --------------------------------------------------------------------------
     @cached_property
     def db(self) -> Engine:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FacegateError(
+                ErrorCode.INVALID_SETTINGS, f"data directory {self.settings.home} cannot be made: {exc.strerror}",
+                field="home",
+            ) from None
         engine = open_engine(sqlite_url(self.settings.home))
         migrate(engine)
         return engine

@@ -78,6 +78,15 @@ def test_data_dir_naming_a_file(tmp_path: Path) -> None:
     assert machine.returncode != 0 and '"code": "INVALID_SETTINGS"' in machine.stdout
 
 
+def test_data_dir_that_cannot_be_made(tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x")
+    done = run(["collection", "list", "--data-dir", str(a_file / "below")], {}, tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "INVALID_SETTINGS" in line and "cannot be made" in line
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     done = run(["--debug", "collection", "list"], {"FACEGATE_DETECTOR": "bogus"}, tmp_path / "home")
     assert done.returncode != 0 and "Traceback" in done.stderr
