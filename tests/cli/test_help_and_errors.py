@@ -95,3 +95,12 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_usage_errors_exit_2_in_one_line() -> None:
     result = CliRunner().invoke(main, ["search", "people", "--max-results", "0"])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_a_time_without_a_zone_is_refused_not_guessed(tmp_path: Path) -> None:
+    """docs/governance.md: a decision time without a zone is refused (it used to be taken as UTC)."""
+    args = ["policy", "check", "--operation", "search", "--data-dir", str(tmp_path / "home"), "--json"]
+    naive = CliRunner().invoke(main, [*args, "--at", "2020-07-01T12:00:00"])
+    assert naive.exit_code == 1 and '"code": "INVALID_ARGUMENT"' in naive.output and "zone" in naive.output
+    zoned = CliRunner().invoke(main, [*args, "--at", "2020-07-01T12:00:00Z"])
+    assert zoned.exit_code == 0, zoned.output
