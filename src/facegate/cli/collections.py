@@ -106,7 +106,8 @@ def collection_delete(name: str, data_dir: Path | None, policy: Path | None, as_
 @handles_errors
 def index(
     name: str, images: tuple[Path, ...], manifest: Path | None, subject: str | None, subject_box: str | None,
-    index_unlabelled: bool, external_image_id: str | None, max_faces: int | None, quality_filter: str, consent_reference: str | None, workers: int | None,
+    index_unlabelled: bool, external_image_id: str | None, max_faces: int | None, quality_filter: str,
+    consent_reference: str | None, workers: int | None,
     data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None,
 ) -> None:
     """Enrol the faces of IMAGES (or of a --manifest) into collection NAME.
@@ -124,7 +125,8 @@ def index(
             task = bar.add_task("indexing", total=None)
             report = bulk.index_manifest(
                 engine, caller, name, manifest, max_faces=max_faces, quality_filter=level, workers=workers,
-                index_unlabelled=index_unlabelled, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                index_unlabelled=index_unlabelled,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         payload = report.to_dict()
     else:

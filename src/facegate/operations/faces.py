@@ -153,7 +153,9 @@ def index_analysed(
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "subject_box selects the subject's face: give a subject",
                             field="subject_box")
 
-    def commit(session, _decision, analysed: tuple[list[Face], tuple[int, int]]) -> Outcome[IndexResult]:  # type: ignore[no-untyped-def]
+    def commit(  # type: ignore[no-untyped-def]
+        session, _decision, analysed: tuple[list[Face], tuple[int, int]]
+    ) -> Outcome[IndexResult]:
         found, size = analysed
         before = store_faces.find_indexed_image(
             session, collection_id=collection_id, image_sha256=image_sha256, external_image_id=external_image_id

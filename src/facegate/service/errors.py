@@ -57,7 +57,9 @@ STATUS: dict[ErrorCode, int] = {
     E.RATE_LIMITED: 429,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
-    **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500),
+    **dict.fromkeys(
+        (E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500
+    ),
 }
 
 # Statuses of HTTP errors raised by the framework itself (no route, wrong method, ...).
