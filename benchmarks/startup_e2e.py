@@ -116,7 +116,7 @@ def _photos(line: str) -> list[Path]:
 
 def pairs_subset(photos: int, out: Path) -> list[Path]:
     """As many matched as mismatched pairs of pairs.txt's fold 1, the fewest that name at
-    least `photos` images; written as a one-fold pairs file. The images, sorted."""
+    least `photos` images; written as a two-fold pairs file. The images, sorted."""
     lines = (LFW / "pairs.txt").read_text().splitlines()[1:]
     per_fold = len([x for x in lines[:600] if len(x.split()) == 3])
     same, other = lines[:per_fold], lines[per_fold : 2 * per_fold]
@@ -124,7 +124,11 @@ def pairs_subset(photos: int, out: Path) -> list[Path]:
         used = {p for line in same[:k] + other[:k] for p in _photos(line)}
         if len(used) >= photos:
             break
-    out.write_text(f"1\t{k}\n" + "\n".join(same[:k] + other[:k]) + "\n")
+    k += k % 2  # two folds (k-fold needs them), each half matched, half mismatched
+    half = k // 2
+    folds = same[:half] + other[:half] + same[half:k] + other[half:k]
+    used = {p for line in folds for p in _photos(line)}
+    out.write_text(f"2\t{half}\n" + "\n".join(folds) + "\n")
     return sorted(used)
 
 

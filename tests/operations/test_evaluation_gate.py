@@ -14,7 +14,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import read_entries
 from facegate.operations import admin
-from facegate.operations.evaluation import evaluate_identification
+from facegate.operations.evaluation import evaluate_identification, evaluate_pairs
 
 PEOPLE = ("Tony_Blair", "Colin_Powell", "Laura_Bush", "Hugo_Chavez")
 
@@ -53,3 +53,14 @@ def test_evaluation_is_decided_and_recorded(engine: Facegate, lfw: Path, tmp_pat
     after = entries(engine)
     assert len(after) == before + 1
     assert (after[-1]["operation"], after[-1]["decision"], after[-1]["tenant"]) == ("evaluate", "deny", "ops-only")
+
+
+def test_a_refused_evaluation_is_recorded_once(engine: Facegate, lfw: Path, tmp_path: Path) -> None:
+    one_fold = tmp_path / "pairs.txt"
+    one_fold.write_text("1\t1\nTony_Blair\t1\t2\nTony_Blair\t1\tColin_Powell\t1\n")
+    before = len(entries(engine))
+    with pytest.raises(FacegateError) as refused:
+        evaluate_pairs(engine, Caller(), one_fold, lfw, workers=1)
+    assert refused.value.code is ErrorCode.INVALID_MANIFEST and "two folds" in refused.value.message
+    after = entries(engine)
+    assert len(after) == before + 1 and after[-1]["details"]["error"] == "INVALID_MANIFEST"

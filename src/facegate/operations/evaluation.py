@@ -42,7 +42,12 @@ def _gated(engine: Facegate, caller: Caller, kind: str, source: Path, work: Call
     """Decide, run `work`, then record the run with the named figures of its result."""
     digest = _file_sha256(source)
     engine.gate.admit(caller, Operation.EVALUATE)  # before the long work; a denial is recorded
-    result = work()
+    try:
+        result = work()
+    except FacegateError as exc:  # refused input is recorded too: one entry per operation
+        engine.gate.run_recorded(caller, Operation.EVALUATE, lambda session, entry: append_entry(
+            session, entry.with_details(evaluation=kind, dataset_sha256=digest, error=exc.code.value)))
+        raise
 
     def act(session, entry) -> None:  # type: ignore[no-untyped-def]
         append_entry(session, entry.with_details(
