@@ -154,7 +154,7 @@ def check_without_running(block: Block) -> None:
 # Skipped blocks by file: adding a skip means changing this inventory, on purpose.
 SKIPS_ALLOWED = {
     "README.md": 3,  # the two install commands, the full-LFW measurement runs
-    "docs/benchmarks.md": 9,  # every benchmark command (each minutes to hours of CPU)
+    "docs/benchmarks.md": 10,  # every benchmark command (each minutes to hours of CPU)
     "docs/governance.md": 1,  # the gate-wiring excerpt of gate.py
 }
 
