@@ -51,10 +51,6 @@ class Facegate:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.config = pipeline_config(settings)
-        # Model id, dimension, chip recipe and detector as one value, named by the models the
-        # pipeline will load (known before loading them: a CLI call that analyses nothing
-        # loads nothing). Collections, calibration and recorded bias audits are keyed on it.
-        self.space: TemplateSpace = template_space(self.config)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._pipeline_lock = threading.Lock()
 
@@ -71,6 +67,13 @@ class Facegate:
     @property
     def limits(self) -> ImageLimits:
         return self.config.limits
+
+    @property
+    def space(self) -> TemplateSpace:
+        """Model id, dimension, chip recipe and detector as one value, named by the models
+        the pipeline loads (known before loading them: a CLI call that analyses nothing
+        loads nothing). Collections, calibration and recorded bias audits are keyed on it."""
+        return template_space(self.config)
 
     @property
     def model_id(self) -> str:
