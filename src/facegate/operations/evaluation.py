@@ -45,8 +45,9 @@ def _gated(engine: Facegate, caller: Caller, kind: str, source: Path, work: Call
     try:
         result = work()
     except FacegateError as exc:  # refused input is recorded too: one entry per operation
+        code = exc.code.value
         engine.gate.run_recorded(caller, Operation.EVALUATE, lambda session, entry: append_entry(
-            session, entry.with_details(evaluation=kind, dataset_sha256=digest, error=exc.code.value)))
+            session, entry.with_details(evaluation=kind, dataset_sha256=digest, error=code)))
         raise
 
     def act(session, entry) -> None:  # type: ignore[no-untyped-def]
