@@ -14,11 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.gate import Gatekeeper
 from facegate.governance import Policy, PolicyHolder
+from facegate.governance.checkpoints import load_signing_key
 from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store.db import open_engine, session_factory, sqlite_url
@@ -118,6 +120,12 @@ class Facegate:
     @cached_property
     def gate(self) -> Gatekeeper:
         return Gatekeeper(self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock)
+
+    @cached_property
+    def signing_key(self) -> Ed25519PrivateKey | None:
+        """The audit signing key (FACEGATE_AUDIT_SIGNING_KEY), or None when none is configured."""
+        path = self.settings.audit_signing_key
+        return None if path is None else load_signing_key(path)
 
     def now(self) -> datetime:
         return self._clock()

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # service
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
+    # audit integrity and retention
+    audit_signing_key: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM) that signs audit checkpoints; kept outside the catalog"
+    )
+    checkpoint_dir: Path | None = Field(default=None, description="where `serve` writes signed checkpoints")
+    checkpoint_interval_seconds: int = Field(default=3600, ge=0, description="serve: between checkpoints; 0 = off")
+    retention_interval_seconds: int = Field(default=86400, ge=0, description="serve: between retention runs; 0 = off")
 
     @field_validator("template_key")
     @classmethod

@@ -33,6 +33,8 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    RETENTION = "retention"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
 
 
 class Mode(StrEnum):
@@ -64,6 +66,8 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.BIAS_AUDIT: Role.AUDITOR,
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
+    Operation.RETENTION: Role.ADMIN,
+    Operation.AUDIT_CHECKPOINT: Role.ADMIN,
 }
 
 # Names a policy file may use for several operations at once.

@@ -53,6 +53,7 @@ class CollectionOut(BaseModel):
     template_id: str = Field(description="The template space (model + recipe) every face in it belongs to.")
     dimension: int
     created_at: str
+    retention_days: int | None = Field(default=None, description="Faces older than this are erased.")
 
 
 class CollectionStatsOut(CollectionOut):

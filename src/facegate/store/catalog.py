@@ -44,6 +44,7 @@ class CollectionInfo:
     template_id: str  # the template space (model + recipe) every face in it belongs to
     dimension: int
     created_at: datetime
+    retention_days: int | None = None  # faces older than this are erased by retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ def _info(row: CollectionRow) -> CollectionInfo:
         row.template_id,
         row.dimension,
         as_utc(row.created_at),
+        row.retention_days,
     )
 
 
@@ -145,10 +147,13 @@ def create_collection(
     dimension: int,
     now: datetime,
     description: str = "",
+    retention_days: int | None = None,
 ) -> CollectionInfo:
     validate_name(collection_id, "collection_id")
     if dimension < 1:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "dimension must be positive")
+    if retention_days is not None and retention_days < 1:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "retention_days must be at least 1", field="retention_days")
     if session.get(CollectionRow, collection_id) is not None:
         raise FacegateError(
             ErrorCode.COLLECTION_EXISTS,
@@ -162,6 +167,7 @@ def create_collection(
         template_id=template_id,
         dimension=dimension,
         created_at=as_utc(now),
+        retention_days=retention_days,
     )
     session.add(row)
     session.flush()

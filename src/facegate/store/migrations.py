@@ -61,7 +61,17 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _audit_integrity(conn: Connection) -> None:
+    """Entry format 2 (redactable digest), signed checkpoints, collection retention."""
+    create_missing_tables(conn)
+    add_missing_columns(conn, "audit_log")
+    add_missing_columns(conn, "collections")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
+)
 
 
 def current_version(conn: Connection) -> int:

@@ -35,6 +35,7 @@ class CollectionRow(Base):
     template_id: Mapped[str] = mapped_column(String(64))  # model id + template recipe
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # faces older are erased
 
 
 class SubjectRow(Base):
