@@ -230,6 +230,21 @@ class ChainVerified(BaseModel):
     problem: str | None
     kind: str | None
     head: AnchorOut | None
+    redactions: dict[str, Any] = Field(description="Redacted entries: `count` and seq `ranges` [[first, last], ...].")
+
+
+class CheckpointOut(BaseModel):
+    """A signed checkpoint of the audit log (`facegate audit checkpoint --json`)."""
+
+    type: str
+    seq: int
+    head: str | None
+    merkle_root: str
+    signed_at: str
+    previous: str | None
+    signature: str
+    public_key: str
+    checkpoint_hash: str
 
 
 class AuditPage(BaseModel):
@@ -266,3 +281,4 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="Each check: ok, or what failed.")
+    audit_signing: str = Field(description="ok, or why audit checkpoints are not signed (the service is still ready).")
