@@ -45,7 +45,11 @@ def test_retention_redacts_purges_and_erases_and_the_chain_still_verifies(settin
     assert code == 0 and [m["subject"] for m in leads["matches"]] == ["obama"]
     code, library = run(settings, "search", "gallery", str(peers / FR / "obama3.jpg"), "--purpose", "photo_library")
     assert code == 0 and library["matches"]
-    assert len(rows(settings, "SELECT * FROM reviews")) == 1
+    (lead,) = rows(settings, "SELECT * FROM reviews")
+    code, confirmed = run(settings, "review", "confirm", str(lead["review_id"]), "--note", "same person")
+    assert code == 0 and confirmed["status"] == "confirmed"
+    (verdict,) = rows(settings, "SELECT * FROM audit_log WHERE operation = 'review'")
+    assert "obama" in verdict["results"] and "obama" not in verdict["details"]
     library_seqs = [r["seq"] for r in rows(
         settings, "SELECT seq FROM audit_log WHERE purpose = 'photo_library' AND probe_sha256 IS NOT NULL")]
     victim_seq = rows(settings, "SELECT seq FROM audit_log WHERE purpose = 'victim_identification'")[0]["seq"]
@@ -80,10 +84,14 @@ def test_retention_redacts_purges_and_erases_and_the_chain_still_verifies(settin
 
     # 400 days on: the victim_identification search (365 days) and its lead age out too
     code, second = run(settings, "retention", "apply", "--at", later(400))
-    assert code == 0 and second["purged_reviews"] == 1 and second["redacted_entries"] >= 1
+    # the lead, its verdict, and the search of the emptied collection (photo_library) since
+    assert code == 0 and second["purged_reviews"] == 1 and second["redacted_entries"] == 3
     assert rows(settings, "SELECT count(*) AS n FROM reviews")[0]["n"] == 0
     (gone_lead,) = rows(settings, "SELECT * FROM audit_log WHERE seq = ?", victim_seq)
     assert gone_lead["probe_sha256"] is None and gone_lead["redacted_at"] is not None
+    (verdict,) = rows(settings, "SELECT * FROM audit_log WHERE operation = 'review'")
+    assert verdict["results"] == "null" and verdict["redacted_at"] is not None
+    assert json.loads(verdict["details"])["verdict"] == "confirmed"  # who decided what stays
     # running again finds nothing more
     code, third = run(settings, "retention", "apply", "--at", later(400))
     assert (third["redacted_entries"], third["purged_reviews"], third["erased_faces"]) == (0, 0, 0)
