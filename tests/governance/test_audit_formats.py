@@ -10,6 +10,7 @@ import json
 import random
 import shutil
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,8 @@ def mixed(tmp_path_factory: pytest.TempPathFactory, example_policy: Policy) -> t
     with session_factory(engine).begin() as session:
         for i in range(OLD + 1, OLD + NEW + 1):
             append_entry(session, _entry(i))
-        run = apply_retention(
-            session, example_policy, at=at("2021-03-01T00:00:00Z"), record=admin_record("2021-03-01T00:00:00Z")
-        )
+        record = replace(admin_record("2021-03-01T00:00:00Z"), operation="retention")
+        run = apply_retention(session, example_policy, at=at("2021-03-01T00:00:00Z"), record=record)
     engine.dispose()
     return data_dir, list(run.redacted)
 
@@ -156,6 +156,18 @@ def test_an_unredacted_entry_cannot_pass_as_redacted(mixed: tuple[Path, list[int
     assert (_agree(data_dir).first_bad_entry, _agree(data_dir).kind) == (seq, "edited")
 
 
+def test_a_redaction_no_retention_run_claims_is_named(mixed: tuple[Path, list[int]], tmp_path: Path) -> None:
+    """An intruder who blanks a kept entry's content and marks it redacted keeps the chain
+    whole (the digest stays), but no retention run's entry names that seq."""
+    data_dir = _copy(mixed, tmp_path)
+    seq = OLD + 3  # victim_identification: kept by the retention run
+    _sql(data_dir, "UPDATE audit_log SET probe_sha256 = NULL, results = 'null', salt = NULL, "
+         "redacted_at = '2021-03-01T00:00:00.000000+00:00' WHERE seq = ?", (seq,))  # fmt: skip
+    result = _agree(data_dir)
+    assert (result.ok, result.first_bad_entry, result.kind) == (False, seq, "redacted")
+    assert seq in result.redacted
+
+
 def test_the_verifiers_agree_on_many_tampered_mixed_logs(mixed: tuple[Path, list[int]], tmp_path: Path) -> None:
     rng = random.Random(20210301)
     columns = [c for c in HASHED_FIELDS if c != "seq"] + ["format", "salt", "redactable_digest", "prev_hash", "entry_hash"]
@@ -177,4 +189,4 @@ def test_the_verifiers_agree_on_many_tampered_mixed_logs(mixed: tuple[Path, list
                 _sql(data_dir, "UPDATE audit_log SET redacted_at = ?, probe_sha256 = NULL, results = 'null', "
                      "salt = NULL WHERE seq = ?", ("2021-03-02T00:00:00+00:00", seq))  # fmt: skip
         kinds.add(_agree(data_dir).kind)
-    assert {"edited", "missing"} <= kinds
+    assert {"edited", "missing", "redacted"} <= kinds

@@ -14,7 +14,9 @@ The first bad entry is named by kind:
 - "head":     the head record is missing or disagrees with the last entry;
 - "wiped":    the log is empty while the catalog holds tenants, collections or faces;
 - "truncated": the log ends before the last checkpoint stored in the catalog;
-- "rewritten": the entry a stored checkpoint names no longer has the hash it signed.
+- "rewritten": the entry a stored checkpoint names no longer has the hash it signed;
+- "redacted":  entry N was redacted, but no retention run's entry (later in the chain)
+               claims it: content blanked outside retention.
 
 Verification only reads. Redacted entries (retention) verify; they are reported by seq
 ranges, so a reader sees where content was removed and can match it with the retention
@@ -156,8 +158,25 @@ def _stored_hash(session: Session, seq: int) -> str | None:
     return session.execute(select(AuditLogRow.entry_hash).where(AuditLogRow.seq == seq)).scalar_one_or_none()
 
 
-def _log_finding(session: Session, anchor: Anchor | None, count: int, last_hash: str) -> _Finding | None:
-    """After an intact chain of `count` entries: the head, a wipe, the last stored checkpoint."""
+def claimed_redactions(row: Mapping[Any, Any]) -> set[int]:
+    """The seqs a retention run's entry says it redacted (empty for any other entry)."""
+    if row["operation"] != "retention":
+        return set()
+    details = stored_field(row, "details")
+    ranges = details.get("redacted_ranges") if isinstance(details, dict) and not details.get("dry_run") else None
+    if not isinstance(ranges, list):
+        return set()
+    return {
+        seq for pair in ranges if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int) for x in pair)
+        for seq in range(pair[0], pair[1] + 1)
+    }  # fmt: skip
+
+
+def _log_finding(
+    session: Session, anchor: Anchor | None, count: int, last_hash: str, unclaimed: set[int]
+) -> _Finding | None:
+    """After an intact chain of `count` entries: the head, a wipe, the last stored
+    checkpoint, redactions that no retention run claims."""
     if count == 0 and anchor is None and _catalog_holds_data(session):
         return 1, "wiped", "the audit log is empty, but the catalog holds tenants, collections or faces"
     finding = _head_finding(anchor, count, last_hash)
@@ -165,7 +184,7 @@ def _log_finding(session: Session, anchor: Anchor | None, count: int, last_hash:
         return finding
     checkpoint = last_checkpoint(session)
     if checkpoint is None:
-        return None
+        return _unclaimed_finding(unclaimed)
     seq = checkpoint.get("seq")
     if not isinstance(seq, int) or seq < 0:
         return None, "checkpoint", "the last checkpoint stored in the catalog is unreadable"
@@ -177,7 +196,14 @@ def _log_finding(session: Session, anchor: Anchor | None, count: int, last_hash:
         )
     if seq > 0 and _stored_hash(session, seq) != checkpoint.get("head"):
         return seq, "rewritten", f"entry {seq} no longer has the hash the last checkpoint signed"
-    return None
+    return _unclaimed_finding(unclaimed)
+
+
+def _unclaimed_finding(unclaimed: set[int]) -> _Finding | None:
+    if not unclaimed:
+        return None
+    first = min(unclaimed)
+    return first, "redacted", f"entry {first} was redacted, but no retention run records redacting it"
 
 
 def _result(
@@ -195,14 +221,17 @@ def verify(session: Session) -> VerifyResult:
     anchor = head(session)
     expected, prev, prev_prev = 1, GENESIS, None
     redacted: list[int] = []
+    claimed: set[int] = set()
     for row in stored_rows(session):
         finding = _row_finding(row, expected, prev, prev_prev, chain_hash(row["prev_hash"], entry_body(row)))
         if finding is not None:
             return _result(session, finding, anchor, redacted)
         if row["format"] is not None and row["redacted_at"] is not None:
             redacted.append(row["seq"])
+        claimed |= claimed_redactions(row)
         expected, prev, prev_prev = expected + 1, row["entry_hash"], prev
-    return _result(session, _log_finding(session, anchor, expected - 1, prev), anchor, redacted)
+    unclaimed = set(redacted) - claimed
+    return _result(session, _log_finding(session, anchor, expected - 1, prev, unclaimed), anchor, redacted)
 
 
 def _ideal_digest(row: Mapping[Any, Any]) -> str | None:
@@ -265,4 +294,6 @@ def verify_naive(session: Session) -> VerifyResult:
                 f"entry {position} was edited: its content does not match its hash",
             )
         return _result(session, finding, anchor, redacted)
-    return _result(session, _log_finding(session, anchor, len(rows), ideal[-1]), anchor, redacted)
+    claimed = set().union(*(claimed_redactions(row) for row in rows))
+    unclaimed = set(redacted) - claimed
+    return _result(session, _log_finding(session, anchor, len(rows), ideal[-1], unclaimed), anchor, redacted)
