@@ -190,3 +190,36 @@ def test_the_verifiers_agree_on_many_tampered_mixed_logs(mixed: tuple[Path, list
                      "salt = NULL WHERE seq = ?", ("2021-03-02T00:00:00+00:00", seq))  # fmt: skip
         kinds.add(_agree(data_dir).kind)
     assert {"edited", "missing", "redacted"} <= kinds
+
+
+def test_a_catalog_from_before_format_2_upgrades_in_place(tmp_path: Path) -> None:
+    """A catalog at schema version 1 (no format columns, no checkpoints table, no collection
+    retention) migrates, its entries still verify, and new entries are written in format 2."""
+    engine = open_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    engine.dispose()
+    prev = GENESIS
+    with sqlite3.connect(tmp_path / CATALOG_FILE) as db:  # make it what the older code left
+        for column in ("format", "redactable_digest", "salt", "redacted_at"):
+            db.execute(f"ALTER TABLE audit_log DROP COLUMN {column}")
+        db.execute("ALTER TABLE collections DROP COLUMN retention_days")
+        db.execute("DROP TABLE audit_checkpoints")
+        db.execute("DELETE FROM schema_version WHERE version > 1")
+        for i in range(1, OLD + 1):
+            row = _old_format_row(i, prev)
+            db.execute(f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                       tuple(row.values()))  # fmt: skip
+            prev = row["entry_hash"]
+        db.execute("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, ?, ?)", (OLD, prev))
+    engine = open_engine(sqlite_url(tmp_path))
+    try:
+        assert migrate(engine) >= 3
+        with session_factory(engine)() as session:
+            assert verify(session).ok and verify_naive(session).ok
+        with session_factory(engine).begin() as session:
+            append_entry(session, _entry(OLD + 1))
+    finally:
+        engine.dispose()
+    result = _agree(tmp_path)
+    assert (result.ok, result.entries) == (True, OLD + 1)
+    assert [_value(tmp_path, "format", s) for s in (1, OLD, OLD + 1)] == [None, None, 2]
