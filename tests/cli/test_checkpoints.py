@@ -139,7 +139,7 @@ def test_a_forged_checkpoint_is_refused(signed: tuple[Path, Path, dict], tmp_pat
 
 def test_verify_names_what_is_wrong_with_the_head(signed: tuple[Path, Path, dict], tmp_path: Path) -> None:
     cases = {
-        "missing-head": (["DELETE FROM audit_head"], "head", None),
+        "missing-head": (["DELETE FROM audit_head"], "head", 8),
         "edited-head": (["UPDATE audit_head SET entry_hash = '" + "ab" * 32 + "'"], "head", 8),
         "beyond-head": (["UPDATE audit_head SET seq = 6, entry_hash = (SELECT entry_hash FROM audit_log WHERE seq = 6)"],
                         "inserted", 7),

@@ -222,7 +222,7 @@ def policy_check(operation: str, at: str | None, collection: str | None, mode: s
 
 @click.group("audit")
 def audit_group() -> None:
-    """The tamper-evident audit trail: verify, export, transparency report."""
+    """The tamper-evident audit trail: verify, export, transparency report, signed checkpoints, proofs."""
 
 
 @audit_group.command("verify")
