@@ -129,6 +129,21 @@ def test_rewrite_truncation_and_wipe_are_named(
     assert verify(home)[1]["ok"] is True  # without it, nothing shows
 
 
+def test_a_checkpoint_by_another_key_is_refused_when_the_key_is_pinned(
+    signed: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    home = copy(signed, tmp_path / "h")
+    pinned = signed[2]["public_key"]
+    code, out = run(home, "audit", "verify", "--checkpoint", str(signed[1]), "--public-key", pinned)
+    assert code == 0 and out["ok"] is True
+    other_key = tmp_path / "other.pem"
+    run(None, "audit", "keygen", "--out", str(other_key))
+    code, impostor = run(home, "audit", "checkpoint", "--out", str(tmp_path / "impostor.json"), key=other_key)
+    assert code == 0
+    code, out = run(home, "audit", "verify", "--checkpoint", str(tmp_path / "impostor.json"), "--public-key", pinned)
+    assert code == 1 and out["kind"] == "checkpoint_invalid" and "another key" in out["problem"]
+
+
 def test_a_forged_checkpoint_is_refused(signed: tuple[Path, Path, dict], tmp_path: Path) -> None:
     home = copy(signed, tmp_path / "h")
     forged = {**signed[2], "seq": 3}

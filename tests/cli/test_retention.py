@@ -55,6 +55,9 @@ def test_retention_redacts_purges_and_erases_and_the_chain_still_verifies(settin
     victim_seq = rows(settings, "SELECT seq FROM audit_log WHERE purpose = 'victim_identification'")[0]["seq"]
     assert len(library_seqs) == 3  # two enrolments and a search, under the local operator's default purpose
 
+    # 5 days on, nothing is old enough
+    code, early = run(settings, "retention", "apply", "--at", later(5), "--dry-run")
+    assert (early["redacted_entries"], early["purged_reviews"], early["erased_faces"]) == (0, 0, 0)
     # a dry run counts and changes nothing (and is itself audited)
     before = [dict(r) for r in rows(settings, "SELECT * FROM audit_log")]
     code, dry = run(settings, "retention", "apply", "--at", later(100), "--dry-run")

@@ -228,16 +228,18 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(path_type=Path), default=None,
               help="A signed checkpoint (JSON) that the log must extend.")
+@click.option("--public-key", default=None,
+              help="With --checkpoint: the public key (base64) it must be signed by, as pinned by its keeper.")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
-def audit_verify(checkpoint_file: Path | None, as_tenant: str | None, data_dir: Path | None, policy: Path | None,
-                 as_json: bool) -> None:
+def audit_verify(checkpoint_file: Path | None, public_key: str | None, as_tenant: str | None, data_dir: Path | None,
+                 policy: Path | None, as_json: bool) -> None:
     """Re-walk the hash chain (and check it extends --checkpoint); name the first problem and exit 1 if any."""
     engine = build_engine(data_dir, policy)
     document = None if checkpoint_file is None else read_checkpoint(checkpoint_file)
-    result = audit.verify_chain(engine, admin_caller(as_tenant), document)
+    result = audit.verify_chain(engine, admin_caller(as_tenant), document, public_key)
     payload = result.to_dict()
     redactions = payload["redactions"]["count"]
     emit(as_json, payload, lambda: stdout.print(

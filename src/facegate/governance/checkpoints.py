@@ -162,9 +162,12 @@ def signature_problem(document: dict[str, Any], public_key: str | None = None) -
 Finding = tuple[int | None, str, str]  # (first bad entry, kind, problem)
 
 
-def extension_finding(session: Session, document: dict[str, Any], entries: int) -> Finding | None:
-    """Does a log of `entries` intact entries extend the signed checkpoint `document`?"""
-    problem = signature_problem(document)
+def extension_finding(
+    session: Session, document: dict[str, Any], entries: int, public_key: str | None = None
+) -> Finding | None:
+    """Does a log of `entries` intact entries extend the signed checkpoint `document`
+    (signed by `public_key`, when the verifier pinned one)?"""
+    problem = signature_problem(document, public_key)
     if problem is not None:
         return None, "checkpoint_invalid", f"the checkpoint is invalid: {problem}"
     seq = document["seq"]

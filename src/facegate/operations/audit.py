@@ -45,15 +45,18 @@ def _record_if_possible(session: Session, entry: AuditEntry) -> None:
             raise
 
 
-def verify_chain(engine: Facegate, caller: Caller, checkpoint: dict[str, Any] | None = None) -> VerifyResult:
-    """Verify the chain, and with `checkpoint`, that the log extends that signed checkpoint."""
+def verify_chain(
+    engine: Facegate, caller: Caller, checkpoint: dict[str, Any] | None = None, public_key: str | None = None
+) -> VerifyResult:
+    """Verify the chain, and with `checkpoint`, that the log extends that signed checkpoint
+    (signed by `public_key`, when given)."""
 
     def act(session: Session, record: AuditEntry) -> VerifyResult:
         result = verify(session)
         if checkpoint is not None:
             summary = {k: checkpoint.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
             result = replace(result, checkpoint=summary)
-            finding = extension_finding(session, checkpoint, result.entries) if result.ok else None
+            finding = extension_finding(session, checkpoint, result.entries, public_key) if result.ok else None
             if finding is not None:
                 bad, kind, problem = finding
                 result = replace(result, ok=False, first_bad_entry=bad, kind=kind, problem=problem)
