@@ -115,7 +115,9 @@ def _row_finding(
 def _head_finding(anchor: Anchor | None, count: int, last_hash: str) -> _Finding | None:
     """Compare an intact chain of `count` entries with the recorded head."""
     if anchor is None:
-        return None if count == 0 else (count, "head", f"the audit head record is missing (it should name entry {count})")
+        if count == 0:
+            return None
+        return count, "head", f"the audit head record is missing (it should name entry {count})"
     if anchor.seq > count:
         return (
             count + 1,

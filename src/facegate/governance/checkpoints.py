@@ -54,7 +54,9 @@ def generate_key(out: Path) -> str:
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{out} exists: refusing to overwrite a key", path=str(out)) from None
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT, f"{out} exists: refusing to overwrite a key", path=str(out)
+        ) from None
     except OSError as exc:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"cannot write {out}: {exc.strerror}", path=str(out)) from None
     with os.fdopen(fd, "wb") as handle:

@@ -74,7 +74,8 @@ def _key(engine: Facegate) -> Ed25519PrivateKey:
     if key is None:
         raise FacegateError(
             ErrorCode.AUDIT_SIGNING_KEY_MISSING,
-            "no audit signing key: create one with `facegate audit keygen --out FILE` and set FACEGATE_AUDIT_SIGNING_KEY",
+            "no audit signing key: create one with `facegate audit keygen --out FILE` "
+            "and set FACEGATE_AUDIT_SIGNING_KEY",
         )
     return key
 
@@ -120,7 +121,9 @@ def latest_checkpoint(engine: Facegate, caller: Caller) -> dict[str, Any]:
     return found
 
 
-def prove(engine: Facegate, caller: Caller, seq: int, checkpoint_document: dict[str, Any] | None = None) -> dict[str, Any]:
+def prove(
+    engine: Facegate, caller: Caller, seq: int, checkpoint_document: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """An inclusion proof of entry `seq` against a checkpoint (default: the latest stored)."""
 
     def act(session: Session, record: AuditEntry) -> dict[str, Any]:
