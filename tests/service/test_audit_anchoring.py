@@ -43,6 +43,18 @@ def test_a_service_without_a_signing_key_says_so_and_is_ready(server: Server) ->
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "ROLE_REQUIRED"
 
 
+def test_a_collection_sets_its_retention_over_http(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.keys['newsroom']}"}
+    made = httpx.post(f"{server.url}/v1/collections", headers=headers,
+                      json={"collection_id": "anchoring-aging", "retention_days": 7})
+    assert made.status_code == 201 and made.json()["retention_days"] == 7
+    described = httpx.get(f"{server.url}/v1/collections/anchoring-aging", headers=headers)
+    assert described.json()["retention_days"] == 7
+    refused = httpx.post(f"{server.url}/v1/collections", headers=headers,
+                         json={"collection_id": "anchoring-never", "retention_days": 0})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
 @pytest.fixture(scope="module")
 def anchored(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("anchored")
