@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from facegate.cli import main
 from facegate.governance.audit import GENESIS, entry_hash_of
+from tests.governance.test_audit_proofs import proof_holds
 
 CATALOG = "catalog.sqlite3"
 
@@ -181,3 +182,18 @@ def test_keys_and_checkpoints_refuse_clearly(signed: tuple[Path, Path, dict], tm
     (tmp_path / "junk.json").write_text("{")
     code, out = verify(home, tmp_path / "junk.json")
     assert code == 1 and out["error"]["code"] == "CHECKPOINT_INVALID"
+
+
+def test_prove_gives_a_proof_an_outsider_checks(signed: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    home = copy(signed, tmp_path / "h")
+    pinned = signed[2]["public_key"]
+    for seq in (1, 3, signed[2]["seq"]):
+        code, proof = run(home, "audit", "prove", str(seq), "--checkpoint", str(signed[1]))
+        assert code == 0 and proof["seq"] == seq and proof["tree_size"] == signed[2]["seq"]
+        assert proof_holds(proof, pinned)
+        forged = {**proof, "entry": {**proof["entry"], "collection": "someone-else"}}
+        assert not proof_holds(forged, pinned)
+    code, latest = run(home, "audit", "prove", "2")  # against the latest checkpoint in the catalog
+    assert code == 0 and latest["checkpoint"]["checkpoint_hash"] == signed[2]["checkpoint_hash"]
+    code, beyond = run(home, "audit", "prove", str(signed[2]["seq"] + 1), "--checkpoint", str(signed[1]))
+    assert code == 1 and beyond["error"]["code"] == "INVALID_ARGUMENT"

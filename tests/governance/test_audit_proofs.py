@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,9 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.governance import merkle
 from facegate.governance.audit import AuditEntry, MatchRef, append_entry, read_entries
 from facegate.governance.checkpoints import create_checkpoint, inclusion_proof
-from tests.governance.gov_support import at
+from facegate.governance.policy import Policy
+from facegate.governance.retention import apply_retention
+from tests.governance.gov_support import admin_record, at
 
 SIGNED = ("type", "seq", "head", "merkle_root", "signed_at", "previous")
 
@@ -179,3 +182,25 @@ def test_a_proof_is_refused_when_the_log_no_longer_extends_the_checkpoint(
     with sessions() as session, pytest.raises(FacegateError) as diverged:
         inclusion_proof(session, 2, checkpoint)
     assert diverged.value.code is ErrorCode.AUDIT_CHAIN_BROKEN
+
+
+def test_a_proof_still_holds_after_its_entry_was_redacted(
+    catalog: tuple[Engine, sessionmaker[Session]], example_policy: Policy
+) -> None:
+    _, sessions = catalog
+    key = Ed25519PrivateKey.generate()
+    with sessions.begin() as session:
+        for i in range(1, 8):
+            append_entry(session, _entry(i))
+        checkpoint = create_checkpoint(session, key, at("2021-03-02T00:00:00Z"))
+    with sessions.begin() as session:  # two years on: victim_identification keeps 365 days
+        record = replace(admin_record("2023-03-02T00:00:00Z"), operation="retention")
+        run = apply_retention(session, example_policy, at=at("2023-03-02T00:00:00Z"), record=record)
+    assert list(run.redacted) == list(range(1, 8))
+    with sessions() as session:
+        proof = inclusion_proof(session, 4, checkpoint)
+        proof["entry"] = read_entries(session, after_seq=3, limit=1)[0]
+    assert proof["entry"]["redacted_at"] is not None and proof["entry"]["results"] is None
+    assert proof_holds(proof, checkpoint["public_key"])
+    put_back = {**proof, "entry": {**proof["entry"], "probe_sha256": "00" * 32, "redacted_at": None, "salt": "00"}}
+    assert not proof_holds(put_back, checkpoint["public_key"])
