@@ -9,6 +9,7 @@ that cannot take its entry (its head is gone) still gets its finding reported.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -104,7 +105,7 @@ def checkpoint(engine: Facegate, caller: Caller, out: Path | None = None) -> dic
 
 def write_checkpoint(document: dict[str, Any], out: Path) -> None:
     """Write atomically, so a reader (a sync to the oversight board) never sees half a file."""
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")  # workers may write at once
     partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     partial.replace(out)
 
