@@ -17,7 +17,7 @@ Two entry formats are verified (`format` is NULL for the first):
   format and redactable_digest)`. Redaction removes the content and the salt, keeps the
   digest and records when (`redacted_at`): the chain stays whole and shows where.
 
-Fields added after the first release (`OPTIONAL_FIELDS`) are hashed only when set, so
+Fields added after the first release (`OPTIONAL_HASHED_FIELDS`) are hashed only when set, so
 entries written before them still verify. Editing, removing, reordering or inserting an
 entry breaks the chain from that entry on; `audit_verify` finds where.
 """
@@ -51,15 +51,16 @@ _JSON_FIELDS = ("results", "details")
 FORMAT = 2  # the format `append_entry` writes
 REDACTABLE_FIELDS: tuple[str, ...] = ("probe_sha256", "results")
 FIXED_FIELDS: tuple[str, ...] = tuple(f for f in HASHED_FIELDS if f not in REDACTABLE_FIELDS)
-# Hashed only when not None (fields added after the first release).
-OPTIONAL_FIELDS: tuple[str, ...] = ()
+# Fields added after the first release: hashed only when set (not None), in either format,
+# so that entries written by older code (which never had them) still verify unchanged.
+OPTIONAL_HASHED_FIELDS: tuple[str, ...] = ()
 # Kept beside a format-2 entry and not hashed into it: its salt goes with the content on
 # redaction, and the time of the redaction is written after the entry was chained.
 UNHASHED_FIELDS: tuple[str, ...] = ("salt", "redacted_at")
 _COLUMNS = [
     getattr(AuditLogRow, name)
     for name in (
-        *HASHED_FIELDS, *OPTIONAL_FIELDS, "format", "redactable_digest", *UNHASHED_FIELDS, "prev_hash", "entry_hash",
+        *HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS, "format", "redactable_digest", *UNHASHED_FIELDS, "prev_hash", "entry_hash",
     )
 ]
 
@@ -97,7 +98,7 @@ def entry_body(values: Mapping[Any, Any]) -> dict[str, Any]:
         body = {k: stored_field(values, k) for k in FIXED_FIELDS}
         body["format"] = version
         body["redactable_digest"] = values.get("redactable_digest")
-    for name in OPTIONAL_FIELDS:
+    for name in OPTIONAL_HASHED_FIELDS:
         if values.get(name) is not None:
             body[name] = values[name]
     return body

@@ -133,6 +133,8 @@ def prove(
             raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no checkpoint has been signed yet")
         proof = inclusion_proof(session, seq, document)
         entries = read_entries(session, after_seq=seq - 1, limit=1)
+        if not entries or entries[0]["seq"] != seq:  # the reader may not see it (or it is gone)
+            raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {seq}", seq=seq)
         append_entry(session, record.with_details(action="prove", seq=seq, checkpoint_seq=document.get("seq")))
         return {**proof, "entry": entries[0]}
 
