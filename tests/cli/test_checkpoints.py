@@ -117,6 +117,12 @@ def test_rewrite_truncation_and_wipe_are_named(
     tamper(home)
     code, out = verify(home)
     assert code == 1 and (out["ok"], out["kind"], out["first_bad_entry"]) == (False, kind, first_bad), out
+    if kind == "wiped":  # with the data gone too, the catalog's checkpoints still name it
+        home = copy(signed, tmp_path / "no-data")
+        tamper(home)
+        sql(home, "DELETE FROM collections", "DELETE FROM tenants")
+        code, out = verify(home)
+        assert code == 1 and (out["kind"], out["first_bad_entry"]) == ("wiped", 1), out
     # ... and when the intruder deletes the stored checkpoints (and the data) too, only the
     # checkpoint kept outside the catalog does.
     home = copy(signed, tmp_path / "thorough")

@@ -190,6 +190,8 @@ def _log_finding(
     seq = checkpoint.get("seq")
     if not isinstance(seq, int) or seq < 0:
         return None, "checkpoint", "the last checkpoint stored in the catalog is unreadable"
+    if count == 0 and seq > 0:
+        return 1, "wiped", f"the audit log is empty, but the last checkpoint signed {seq} entries"
     if count < seq:
         return (
             count + 1,
