@@ -101,6 +101,8 @@ def index_manifest(
 ) -> BulkReport:
     """Enrol every image of a manifest; a policy denial stops the run, bad rows do not."""
     rows, broken = read_manifest(manifest)
+    # Decided before any file is read: a collection the caller may not use costs no work.
+    engine.gate.admit(caller, Operation.INDEX, collection_id)
     report = BulkReport(unindexed=list(broken))
     done = _already(engine, collection_id, rows)
     report.skipped = len(done)
