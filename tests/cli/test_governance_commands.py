@@ -51,6 +51,8 @@ def test_denied_search_is_audited_and_chain_verifies(settings: Settings, peers: 
     run(settings, "tenant", "create", "metro-police", "--sector", "law_enforcement",
         "--purposes", "criminal_investigation,victim_identification")
     run(settings, "collection", "create", "leads")
+    code, _ = run(settings, "collection", "share", "leads", "--with", "metro-police", "--operations", "search")
+    assert code == 0
     image = peers / "face_recognition" / "tests" / "test_images" / "obama.jpg"
     code, out = run(settings, "search", "leads", str(image), "--tenant", "metro-police",
                     "--purpose", "criminal_investigation", "--case-reference", "case-1")

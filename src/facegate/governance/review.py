@@ -8,7 +8,7 @@ A reviewer of the same tenant confirms or rejects each lead; that verdict is an 
 (`review`) with its own audit entry, carrying the lead's purpose and case reference.
 
 A repeated search (same tenant, case, probe image and candidate face) opens no second
-pending lead for a candidate that still awaits a verdict. A purpose with `four_eyes`
+lead for that candidate: the one it already produced is pending, or was decided. A purpose with `four_eyes`
 demands that the reviewer is another person than the searcher, compared by the holders
 their API keys name (a key without a holder stands for itself, the CLI for its tenant
 unless `--holder` names the person): else FOUR_EYES_REQUIRED. A decided lead shows who
@@ -88,8 +88,8 @@ def open_reviews(session: Session, audit_seq: int) -> list[Review]:
         raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {audit_seq}", audit_seq=audit_seq)
     if entry.decision != "allow" or entry.tenant is None:
         return []
-    open_already = set(session.scalars(select(ReviewRow.face_id).where(
-        ReviewRow.tenant == entry.tenant, ReviewRow.status == "pending",
+    already_led = set(session.scalars(select(ReviewRow.face_id).where(
+        ReviewRow.tenant == entry.tenant,
         _same(ReviewRow.case_reference, entry.case_reference), _same(ReviewRow.probe_sha256, entry.probe_sha256),
     )))
     rows = [
@@ -101,7 +101,7 @@ def open_reviews(session: Session, audit_seq: int) -> list[Review]:
             searcher_key_id=entry.key_id, searcher_holder=entry.key_holder,
         )
         for r in json.loads(entry.results)
-        if r["face_id"] not in open_already
+        if r["face_id"] not in already_led
     ]  # fmt: skip
     session.add_all(rows)
     session.flush()
