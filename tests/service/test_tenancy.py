@@ -260,3 +260,20 @@ def test_review_flow_with_four_eyes(world: World) -> None:
     assert '"verdict":"confirmed"' in confirmed["details"]
     with world.client("board") as board:
         assert board.verify_audit()["ok"]
+
+
+def test_anothers_face_ids_do_nothing_in_ones_own_collection(world: World) -> None:
+    """The ids of A's faces, sent by B against B's own collection, reach nothing of A's."""
+    a_face = world.face_ids[0]
+    with world.client("ngo-b") as b:
+        b.create_collection("b-decoy")
+        b.create_subject("b-decoy", "decoy")
+        with pytest.raises(FacegateHTTPError) as raised:
+            b.delete_face("b-decoy", a_face)
+        assert (raised.value.status, raised.value.code) == (404, "FACE_NOT_FOUND")
+        assert b.associate_faces("b-decoy", "decoy", [a_face])["unknown"] == [a_face]
+        with pytest.raises(FacegateHTTPError) as raised:
+            b.search_face("b-decoy", a_face, purpose="research")
+        assert raised.value.status in (400, 404)
+    with world.client("ngo-a") as a:
+        assert _a_view(a, a_face) == world.baseline

@@ -63,8 +63,7 @@ PURPOSE_OPERATIONS = MATCHING_OPERATIONS | {Operation.INDEX, Operation.DETECT}
 # Operations on one existing collection: only its owner, or a tenant it granted the
 # operation to, may run them; to anyone else the collection does not exist.
 COLLECTION_OPERATIONS = SEARCH_OPERATIONS | {
-    Operation.INDEX, Operation.LIST, Operation.DELETE, Operation.ERASE, Operation.EXPORT,
-    Operation.DELETE_COLLECTION, Operation.CREATE_SUBJECT, Operation.ASSOCIATE, Operation.SHARE,
+    Operation.INDEX, Operation.LIST, Operation.DELETE, Operation.ERASE, Operation.DELETE_COLLECTION, Operation.CREATE_SUBJECT, Operation.ASSOCIATE, Operation.SHARE,
 }
 
 # What an owner may share: deleting the collection and sharing it further stay the owner's.

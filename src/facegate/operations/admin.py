@@ -34,7 +34,6 @@ from facegate.governance import (
     revoke_key,
     set_status,
 )
-from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.approvals import ApprovalInfo
 from facegate.governance.tenants import LOCAL_OPERATOR, KeyInfo, change_roles
 
@@ -104,12 +103,10 @@ def answer_approval(
 
 
 def pending_reviews(
-    engine: Facegate, caller: Caller, tenant_name: str | None = None, *, status: str | None = "pending",
-    case_reference: str | None = None, after_id: int = 0, limit: int = 100,
+    engine: Facegate, caller: Caller, *, status: str | None = "pending", case_reference: str | None = None,
+    after_id: int = 0, limit: int = 100,
 ) -> list[Review]:
     """Leads of the caller's own tenant only: a review is visible inside the tenant that searched."""
-    if tenant_name is not None and tenant_name != (caller.tenant or LOCAL_OPERATOR):
-        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "reviews are listed by their own tenant", field="tenant")
     who = caller.tenant or LOCAL_OPERATOR
     return administer(engine, caller, Operation.REVIEW, lambda s, record: _read(s, record, list_reviews(
         s, tenant=who, status=status, case_reference=case_reference, after_id=after_id, limit=limit
