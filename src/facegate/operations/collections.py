@@ -89,13 +89,13 @@ def share(
 ) -> Gated[list[Grant]]:
     """Grant `grantee` the named operations on a collection the caller owns (operation
     `share`, which only the owner passes), for `purposes` only if given; audited."""
-    chosen = _operations(operations)
-    wanted = sorted(set(purposes)) if purposes else None
-    for purpose in wanted or ():
-        if purpose not in engine.policy.rules.purposes:
-            raise FacegateError(ErrorCode.PURPOSE_UNKNOWN, f"purpose {purpose!r} is not defined by the policy")
 
     def commit(session: Session, _d: object, _p: object) -> Outcome[list[Grant]]:
+        # checked after the gate: a non-owner learns nothing, and a bad request is audited
+        chosen, wanted = _operations(operations), sorted(set(purposes)) if purposes else None
+        for purpose in wanted or ():
+            if purpose not in engine.policy.rules.purposes:
+                raise FacegateError(ErrorCode.PURPOSE_UNKNOWN, f"purpose {purpose!r} is not defined by the policy")
         _grantee(session, grantee, caller)
         made = grants.grant(
             session, collection_id=collection_id, grantee=grantee, operations=chosen, purposes=wanted,
@@ -111,9 +111,9 @@ def unshare(
 ) -> Gated[list[str]]:
     """Take back grants (all of `grantee`'s on the collection when no operations are named);
     the next request of the grantee is refused. Audited."""
-    chosen = _operations(operations) if operations else None
 
     def commit(session: Session, _d: object, _p: object) -> Outcome[list[str]]:
+        chosen = _operations(operations) if operations else None
         _grantee(session, grantee, caller)
         revoked = grants.revoke(session, collection_id=collection_id, grantee=grantee, operations=chosen)
         return Outcome(revoked, details={"action": "revoke", "grantee": grantee, "operations": revoked})
