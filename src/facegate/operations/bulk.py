@@ -140,6 +140,8 @@ def _commit_one(
     except PolicyDenied:
         raise
     except FacegateError as exc:  # NO_FACE, and whatever else refused this one image
+        if exc.code is ErrorCode.COLLECTION_NOT_FOUND:
+            raise  # deleted, or its grant revoked, during the run: nothing more can go in
         report.unindexed.append({**where, "reason": exc.code.value, "message": exc.message})
         return
     for face in gated.value.indexed:
