@@ -52,13 +52,9 @@ from facegate.governance.request import (
     TenantStatus,
     TenantView,
 )
+from facegate.store.catalog import collection_not_found
 
 COLLECTION_NOT_FOUND_RULE = "collection:not-found"
-
-
-def not_found_message(collection_id: str) -> str:
-    """The one message for a collection the caller may not know of, missing or not."""
-    return f"no collection {collection_id!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +229,8 @@ def _check_collection_access(rules: PolicyRules, req: GateRequest, now: datetime
         return None
     access = req.collection_access
     if access is None or not access.permits(req.tenant.name, req.operation, req.declared_purpose):
-        return _Denial(ErrorCode.COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND_RULE, not_found_message(req.collection_id))
+        reason = collection_not_found(req.collection_id).message  # the catalog's own words
+        return _Denial(ErrorCode.COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND_RULE, reason)
     return None
 
 
