@@ -1,9 +1,15 @@
 """Reading the audit trail: verify the chain, export it, the transparency report, and
 its signed checkpoints and inclusion proofs.
 
-Reading the trail is an operation like any other: it needs the auditor role and is
-itself recorded, after the read, so `verify` checks the chain as it was found; a chain
-that cannot take its entry (its head is gone) still gets its finding reported.
+Reading the trail is an operation like any other: it is itself recorded (after the read,
+so `verify` checks the chain as it was found). What is read depends on the role the gate
+admitted it under (the rule of its decision): `oversight` (and the local operator, who
+holds every role) reads the whole installation's trail and report; `auditor` reads only
+its own tenant's entries and report; anyone else is refused (ROLE_REQUIRED). `verify`
+walks the whole chain for either role, since a chain can only be checked whole; it
+answers with counts and hashes, never another tenant's entries.
+Signed checkpoints and inclusion proofs live here too; a chain that cannot take
+its entry (its head is gone) still gets its `verify` finding reported.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.operations import Role
 from facegate.gate import Caller
 from facegate.governance import (
     AuditEntry,
@@ -35,6 +42,11 @@ from facegate.governance import (
 from facegate.governance.audit import head as chain_head
 from facegate.governance.audit_verify import last_checkpoint
 from facegate.governance.checkpoints import create_checkpoint, extension_finding, inclusion_proof
+
+
+def scope(record: AuditEntry) -> str | None:
+    """Whose entries the admitted reader may see: None (all) under oversight, else its own."""
+    return None if record.rule == f"role:{Role.OVERSIGHT.value}" else record.tenant
 
 
 def _record_if_possible(session: Session, entry: AuditEntry) -> None:
@@ -132,7 +144,7 @@ def prove(
         if document is None:
             raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no checkpoint has been signed yet")
         proof = inclusion_proof(session, seq, document)
-        entries = read_entries(session, after_seq=seq - 1, limit=1)
+        entries = read_entries(session, after_seq=seq - 1, limit=1, tenant=scope(record))
         if not entries or entries[0]["seq"] != seq:  # the reader may not see it (or it is gone)
             raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {seq}", seq=seq)
         append_entry(session, record.with_details(action="prove", seq=seq, checkpoint_seq=document.get("seq")))
@@ -143,8 +155,8 @@ def prove(
 
 def export(engine: Facegate, caller: Caller, out: TextIO, since_seq: int | None = None, limit: int | None = None) -> int:
     def act(session, record) -> int:  # type: ignore[no-untyped-def]
-        count = export_jsonl(session, out, since_seq=since_seq, limit=limit)
-        append_entry(session, record.with_details(exported=count, since_seq=since_seq))
+        count = export_jsonl(session, out, since_seq=since_seq, limit=limit, tenant=scope(record))
+        append_entry(session, record.with_details(exported=count, since_seq=since_seq, scope=scope(record) or "all"))
         return count
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
@@ -152,8 +164,10 @@ def export(engine: Facegate, caller: Caller, out: TextIO, since_seq: int | None 
 
 def page(engine: Facegate, caller: Caller, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     def act(session, record) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-        rows = read_entries(session, after_seq=after_seq, limit=limit)
-        append_entry(session, record.with_details(after_seq=after_seq, returned=len(rows)))
+        rows = read_entries(session, after_seq=after_seq, limit=limit, tenant=scope(record))
+        append_entry(session, record.with_details(
+            after_seq=after_seq, returned=len(rows), scope=scope(record) or "all"
+        ))
         return rows
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
@@ -163,8 +177,8 @@ def report(
     engine: Facegate, caller: Caller, since: datetime | None = None, until: datetime | None = None
 ) -> TransparencyReport:
     def act(session, record) -> TransparencyReport:  # type: ignore[no-untyped-def]
-        result = transparency_report(session, since=since, until=until)
-        append_entry(session, record)
+        result = transparency_report(session, since=since, until=until, tenant=scope(record))
+        append_entry(session, record.with_details(scope=scope(record) or "all"))
         return result
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
