@@ -115,7 +115,7 @@ def index_analysed(
         stored = store_faces.add_faces(
             session, collection_id=collection_id, faces=keep, image_sha256=image_sha256,
             external_image_id=external_image_id, subject_id=subject, template_id=engine.template_id,
-            codec=engine.codec, now=engine.now(),
+            codec=engine.codec, now=engine.now(), score_offsets=stored_offsets(engine, keep),
         )
         details: dict[str, object] = {"indexed": [f.face_id for f in stored], "unindexed": [u.reason for u in dropped]}
         if subject is not None:

@@ -168,18 +168,26 @@ class SubjectErased(Gated):
     face_ids: list[str]
 
 
-class MatchOut(BaseModel):
+class Estimates(BaseModel):
+    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
+    estimated_fmr_worst_group: float | None = Field(
+        default=None,
+        description="The same share among pairs of two different people of one group, for the group where it "
+        "is highest (upper confidence bound of the shipped group calibration); null without one.",
+    )
+    worst_group: str | None = Field(default=None, description="That group, e.g. race=Asian.")
+
+
+class MatchOut(Estimates):
     face_id: str
     subject: str | None
     external_id: str | None
     similarity: float = Field(description="0-100; higher is more alike.")
-    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
 
 
-class SubjectMatchOut(BaseModel):
+class SubjectMatchOut(Estimates):
     subject: str
     similarity: float
-    estimated_fmr: float
     votes: int
 
 
@@ -195,16 +203,14 @@ class SearchResults(Leads):
     searched_face: FaceOut | None = None
 
 
-class TargetFaceOut(FaceOut):
+class TargetFaceOut(FaceOut, Estimates):
     similarity: float
-    estimated_fmr: float
     threshold: float
     match: bool
 
 
-class Comparison(Leads):
+class Comparison(Leads, Estimates):
     similarity: float
-    estimated_fmr: float
     threshold: float
     match: bool
     source_face: FaceOut

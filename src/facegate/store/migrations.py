@@ -61,7 +61,17 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _score_offsets(conn: Connection) -> None:
+    """Step 6: the per-face fair score normalization offset (nullable). Faces enrolled
+    before have none; search computes theirs from the template (no backfill needed here,
+    which could not decrypt keyed templates anyway)."""
+    add_missing_columns(conn, "faces")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
+)
 
 
 def current_version(conn: Connection) -> int:
