@@ -25,6 +25,13 @@ class DecisionOut(BaseModel):
     threshold: float | None = Field(description="Similarity threshold derived from max_fmr (matching operations).")
     max_results: int | None
     review_required: bool
+    fmr_holds_for: Literal["population", "every_group"] | None = Field(
+        default=None, description="Whom max_fmr is promised to (matching operations); docs/fairness.md.")
+    certified_fmr: float | None = Field(
+        default=None, description="The rate the threshold holds: max_fmr, or the lowest rate every group "
+        "supports when the policy accepts it.")
+    limiting_group: str | None = Field(default=None, description="The group whose threshold is the highest.")
+    calibration: str | None = Field(default=None, description="The calibration(s) that derived the threshold.")
 
 
 class ErrorDetail(BaseModel):
