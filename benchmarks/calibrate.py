@@ -16,7 +16,10 @@ the template space, see benchmarks/fair_normalization.py), for the score space
 `<template id>+fsn`:
 
     .venv/bin/python benchmarks/calibrate.py --lfw ../shared/data/lfw --score fair \
-        --out src/facegate/vision/calibration/dlib-resnet-v1_flip_fsn.json
+        --folds 3,4,5,6,7,8 --out src/facegate/vision/calibration/dlib-resnet-v1_flip_fsn.json
+
+(`--folds` keeps the manifest photos of those pairs folds: here, those the normalization
+was not fitted on.)
 """
 
 from __future__ import annotations
@@ -85,12 +88,16 @@ def main() -> None:
                         help="template cache (shared with the other evaluation runs)")
     parser.add_argument("--all", action="store_true", help="every manifest photo, not only pairs.txt's")
     parser.add_argument("--score", choices=("raw", "fair"), default="raw", help="raw or fair-normalized scores")
+    parser.add_argument("--folds", default=None, help="only photos of these pairs folds (manifest pairs_fold)")
     args = parser.parse_args()
     with (args.lfw / "manifest.csv").open() as f:
         rows = list(csv.DictReader(f))
     if not args.all:
         wanted = set(read_pairs(args.lfw / "pairs.txt").images)
         rows = [r for r in rows if r["path"] in wanted]
+    if args.folds:
+        keep = set(args.folds.split(","))
+        rows = [r for r in rows if r["pairs_fold"] in keep]
     names = [r["path"] for r in rows]
     config = PipelineConfig(runtime=args.runtime)
     pipeline = Pipeline(config)
@@ -102,7 +109,8 @@ def main() -> None:
     impostor, genuine = impostor_and_genuine(templates, subjects, scorer)
     source = (
         f"{'fair-normalized scores, ' if scorer.normalized else ''}"
-        f"LFW deep-funneled, {'all photos' if args.all else 'images of pairs.txt folds 1-8'} "
+        f"LFW deep-funneled, {'all photos' if args.all else 'images of pairs.txt folds 1-8'}"
+        f"{f' in folds {args.folds}' if args.folds else ''} "
         f"({len(kept)} photos with a face of {len(rows)}; "
         f"{len(impostor)} impostor and {len(genuine)} genuine pairs), benchmarks/calibrate.py"
     )

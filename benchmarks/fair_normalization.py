@@ -5,23 +5,24 @@
 
 Data: every photo of `manifest.csv` whose central face passes the LOW quality filter
 (templates from the shared template cache, default pipeline). LFW's pairs folds are
-subject-disjoint, so:
+subject-disjoint; "fold 0" below means the photos in no fold (subjects with one photo,
+who still make impostor pairs). Folds 5-8 are held out: never used to fit or choose.
 
-* fitting set: folds 1-4 and the photos in no fold (subjects with one photo, who still
-  make impostor pairs); held-out set: folds 5-8, never used to fit or choose anything;
-* parameters (cluster count k, minimum cluster size) are chosen inside the fitting set
-  only: fit on folds 1-2 and measure on folds 3-4 + no fold, then the other way round;
-  the criterion is the overall FNMR at the "oracle" every-group threshold of the measured
-  half (the lowest similarity at which every race group's within-group FMR is <= 1e-3),
-  i.e. what the every-group promise costs;
-* held-out check: normalization and group calibrations fitted on the fitting set with
-  the chosen parameters, measured on folds 5-8 (per-group FMR on all within-group
-  impostor pairs, FNMR on mated pairs), raw against normalized, plus LFW 1:1 k-fold
-  accuracy (pairs.txt) and 1:N FNIR at FPIR 1e-3 (folds 5-8 as gallery and searches).
+* parameters (cluster count k, minimum cluster size) are chosen on folds 0-4 only: fit on
+  folds 1-2 and measure on folds 0, 3, 4, then the other way round; the criterion is the
+  overall FNMR at the "oracle" every-group threshold of the measured half (the lowest
+  similarity at which every race group's within-group FMR is <= 1e-3), i.e. what the
+  every-group promise costs;
+* held-out check: the normalization is fitted on `--normalization-folds` (default 0-4),
+  the population threshold and group calibrations on `--calibration-folds` (default 0-4;
+  `--calibration-folds 0,3,4 --normalization-folds 1,2` keeps them disjoint), then
+  measured on folds 5-8: per-group FMR on all within-group impostor pairs (95% subject
+  bootstrap interval) and FNMR on mated pairs, raw against normalized, plus LFW 1:1
+  k-fold accuracy (pairs.txt) and 1:N FNIR at FPIR 1e-3 (folds 5-8 as gallery and searches).
 
 `--write` then writes the shipped files into src/facegate/vision/calibration/: the
-normalization fitted on the fitting set (the one checked on held-out folds), and the
-group calibrations, raw and normalized, fitted on all labelled photos. The population
+normalization fitted on the normalization folds (the one checked on held-out folds), and
+the group calibrations, raw and normalized, on every labelled photo. The population
 calibration on normalized scores is written by `benchmarks/calibrate.py --score fair`.
 """
 
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facegate.evaluation.demographics import _pair_weight, bootstrap_interval, subject_weights
 from facegate.evaluation.group_calibration_fit import (
     fit_group_calibration,
     fit_normalization,
@@ -98,12 +100,19 @@ def group_rates(
             groups.append((f"{column.removeprefix('subject_')}={value}", images[data.labels[column][images] == value]))
     out = []
     for name, members in groups:
-        _, _, imp = impostor_scores(data.templates, subj, members, 3_000_000, rng, scorer, offsets)
+        a, b, imp = impostor_scores(data.templates, subj, members, 3_000_000, rng, scorer, offsets)
         own = np.isin(mated_subject, subj[members])
         row = {"group": name, "n_subjects": int(len(np.unique(subj[members]))), "n_impostor_pairs": len(imp),
                "n_mated_pairs": int(own.sum())}
+        names, inverse = np.unique(np.concatenate([subj[a], subj[b]]), return_inverse=True)
+        sa, sb = inverse[: len(a)], inverse[len(a):]
+        weights = subject_weights(len(names), 200, rng)
+        den = _pair_weight(weights, sa, sb)
         for key, t in thresholds.items():
-            row[f"fmr@{key}"] = float(np.mean(imp >= t)) if len(imp) else None
+            hits = imp >= t
+            row[f"fmr@{key}"] = float(np.mean(hits)) if len(imp) else None
+            num = _pair_weight(weights, sa[hits], sb[hits])
+            row[f"fmr_ci@{key}"] = list(bootstrap_interval(num, den, int(hits.sum()), len(hits), 0.95))
             row[f"fnmr@{key}"] = float(np.mean(mated[own] < t)) if own.any() else None
         out.append(row)
     return out
@@ -191,18 +200,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--k", type=int, default=None, help="skip the parameter search: this cluster count")
     parser.add_argument("--min-cluster-size", type=int, default=100)
+    parser.add_argument("--normalization-folds", default="0,1,2,3,4", help="folds the normalization is fitted on")
+    parser.add_argument("--calibration-folds", default="0,1,2,3,4", help="folds the held-out check calibrates on")
     parser.add_argument("--write", action="store_true", help="write the shipped files")
     args = parser.parse_args()
     data = Data(args.lfw, args.cache, args.workers)
-    fit, held = data.subset({0, 1, 2, 3, 4}), data.subset({5, 6, 7, 8})
-    summary: dict = {"n_photos": data.n_rows, "n_unusable": data.n_unusable, "n_fit": len(fit), "n_held": len(held)}
+    fit = data.subset({int(f) for f in args.normalization_folds.split(",")})
+    cal = data.subset({int(f) for f in args.calibration_folds.split(",")})
+    held = data.subset({5, 6, 7, 8})
+    summary: dict = {"n_photos": data.n_rows, "n_unusable": data.n_unusable, "n_fit": len(fit),
+                     "n_calibration": len(cal), "n_held": len(held)}
     if args.k is None:
         best, trials = choose(data)
         summary["parameter_search"] = trials
     else:
         best = {"k": args.k, "min_cluster_size": args.min_cluster_size}
     summary["chosen"] = best
-    source = (f"LFW folds 1-4 and photos in no fold ({len(fit)} photos), k={best['k']}, "
+    source = (f"LFW folds {args.normalization_folds} (0: no fold; {len(fit)} photos), k={best['k']}, "
               f"min cluster size {best['min_cluster_size']}, benchmarks/fair_normalization.py")
     norm = fit_normalization(data.templates[fit], data.subject_of[fit], data.template_id, k=best["k"],
                              min_cluster_size=best["min_cluster_size"], target_fmr=TARGET, source=source)
@@ -212,11 +226,11 @@ def main() -> None:
     for name, scorer in (("raw", Scorer(data.template_id)), ("normalized", Scorer(data.template_id, norm))):
         rng = np.random.default_rng(7)
         groups = fit_group_calibration(
-            data.templates[fit], data.subject_of[fit], {c: data.labels[c][fit] for c in COLUMNS}, scorer,
-            dataset="lfw folds 1-4 + no fold", label_source=LABEL_SOURCE, source="held-out check",
+            data.templates[cal], data.subject_of[cal], {c: data.labels[c][cal] for c in COLUMNS}, scorer,
+            dataset=f"lfw folds {args.calibration_folds}", label_source=LABEL_SOURCE, source="held-out check",
         )
         offsets = scorer.offsets(data.templates)
-        _, _, pop = impostor_scores(data.templates, data.subject_of, fit, 2_000_000, rng, scorer, offsets)
+        _, _, pop = impostor_scores(data.templates, data.subject_of, cal, 2_000_000, rng, scorer, offsets)
         every = groups.every_group_threshold(TARGET)
         used_fmr = TARGET
         if every.threshold is None:  # as a policy that accepts the lowest certifiable rate
@@ -246,11 +260,11 @@ def main() -> None:
 def _write(data: Data, norm) -> None:
     target = Path("src/facegate/vision/calibration")
     (target / normalization_file_name(data.template_id)).write_text(json.dumps(norm.to_dict()) + "\n")
-    everyone = np.flatnonzero(np.ones(len(data.paths), bool))
+    everyone = np.arange(len(data.paths))
     for scorer in (Scorer(data.template_id), Scorer(data.template_id, norm)):
         groups = fit_group_calibration(
-            data.templates[everyone], data.subject_of, data.labels, scorer, dataset="lfw",
-            label_source=LABEL_SOURCE,
+            data.templates[everyone], data.subject_of[everyone], {c: data.labels[c][everyone] for c in COLUMNS},
+            scorer, dataset="lfw", label_source=LABEL_SOURCE,
             source=(f"LFW manifest, all {len(everyone)} photos with a usable central face "
                     f"({data.n_rows} rows); within-group impostor pairs (up to 2,000,000 a group); "
                     "95% upper bound by subject bootstrap (200 replicates); benchmarks/fair_normalization.py"),
@@ -268,10 +282,13 @@ def _print_tables(summary: dict) -> None:
         t = r["thresholds"]
         print(f"\n{name}: population threshold {t['population']:.2f}, every-group {t['every_group']:.2f} "
               f"(FMR {r['every_group_fmr_used']:g}, limited by {r['limiting_group']})")
-        print("| group | subjects | FMR @pop | FNMR @pop | FMR @every | FNMR @every |\n|---|---:|---|---|---|---|")
+        print("| group | subjects | FMR @pop [95% CI] | FNMR @pop | FMR @every [95% CI] | FNMR @every |\n"
+              "|---|---:|---|---|---|---|")
         for g in r["groups"]:
-            print(f"| {g['group']} | {g['n_subjects']} | {f(g['fmr@population'])} | {f(g['fnmr@population'])} | "
-                  f"{f(g['fmr@every_group'])} | {f(g['fnmr@every_group'])} |")
+            ci_p, ci_e = g["fmr_ci@population"], g["fmr_ci@every_group"]
+            print(f"| {g['group']} | {g['n_subjects']} | {f(g['fmr@population'])} [{f(ci_p[0])}, {f(ci_p[1])}] | "
+                  f"{f(g['fnmr@population'])} | {f(g['fmr@every_group'])} [{f(ci_e[0])}, {f(ci_e[1])}] | "
+                  f"{f(g['fnmr@every_group'])} |")
         print("1:1", r["lfw_1to1"], "1:N", {k: v for k, v in r["lfw_1toN_held_out"].items() if "fnir" in k or "rank1" in k})
     print("rerank", summary["rerank"])
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Outcome
+from facegate.operations.scoring import stored_offsets
 from facegate.governance import Operation
 from facegate.store import faces as store_faces
 from facegate.store import subjects as store_subjects
