@@ -18,9 +18,9 @@ Order of checks (the first that denies decides; see docs/governance.md):
  9. case reference missing                    CASE_REFERENCE_REQUIRED     purpose:<id>
 10. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
 11. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
-12. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
-13. max_fmr not certifiable for every group   FMR_NOT_CERTIFIABLE         purpose:<id>
+12. max_fmr not certifiable for every group   FMR_NOT_CERTIFIABLE         purpose:<id>
     (fmr_holds_for = "every_group" without accept_lowest_certifiable_fmr)
+13. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
 Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose.
 """
 
