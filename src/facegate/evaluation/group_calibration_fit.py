@@ -91,7 +91,7 @@ def fit_normalization(
 
 def group_curve(
     group: str, scores: np.ndarray, a: np.ndarray, b: np.ndarray, n_images: int, *,
-    confidence: float = 0.95, n_boot: int = 200, max_fmr: float = 5e-2, rng: np.random.Generator,
+    confidence: float = 0.95, n_boot: int = 200, max_fmr: float = 0.3, rng: np.random.Generator,
 ) -> GroupCurve:
     """Point and subject-bootstrap upper FMR on a log grid; `a`, `b` are subject indices."""
     names, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
