@@ -50,7 +50,7 @@ from facegate.evaluation.template_cache import FACE, cached_analyses
 from facegate.evaluation.verification import kfold_accuracy
 from facegate.vision import Pipeline, PipelineConfig
 from facegate.vision.group_calibration import group_calibration_file_name
-from facegate.vision.score_normalization import Scorer, normalization_file_name
+from facegate.vision.score_normalization import FairNormalization, Scorer, normalization_file_name
 
 TARGET = 1e-3
 LABEL_SOURCE = (
@@ -257,7 +257,7 @@ def main() -> None:
         _write(data, norm)
 
 
-def _write(data: Data, norm) -> None:
+def _write(data: Data, norm: FairNormalization) -> None:
     target = Path("src/facegate/vision/calibration")
     (target / normalization_file_name(data.template_id)).write_text(json.dumps(norm.to_dict()) + "\n")
     everyone = np.arange(len(data.paths))
@@ -289,7 +289,8 @@ def _print_tables(summary: dict) -> None:
             print(f"| {g['group']} | {g['n_subjects']} | {f(g['fmr@population'])} [{f(ci_p[0])}, {f(ci_p[1])}] | "
                   f"{f(g['fnmr@population'])} | {f(g['fmr@every_group'])} [{f(ci_e[0])}, {f(ci_e[1])}] | "
                   f"{f(g['fnmr@every_group'])} |")
-        print("1:1", r["lfw_1to1"], "1:N", {k: v for k, v in r["lfw_1toN_held_out"].items() if "fnir" in k or "rank1" in k})
+        one_to_n = {k: v for k, v in r["lfw_1toN_held_out"].items() if "fnir" in k or "rank1" in k}
+        print("1:1", r["lfw_1to1"], "1:N", one_to_n)
     print("rerank", summary["rerank"])
 
 

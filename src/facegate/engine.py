@@ -10,10 +10,10 @@ use them live in `facegate.operations`, one module per family of operations.
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
+from importlib import resources
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker

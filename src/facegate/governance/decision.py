@@ -40,7 +40,7 @@ from facegate.governance.operations import (
     Mode,
     Operation,
 )
-from facegate.governance.policy import BiasAuditRequirement, Policy, PolicyRules, Purpose
+from facegate.governance.policy import BiasAuditRequirement, Policy, PolicyRules
 from facegate.governance.request import BiasAuditSummary, Calibration, GateRequest, TenantStatus
 from facegate.vision.group_calibration import GroupCalibration
 

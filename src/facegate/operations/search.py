@@ -18,9 +18,9 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
+from facegate.operations.scoring import Estimates, estimates, scored_search
 from facegate.store.catalog import ensure_template, get_collection
 from facegate.store.templates import templates_of
-from facegate.operations.scoring import Estimates, estimates, scored_search
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.types import Face
 
