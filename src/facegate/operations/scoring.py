@@ -68,10 +68,18 @@ def face_scores(engine: Facegate, a: Face, b: Face) -> float:
     return float(engine.scorer.pairs(a.template[None, :], b.template[None, :])[0])
 
 
+def _trusted(engine: Facegate, stored: float | None) -> bool:
+    """A stored offset is used only if it is one of the shipped clusters' offsets: a NULL, a
+    stale one (another normalization) or a tampered one (a face made to match everyone) is
+    recomputed from the template instead."""
+    known = engine.scorer.normalization.offsets if engine.scorer.normalization is not None else np.zeros(1)
+    return stored is not None and bool(np.any(np.abs(known - stored) <= 1e-4))
+
+
 def _offsets(engine: Facegate, collection_id: str, matches: Sequence[FaceMatch]) -> np.ndarray:
-    """Stored offsets of matched faces; the missing ones computed from their templates."""
-    out = np.array([m.face.score_offset if m.face.score_offset is not None else np.nan for m in matches])
-    missing = [m.face.face_id for m in matches if m.face.score_offset is None]
+    """Stored offsets of matched faces; the missing or untrusted ones computed from their templates."""
+    out = np.array([m.face.score_offset if _trusted(engine, m.face.score_offset) else np.nan for m in matches])
+    missing = [m.face.face_id for m, o in zip(matches, out, strict=True) if np.isnan(o)]
     if missing:
         with engine.sessions.begin() as session:
             found = templates_of(session, collection_id=collection_id, codec=engine.codec, face_ids=missing)
