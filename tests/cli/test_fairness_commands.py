@@ -105,3 +105,13 @@ def test_compare_and_search_print_both_estimates(settings: Settings, peers: Path
     human = CliRunner().invoke(main, ["search", "people", str(peers / FR / "obama2.jpg"),
                                       "--data-dir", str(settings.home)])
     assert human.exit_code == 0 and "worst group" in human.stdout
+
+
+def test_policy_thresholds_human_table(settings: Settings, tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    result = CliRunner().invoke(main, ["policy", "thresholds", "--data-dir", str(settings.home),
+                                       "--policy", str(policy)])
+    assert result.exit_code == 0, result.output
+    assert "refused: FMR_NOT_CERTIFIABLE" in result.stdout  # leads: 1e-5 for every group
+    assert "photo_library" in result.stdout and "race=Indian" in result.stdout
