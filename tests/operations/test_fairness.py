@@ -142,7 +142,7 @@ def test_answers_carry_both_estimates(fair: Facegate, peers: Path) -> None:
     for m in result.matches:
         d = m.to_dict()
         assert d["estimated_fmr"] == m.estimated_fmr
-        assert d["estimated_fmr_worst_group"] >= d["estimated_fmr"] * 0  # present and a number
+        assert 0 < d["estimated_fmr_worst_group"] <= 1
         assert d["worst_group"] in {g.group for g in fair.group_calibration.groups}
         worst, group = fair.group_calibration.worst_group(m.similarity)
         assert (d["estimated_fmr_worst_group"], d["worst_group"]) == (worst, group)
