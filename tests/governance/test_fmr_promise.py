@@ -8,6 +8,7 @@ import pytest
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance import GateRequest, Operation, Policy, decide
 from facegate.governance.policy_loading import parse_policy
+from facegate.governance.request import CollectionAccess
 from tests.governance.gov_support import TableCalibration, at, table_groups, tenant
 
 CAL = TableCalibration()
@@ -33,9 +34,12 @@ def policy(top: str = "", purpose: str = "") -> Policy:
     return parse_policy(BASE.format(top=top, purpose=purpose).encode(), "test.toml")
 
 
-def request(max_fmr: float | None = None) -> GateRequest:
-    return GateRequest(tenant("t", "local", {"leads"}), Operation.SEARCH_IMAGE,
-                       purpose="leads", collection_id="c", requested_max_fmr=max_fmr)
+def request(max_fmr: float | None = None, owner: str | None = "t") -> GateRequest:
+    """A search of collection "c", owned by the searching tenant "t" unless said otherwise
+    (None: no such collection)."""
+    access = None if owner is None else CollectionAccess(owner)
+    return GateRequest(tenant("t", "local", {"leads"}), Operation.SEARCH_IMAGE, purpose="leads",
+                       collection_id="c", requested_max_fmr=max_fmr, collection_access=access)
 
 
 def test_population_is_the_default_and_unchanged() -> None:
@@ -65,6 +69,17 @@ def test_uncertifiable_rate_is_denied_naming_the_group() -> None:
     assert "g=a" in d.reason and "1e-07" in d.reason
     none = decide(stricter, request(), WHEN, CAL, groups=None)  # no group calibration at all
     assert none.code is ErrorCode.FMR_NOT_CERTIFIABLE
+
+
+def test_ownership_is_checked_before_certifiability() -> None:
+    """A foreign or missing collection is refused as missing (step 10) before the rate's
+    promise is weighed (step 13): the answer never tells the two apart."""
+    stricter = policy(purpose='fmr_holds_for = "every_group"')
+    own = decide(stricter, request(max_fmr=1e-8), WHEN, CAL, groups=table_groups())
+    assert own.code is ErrorCode.FMR_NOT_CERTIFIABLE
+    for owner in ("someone-else", None):
+        d = decide(stricter, request(max_fmr=1e-8, owner=owner), WHEN, CAL, groups=table_groups())
+        assert (d.code, d.rule, d.reason) == (ErrorCode.COLLECTION_NOT_FOUND, "collection:not-found", "no collection 'c'")
 
 
 def test_accepted_lowest_rate_is_reported() -> None:
