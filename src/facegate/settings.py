@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     embedder_runtime: Literal["onnx", "dlib"] = "onnx"
     max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # fair score normalization (docs/fairness.md): "auto" = on when the template space ships it
+    score_normalization: Literal["auto", "fair", "raw"] = "auto"
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
     workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")

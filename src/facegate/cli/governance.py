@@ -239,6 +239,17 @@ def policy_check(operation: str, at: str | None, collection: str | None, mode: s
     emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
 
 
+@policy_group.command("thresholds")
+@engine_options
+@json_option
+@handles_errors
+def policy_thresholds(data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Per purpose: population and every-group thresholds, and each group's FMR and FNMR there."""
+    from facegate.cli.thresholds import show_thresholds  # the table needs rich only here
+
+    show_thresholds(build_engine(data_dir, policy), as_json)
+
+
 @click.group("audit")
 def audit_group() -> None:
     """The tamper-evident audit trail: verify, export, transparency report, signed checkpoints, proofs."""

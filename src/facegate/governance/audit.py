@@ -208,6 +208,12 @@ class AuditEntry:
         }
         if any(v is not None for v in asked.values()):
             extra["requested"] = asked
+        if decision.fmr_holds_for is not None:  # how the threshold was derived, for matching operations
+            extra["fmr_holds_for"] = decision.fmr_holds_for
+            extra["certified_fmr"] = decision.certified_fmr
+            extra["calibration"] = decision.calibration
+            if decision.limiting_group is not None:
+                extra["limiting_group"] = decision.limiting_group
         return cls(
             time=time,
             operation=request.operation.value,

@@ -25,6 +25,13 @@ class DecisionOut(BaseModel):
     threshold: float | None = Field(description="Similarity threshold derived from max_fmr (matching operations).")
     max_results: int | None
     review_required: bool
+    fmr_holds_for: Literal["population", "every_group"] | None = Field(
+        default=None, description="Whom max_fmr is promised to (matching operations); docs/fairness.md.")
+    certified_fmr: float | None = Field(
+        default=None, description="The rate the threshold holds: max_fmr, or the lowest rate every group "
+        "supports when the policy accepts it.")
+    limiting_group: str | None = Field(default=None, description="The group whose threshold is the highest.")
+    calibration: str | None = Field(default=None, description="The calibration(s) that derived the threshold.")
 
 
 class ErrorDetail(BaseModel):
@@ -170,18 +177,26 @@ class SubjectErased(Gated):
     face_ids: list[str]
 
 
-class MatchOut(BaseModel):
+class Estimates(BaseModel):
+    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
+    estimated_fmr_worst_group: float | None = Field(
+        default=None,
+        description="The same share among pairs of two different people of one group, for the group where it "
+        "is highest (upper confidence bound of the shipped group calibration); null without one.",
+    )
+    worst_group: str | None = Field(default=None, description="That group, e.g. race=Asian.")
+
+
+class MatchOut(Estimates):
     face_id: str
     subject: str | None
     external_id: str | None
     similarity: float = Field(description="0-100; higher is more alike.")
-    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
 
 
-class SubjectMatchOut(BaseModel):
+class SubjectMatchOut(Estimates):
     subject: str
     similarity: float
-    estimated_fmr: float
     votes: int
 
 
@@ -197,16 +212,14 @@ class SearchResults(Leads):
     searched_face: FaceOut | None = None
 
 
-class TargetFaceOut(FaceOut):
+class TargetFaceOut(FaceOut, Estimates):
     similarity: float
-    estimated_fmr: float
     threshold: float
     match: bool
 
 
-class Comparison(Leads):
+class Comparison(Leads, Estimates):
     similarity: float
-    estimated_fmr: float
     threshold: float
     match: bool
     source_face: FaceOut

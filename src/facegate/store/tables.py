@@ -99,6 +99,9 @@ class FaceRow(Base):
     quality: Mapped[dict] = mapped_column(JSON)
     template: Mapped[bytes] = mapped_column(LargeBinary)  # float32 bytes, encrypted if keyed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Fair score normalization: this template's cluster offset (similarity points), stored at
+    # enrolment; NULL for faces enrolled before it (or with it off): computed when searched.
+    score_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class FaceChangeRow(Base):
