@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import (
     AuditEntry,
@@ -67,9 +68,16 @@ def set_tenant_status(engine: Facegate, caller: Caller, name: str, status: str) 
     return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: set_status(s, name, status, record=record))
 
 
-def new_key(engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None) -> NewKey:
+def new_key(
+    engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None,
+    purpose: str | None = None, case_reference: str | None = None,
+) -> NewKey:
+    """A key (with AWS credentials), optionally bound to a purpose the policy defines."""
+    if purpose is not None and purpose not in engine.policy.rules.purposes:
+        raise FacegateError(ErrorCode.PURPOSE_UNKNOWN, f"purpose {purpose!r} is not defined by the policy")
     return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: create_key(
-        s, tenant=tenant_name, expires_at=expires_at, record=record
+        s, tenant=tenant_name, expires_at=expires_at, record=record, purpose=purpose,
+        case_reference=case_reference, sealer=engine.secret_box,
     ))
 
 

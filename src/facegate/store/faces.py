@@ -58,6 +58,7 @@ class StoredFace:
     landmarks: tuple[tuple[int, int], ...]
     image_sha256: str
     created_at: datetime
+    image_size: tuple[int, int] | None = None  # (width, height) of its image, when known
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -107,6 +108,7 @@ def _stored(row: Any, subject: str | None) -> StoredFace:
         landmarks=tuple((int(x), int(y)) for x, y in row.landmarks),
         image_sha256=row.image_sha256,
         created_at=as_utc(row.created_at),
+        image_size=(row.image_width, row.image_height) if row.image_width and row.image_height else None,
     )
 
 
@@ -143,6 +145,7 @@ def add_faces(
     template_id: str,
     codec: TemplateCodec,
     now: datetime,
+    image_size: tuple[int, int] | None = None,
 ) -> list[StoredFace]:
     """Store faces of one image (creating the subject if new), each with an 'add' change."""
     collection = get_collection(session, collection_id=collection_id)
@@ -185,6 +188,8 @@ def add_faces(
             quality=face.quality.to_dict(),
             template=codec.encode(face.template),
             created_at=as_utc(now),
+            image_width=image_size[0] if image_size else None,
+            image_height=image_size[1] if image_size else None,
         )
         for face in faces
     ]

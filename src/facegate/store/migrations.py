@@ -61,7 +61,19 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _aws_credentials(conn: Connection) -> None:
+    """Step 7: keys bound to a purpose and case, their AWS credentials, and the size of
+    the image each face came from (Rekognition's boxes are fractions of it)."""
+    add_missing_columns(conn, "api_keys")
+    add_missing_columns(conn, "faces")
+    for index in Base.metadata.tables["api_keys"].indexes:
+        index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
+)
 
 
 def current_version(conn: Connection) -> int:

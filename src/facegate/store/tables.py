@@ -77,6 +77,9 @@ class FaceRow(Base):
     quality: Mapped[dict] = mapped_column(JSON)
     template: Mapped[bytes] = mapped_column(LargeBinary)  # float32 bytes, encrypted if keyed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Size of the (EXIF-rotated) image the face came from; unknown for faces enrolled before.
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class FaceChangeRow(Base):
