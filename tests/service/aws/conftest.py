@@ -19,6 +19,7 @@ from tests.service.server import EXAMPLE_POLICY, Server, running_server
 
 CASE = "CASE-2026-0117"
 RATE_LIMIT = 120  # requests a minute per key: above any test's pace, reachable by the throttle test
+MAX_IMAGE_BYTES = 2_000_000  # small enough for the ImageTooLargeException test to send
 TENANTS = (
     ("archive", "commercial", "photo_library", "operator"),
     ("metro-police", "law_enforcement", "criminal_investigation,victim_identification", "operator"),
@@ -42,7 +43,7 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
 @pytest.fixture(scope="session")
 def aws_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("rekognition")
-    settings = {"FACEGATE_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT)}
+    settings = {"FACEGATE_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT), "FACEGATE_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)}
     with running_server(home, model_cache, policy=EXAMPLE_POLICY, tenants=TENANTS, settings=settings) as server:
         yield server
 
