@@ -1,0 +1,42 @@
+"""AWS secret keys at rest: sealed under a key-encryption key kept in a 0600 file beside
+the catalog, bound to their access key id; tampering or a foreign key file is refused."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.store.sealing import KEK_FILE, SecretBox, load_or_create_kek
+
+
+def test_kek_is_created_once_owner_only(tmp_path: Path) -> None:
+    first = load_or_create_kek(tmp_path)
+    assert stat.S_IMODE((tmp_path / KEK_FILE).stat().st_mode) == 0o600
+    assert load_or_create_kek(tmp_path) == first and len(first) == 32
+
+
+def test_a_readable_kek_file_is_refused(tmp_path: Path) -> None:
+    load_or_create_kek(tmp_path)
+    os.chmod(tmp_path / KEK_FILE, 0o644)
+    with pytest.raises(FacegateError) as refused:
+        load_or_create_kek(tmp_path)
+    assert refused.value.code is ErrorCode.CREDENTIALS_KEY_INVALID
+
+
+def test_sealed_secrets_open_only_with_their_label_and_key(tmp_path: Path) -> None:
+    box = SecretBox(load_or_create_kek(tmp_path))
+    sealed = box.seal("k8N-uHaUh6a_jqHICgyh6_e3lxMWZS01n4gAIkzo", "AKFGAAAAAAAAAAAAAAAA")
+    assert "k8N" not in sealed and box.open(sealed, "AKFGAAAAAAAAAAAAAAAA").startswith("k8N")
+    for bad in (
+        lambda: box.open(sealed, "AKFGBBBBBBBBBBBBBBBB"),  # copied onto another key's row
+        lambda: box.open(sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB"), "AKFGAAAAAAAAAAAAAAAA"),
+        lambda: SecretBox(os.urandom(32)).open(sealed, "AKFGAAAAAAAAAAAAAAAA"),  # another data directory's key
+        lambda: box.open("plain-text-secret", "AKFGAAAAAAAAAAAAAAAA"),
+    ):
+        with pytest.raises(FacegateError) as refused:
+            bad()
+        assert refused.value.code is ErrorCode.CREDENTIALS_KEY_INVALID
