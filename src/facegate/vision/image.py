@@ -98,10 +98,13 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of the decoded, EXIF-rotated image, from its header alone; None when
     the bytes are not a readable image (decoding them is what reports why)."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112, 1)
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            IndexError, KeyError, TypeError, ZeroDivisionError, struct.error):
         return None
     return (height, width) if orientation in _ROTATED else (width, height)
 

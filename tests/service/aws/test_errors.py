@@ -39,6 +39,11 @@ def code_of(error: ClientError) -> tuple[str, int]:
     return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
+def header(error: ClientError) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(error.response["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision"])
+    return found
+
+
 def entries(server: Server, error: ClientError | httpx.Response) -> list[dict[str, object]]:
     rid = error.headers["x-amzn-requestid"] if isinstance(error, httpx.Response) else error.response["ResponseMetadata"]["RequestId"]
     return server.entry_for(rid)
@@ -96,6 +101,7 @@ def test_purpose_headers_and_key_binding(aws_server: Server, rekognition: Client
     assert "bound to purpose 'photo_library'" in error.response["Error"]["Message"]
     [entry] = entries(aws_server, error)
     assert (entry["tenant"], entry["code"], entry["decision"]) == ("archive", "KEY_BOUND", "deny")
+    assert header(error) == {"decision": "deny", "code": "KEY_BOUND", "rule": "request:invalid"}
 
 
 def test_resource_errors(aws_server: Server, rekognition: ClientFactory) -> None:
@@ -104,7 +110,10 @@ def test_resource_errors(aws_server: Server, rekognition: ClientFactory) -> None
     assert code_of(refused(client.create_collection, CollectionId="errors-aws")) == ("ResourceAlreadyExistsException", 400)
     missing = refused(client.describe_collection, CollectionId="errors-aws-none")
     assert code_of(missing) == ("ResourceNotFoundException", 400)
+    assert header(missing) == {"decision": None, "code": "COLLECTION_NOT_FOUND"}
     assert len(entries(aws_server, missing)) == 1
+    unknown_face = refused(client.search_faces, CollectionId="errors-aws", FaceId="00000000-0000-0000-0000-00000000000f")
+    assert code_of(unknown_face) == ("ResourceNotFoundException", 400)
     assert code_of(refused(client.delete_user, CollectionId="errors-aws", UserId="nobody"))[0] == "ResourceNotFoundException"
     client.create_user(CollectionId="errors-aws", UserId="someone")
     assert code_of(refused(client.create_user, CollectionId="errors-aws", UserId="someone"))[0] == "ConflictException"

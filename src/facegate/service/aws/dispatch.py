@@ -13,9 +13,10 @@ So that boto3 and the AWS CLI work with only `endpoint_url` changed. Each reques
    the gate decides and records it like any other request.
 
 Refusals before the gate (steps 1-5 and unreadable members) are recorded with
-`Gatekeeper.refuse`, one audit entry each. Every answer carries `x-amzn-RequestId` (the
-facegate request id, as in the audit log) and, once the policy decided, the decision in
-`X-Facegate-Decision` (compact JSON).
+`Gatekeeper.refuse`, one audit entry each. Every answer to an operation carries
+`x-amzn-RequestId` (the facegate request id, as in the audit log) and
+`X-Facegate-Decision` (compact JSON): the policy's decision, or the refusal as its audit
+entry records it.
 """
 
 from __future__ import annotations
@@ -58,11 +59,26 @@ class Refused(Exception):
         self.code = code
 
 
-def _answer(request: Request, body: dict[str, Any], status: int, decision: Decision | None) -> Response:
+def _answer(request: Request, body: dict[str, Any], status: int, decision: dict[str, Any] | None) -> Response:
     headers = {"x-amzn-RequestId": request.state.request_id}
     if decision is not None:
-        headers[DECISION_HEADER] = json.dumps(decision.to_dict(), separators=(",", ":"), ensure_ascii=True)
+        headers[DECISION_HEADER] = json.dumps(decision, separators=(",", ":"), ensure_ascii=True)
     return Response(json.dumps(body), status_code=status, media_type=CONTENT_TYPE, headers=headers)
+
+
+def _decided(decision: Decision | None) -> dict[str, Any] | None:
+    return decision.to_dict() if decision is not None else None
+
+
+def _refusal(code: ErrorCode) -> dict[str, Any]:
+    """A request refused before the policy decided, as its audit entry records it."""
+    return {"decision": "deny", "code": code.value, "rule": "request:invalid"}
+
+
+def _failed(code: ErrorCode) -> dict[str, Any]:
+    """An operation that failed after admission (a bad image, an unknown collection): no
+    decision to tell beyond the code; its audit entry holds the rest."""
+    return {"decision": None, "code": code.value}
 
 
 def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Caller, str]:
@@ -132,7 +148,7 @@ async def rekognition(request: Request) -> Response:
     name = target.removeprefix(TARGET_PREFIX)
     if not target.startswith(TARGET_PREFIX) or name not in OPERATIONS:
         error = AwsError("UnknownOperationException", f"facegate does not answer the operation {target!r}")
-        return _answer(request, error.body(), error.status, None)
+        return _answer(request, error.body(), error.status, None)  # not an operation: nothing recorded
     handler, operation = OPERATIONS[name]
     anonymous = Caller(request_id=request.state.request_id)
     try:
@@ -143,11 +159,11 @@ async def rekognition(request: Request) -> Response:
         caller, region = await run_in_threadpool(_authenticate, engine, request, body)
     except Refused as refused:
         await run_in_threadpool(_record, engine, anonymous, operation, refused.code, refused.error.message)
-        return _answer(request, refused.error.body(), refused.error.status, None)
+        return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code))
     except _Bound as bound:
         await run_in_threadpool(_record, engine, bound.caller, operation, bound.error.code, bound.error.message)
         error = aws_error(bound.error.code, bound.error.message)
-        return _answer(request, error.body(), error.status, None)
+        return _answer(request, error.body(), error.status, _refusal(bound.error.code))
     wait = request.app.state.limiter.take(caller.key_id)
     try:
         if wait:
@@ -159,13 +175,13 @@ async def rekognition(request: Request) -> Response:
             raise Refused(exc, ErrorCode.INVALID_ARGUMENT) from None
     except Refused as refused:
         await run_in_threadpool(_record, engine, caller, operation, refused.code, refused.error.message)
-        return _answer(request, refused.error.body(), refused.error.status, None)
+        return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code))
     except PolicyDenied as denied:  # recorded by the gate
         error = aws_error(denied.code, denied.message)
-        return _answer(request, error.body(), error.status, denied.decision)
+        return _answer(request, error.body(), error.status, _decided(denied.decision))
     except FacegateError as exc:  # recorded by the gate
         error = aws_error(exc.code, exc.message)
         if error.status >= 500:
             log.error("request %s failed: %s %s", request.state.request_id, exc.code.value, exc.message)
-        return _answer(request, error.body(), error.status, None)
-    return _answer(request, answer, 200, decision)
+        return _answer(request, error.body(), error.status, _failed(exc.code))
+    return _answer(request, answer, 200, _decided(decision))

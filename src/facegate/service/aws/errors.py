@@ -2,8 +2,9 @@
 
 AWS JSON 1.1 errors are `{"__type": <error type>, "message": <text>}` with the HTTP status
 AWS gives that type (botocore reads the type from `__type` and raises the client's
-modelled exception of that name). `AWS_ERROR` maps every facegate `ErrorCode` to one type;
-a code missing from the table is a server fault (InternalServerError), never a silent 200.
+modelled exception of that name). `AWS_ERROR` maps every facegate `ErrorCode` to one type
+(tests/service/aws/test_error_table.py fails when a new code is missing); a code missing
+from the table would answer InternalServerError, never a silent 200.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     ), INVALID_PARAMETER),
     **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), ("InvalidImageFormatException", 400)),
     **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), ("ImageTooLargeException", 400)),
-    **dict.fromkeys((E.COLLECTION_NOT_FOUND, E.FACE_NOT_FOUND, E.SUBJECT_NOT_FOUND), NOT_FOUND),
-    E.COLLECTION_EXISTS: ("ResourceAlreadyExistsException", 400),
+    **dict.fromkeys((
+        E.COLLECTION_NOT_FOUND, E.FACE_NOT_FOUND, E.SUBJECT_NOT_FOUND, E.TENANT_NOT_FOUND, E.KEY_NOT_FOUND,
+        E.REVIEW_NOT_FOUND,
+    ), NOT_FOUND),
+    **dict.fromkeys((E.COLLECTION_EXISTS, E.TENANT_EXISTS), ("ResourceAlreadyExistsException", 400)),
     E.SUBJECT_EXISTS: ("ConflictException", 400),
     # Every decision of the policy that denies, and a key used against its binding.
     **dict.fromkeys((
