@@ -38,6 +38,7 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     **dict.fromkeys((
         E.INVALID_ARGUMENT, E.VALIDATION_ERROR, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY,
         E.MODEL_MISMATCH, E.INVALID_MANIFEST, E.FILE_NOT_FOUND, E.METHOD_NOT_ALLOWED, E.NOT_FOUND,
+        E.POLICY_INVALID,
     ), INVALID_PARAMETER),
     **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), ("InvalidImageFormatException", 400)),
     **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), ("ImageTooLargeException", 400)),
@@ -56,8 +57,7 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     E.UNAUTHENTICATED: ("UnrecognizedClientException", 400),
     E.RATE_LIMITED: ("ThrottlingException", 500),
     **dict.fromkeys((
-        E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.POLICY_INVALID,
-        E.CREDENTIALS_KEY_INVALID,
+        E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.CREDENTIALS_KEY_INVALID,
     ), INTERNAL),
 }
 
