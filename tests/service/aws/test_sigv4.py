@@ -76,6 +76,8 @@ def test_the_fifteen_minute_window() -> None:
      "IncompleteSignatureException"),
     ("AWS4-HMAC-SHA256 Credential=K/20261201/eu-west-1/s3/aws4_request, SignedHeaders=host;x-amz-date, "
      "Signature=" + "0" * 64, "InvalidSignatureException"),
+    ("AWS4-HMAC-SHA256 Credential=K/20261201/eu-west-1/rekognition/aws4_request, SignedHeaders=host;x-amz-date, "
+     "Signature=" + "0" * 64, "InvalidSignatureException"),  # the operation left unsigned
 ])
 def test_malformed_authorization(header: str | None, error: str) -> None:
     headers = {"x-amz-date": "20261201T150000Z"}

@@ -5,7 +5,8 @@ Pure functions over what arrived on the wire (method, raw path, raw query, heade
 and the secret of the access key the request names: the server recomputes the signature
 from the bytes it received, so a body or a signed header changed in transit fails. The
 signed time must lie within 15 minutes of the server's clock (AWS's window), so a
-captured request cannot be replayed later. Refusals carry AWS's error types and messages.
+captured request cannot be replayed later, and the time and the operation
+(`X-Amz-Target`) must be among the signed headers, so neither can be changed in transit. Refusals carry AWS's error types and messages.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def parse_authorization(headers: Mapping[str, str]) -> SignedRequest:
         raise _incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header")
     if service != SERVICE:
         raise AwsError("InvalidSignatureException", f"Credential should be scoped to correct service: '{SERVICE}'", 400)
-    if "x-amz-date" not in signed:
-        raise AwsError("InvalidSignatureException", "The 'X-Amz-Date' header must be signed", 400)
+    for needed in ("x-amz-date", "x-amz-target"):  # the time, and which operation: never left unsigned
+        if needed not in signed:
+            raise AwsError("InvalidSignatureException", f"The '{needed}' header must be signed", 400)
     return SignedRequest(access_key_id, date, region, service, signed, match["signature"], amz_date)
 
 
