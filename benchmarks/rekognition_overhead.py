@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=30)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="fg-rek-bench-"))
+    (home / "models").mkdir()  # the converted-model cache the server links to
     with running_server(home / "data", home / "models", tenants=(TENANT,),
                         settings={"FACEGATE_RATE_LIMIT_PER_MINUTE": "0"}) as server:
         [key] = server.cli_all([["key", "create", "bench", "--purpose", "photo_library"]])
