@@ -29,6 +29,7 @@ TENANTS = (
 KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "archive": ("archive", ("--purpose", "photo_library")),
     "archive-free": ("archive", ()),
+    "archive-pages": ("archive", ("--purpose", "photo_library")),
     "archive-cli": ("archive", ("--purpose", "photo_library")),
     "archive-example": ("archive", ("--purpose", "photo_library")),
     "archive-errors": ("archive", ("--purpose", "photo_library")),

@@ -149,7 +149,7 @@ def test_face_match_threshold_only_tightens(rekognition: ClientFactory) -> None:
 def test_pagination_across_pages(rekognition: ClientFactory) -> None:
     """NextToken and MaxResults page through faces, users and collections without gaps or repeats,
     also with boto3's own paginators."""
-    client = rekognition("archive")
+    client = rekognition("archive-pages")
     check = attach(client)
     cid = "boto3-pages"
     client.create_collection(CollectionId=cid)
