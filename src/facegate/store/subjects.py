@@ -138,7 +138,7 @@ def disassociate_faces(
     """Detach faces from a subject; the faces stay enrolled. Faces of another subject are
     left alone (`conflicting`), ids not in the collection are `unknown`."""
     collection_row(session, collection_id)
-    subject = require_subject(session, collection_id, subject_id)
+    require_subject(session, collection_id, subject_id)
     found = by_face_ids(session, collection_id, face_ids)
     mine = [f for f in found.values() if f.subject == subject_id]
     for chunk in chunks([f.row_id for f in mine]):

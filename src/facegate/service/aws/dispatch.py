@@ -37,7 +37,8 @@ from facegate.service.admission import read_capped
 from facegate.service.aws import sigv4
 from facegate.service.aws.errors import AwsError, aws_error
 from facegate.service.aws.params import Params
-from facegate.service.aws.rekognition import OPERATIONS, Call
+from facegate.service.aws.call import Call
+from facegate.service.aws.rekognition import OPERATIONS
 
 log = logging.getLogger("facegate.service")
 
