@@ -189,3 +189,27 @@ def test_throttling(aws_server: Server, rekognition: ClientFactory) -> None:
             break
     else:
         pytest.fail("no ThrottlingException after 360 requests")
+
+
+@pytest.mark.parametrize(("label", "target", "body", "error"), [
+    ("a body that is not JSON", "ListCollections", b"{not json", "SerializationException"),
+    ("a JSON array", "ListCollections", b"[]", "SerializationException"),
+    ("a required member missing", "DescribeCollection", b"{}", "InvalidParameterException"),
+    ("a member of the wrong type", "ListFaces", b'{"CollectionId": 7}', "InvalidParameterException"),
+    ("a limit out of range", "ListFaces", b'{"CollectionId": "c", "MaxResults": 99999}', "InvalidParameterException"),
+    ("an image that is not base64", "DetectFaces", b'{"Image": {"Bytes": "@@@"}}', "InvalidParameterException"),
+])
+def test_raw_requests_botocore_would_not_send(
+    aws_server: Server, credentials: dict[str, dict[str, Any]], label: str, target: str, body: bytes, error: str
+) -> None:
+    """Any client may write to the wire: members are checked by the server, refused before
+    the gate, and recorded (one entry, nothing else changed)."""
+    cred = credentials["archive-errors"]
+    before = aws_server.counts()
+    request = signed_request(aws_server.url + "/", target, body, cred["aws_access_key_id"], cred["aws_secret_access_key"])
+    answer = httpx.post(request.url, content=request.body, headers=dict(request.headers.items()))
+    assert (answer.status_code, answer.json()["__type"]) == (400, error), label
+    assert answer.headers["content-type"] == "application/x-amz-json-1.1"
+    [entry] = entries(aws_server, answer)
+    assert (entry["tenant"], entry["decision"], entry["rule"]) == ("archive", "deny", "request:invalid")
+    assert aws_server.counts()[:2] == before[:2]
