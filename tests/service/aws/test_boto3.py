@@ -181,4 +181,6 @@ def test_pagination_across_pages(rekognition: ClientFactory) -> None:
     faces = [f["FaceId"] for p in client.get_paginator("list_faces").paginate(CollectionId=cid, PaginationConfig={"PageSize": 3})
              for f in p["Faces"]]
     assert faces == indexed
+    only = client.list_faces(CollectionId=cid, FaceIds=[indexed[1], indexed[3]])["Faces"]
+    assert [f["FaceId"] for f in only] == [indexed[1], indexed[3]]
     assert check.failures == []
