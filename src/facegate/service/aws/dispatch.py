@@ -52,12 +52,14 @@ router = APIRouter()
 
 
 class Refused(Exception):
-    """A refusal before the gate: the AWS error to answer, the facegate code to record."""
+    """A refusal before the gate: the AWS error to answer, the facegate code to record, and
+    the caller when the signature was verified (else the entry names no tenant)."""
 
-    def __init__(self, error: AwsError, code: ErrorCode) -> None:
+    def __init__(self, error: AwsError, code: ErrorCode, caller: Caller | None = None) -> None:
         super().__init__(error.message)
         self.error = error
         self.code = code
+        self.caller = caller
 
 
 def _answer(request: Request, body: dict[str, Any], status: int, decision: dict[str, Any] | None) -> Response:
@@ -108,9 +110,9 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
         purpose, case = apply_binding(
             credential.purpose, credential.case_reference, headers.get(PURPOSE_HEADER), headers.get(CASE_HEADER)
         )
-    except FacegateError as exc:
-        caller = Caller(tenant=credential.tenant, key_id=credential.key_id, request_id=request.state.request_id)
-        raise _Bound(caller, exc) from None
+    except FacegateError as exc:  # KEY_BOUND: the key is known, the request names another purpose or case
+        known = Caller(tenant=credential.tenant, key_id=credential.key_id, request_id=request.state.request_id)
+        raise Refused(aws_error(exc.code, exc.message), exc.code, known) from None
     caller = Caller(
         tenant=credential.tenant, key_id=credential.key_id, purpose=purpose, case_reference=case,
         request_id=request.state.request_id,
@@ -118,17 +120,10 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
     return caller, signed.region
 
 
-class _Bound(Exception):
-    """A verified key used against its binding: refused, recorded under its tenant."""
-
-    def __init__(self, caller: Caller, error: FacegateError) -> None:
-        super().__init__(error.message)
-        self.caller = caller
-        self.error = error
-
-
-def _record(engine: Facegate, caller: Caller, operation: Operation, code: ErrorCode, message: str) -> None:
-    engine.gate.refuse(caller, operation, FacegateError(code, message))
+def _refused(engine: Facegate, request: Request, refused: Refused, caller: Caller, operation: Operation) -> Response:
+    """Record a refusal made before the gate (one audit entry) and answer it."""
+    engine.gate.refuse(refused.caller or caller, operation, FacegateError(refused.code, refused.error.message))
+    return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code))
 
 
 def _parse(body: bytes) -> dict[str, Any]:
@@ -159,12 +154,7 @@ async def rekognition(request: Request) -> Response:
             raise Refused(aws_error(exc.code, exc.message), exc.code) from None
         caller, region = await run_in_threadpool(_authenticate, engine, request, body)
     except Refused as refused:
-        await run_in_threadpool(_record, engine, anonymous, operation, refused.code, refused.error.message)
-        return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code))
-    except _Bound as bound:
-        await run_in_threadpool(_record, engine, bound.caller, operation, bound.error.code, bound.error.message)
-        error = aws_error(bound.error.code, bound.error.message)
-        return _answer(request, error.body(), error.status, _refusal(bound.error.code))
+        return await run_in_threadpool(_refused, engine, request, refused, anonymous, operation)
     wait = request.app.state.limiter.take(caller.key_id)
     try:
         if wait:
@@ -175,8 +165,7 @@ async def rekognition(request: Request) -> Response:
         except AwsError as exc:  # a member refused before the gate saw the request
             raise Refused(exc, ErrorCode.INVALID_ARGUMENT) from None
     except Refused as refused:
-        await run_in_threadpool(_record, engine, caller, operation, refused.code, refused.error.message)
-        return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code))
+        return await run_in_threadpool(_refused, engine, request, refused, caller, operation)
     except PolicyDenied as denied:  # recorded by the gate
         error = aws_error(denied.code, denied.message)
         return _answer(request, error.body(), error.status, _decided(denied.decision))
