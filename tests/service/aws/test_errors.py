@@ -135,6 +135,7 @@ def test_image_errors(aws_server: Server, rekognition: ClientFactory) -> None:
     assert no_face.response["Error"]["Message"] == "There are no faces in the image. Should be at least 1."
     empty = client.index_faces(CollectionId="errors-aws-images", Image={"Bytes": _blank_png()})
     assert empty["FaceRecords"] == []  # as Rekognition: no faces is an empty answer
+    assert json.loads(empty["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision"]) == {"decision": None, "code": "NO_FACE"}
 
 
 def _blank_png() -> bytes:

@@ -33,7 +33,9 @@ class Call:
         return self.engine.template_id
 
 
-Answer = tuple[dict[str, Any], Decision | None]
+# The answer's body, and the gate's decision (or, for an answer that is not one, the
+# `X-Facegate-Decision` header's content).
+Answer = tuple[dict[str, Any], Decision | dict[str, Any]]
 Handler = Callable[[Call], Answer]
 
 

@@ -94,7 +94,8 @@ def index_faces(call: Call) -> Answer:
             raise
         # Rekognition answers an image without faces with no records, not an error (the
         # audit entry records NO_FACE all the same).
-        return {"FaceRecords": [], "UnindexedFaces": [], "FaceModelVersion": call.model_version}, None
+        empty = {"FaceRecords": [], "UnindexedFaces": [], "FaceModelVersion": call.model_version}
+        return empty, {"decision": None, "code": ErrorCode.NO_FACE.value}
     result, size = gated.value, image_size(image)
     records = [
         {"Face": stored_face(stored, call.model_version), "FaceDetail": stored_face_detail(stored, size)}

@@ -69,8 +69,8 @@ def _answer(request: Request, body: dict[str, Any], status: int, decision: dict[
     return Response(json.dumps(body), status_code=status, media_type=CONTENT_TYPE, headers=headers)
 
 
-def _decided(decision: Decision | None) -> dict[str, Any] | None:
-    return decision.to_dict() if decision is not None else None
+def _decided(decision: Decision | dict[str, Any]) -> dict[str, Any]:
+    return decision.to_dict() if isinstance(decision, Decision) else decision
 
 
 def _refusal(code: ErrorCode) -> dict[str, Any]:
