@@ -4,7 +4,8 @@ botocore's parser keeps only the members it knows, so a test of the parsed resul
 see an extra or misspelt member. `attach` hooks the client's `after-call` event and checks
 the raw JSON bytes the server sent: every member is one the model defines for that shape,
 every value has the model's type (and an enum's value is one of its values), and every
-required member is present. `checked` counts the answers verified, so a test can prove
+required member is present; and every answer, errors included, carries the decision
+header and a request id. `checked` counts the answers verified, so a test can prove
 the hook ran.
 """
 
@@ -58,10 +59,15 @@ class ModelCheck:
     inside botocore's event loop (the test asserts on them)."""
 
     def __init__(self) -> None:
-        self.checked: list[str] = []
+        self.checked: list[str] = []  # successful answers checked against the model
+        self.seen: list[int] = []  # the status of every answer
         self.failures: list[str] = []
 
     def __call__(self, http_response: Any, model: Any, **_: Any) -> None:
+        self.seen.append(http_response.status_code)
+        for header in ("x-facegate-decision", "x-amzn-requestid"):  # on every answer, errors included
+            if header not in http_response.headers:
+                self.failures.append(f"{model.name}: no {header} header")
         if http_response.status_code != 200:
             return
         body = json.loads(http_response.content or b"{}")

@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.service.aws.conftest import CASE, MAX_IMAGE_BYTES, ClientFactory
+from tests.service.aws.model_check import attach
 from tests.service.aws.signing import signed_request
 from tests.service.server import Server, lfw
 
@@ -106,6 +107,7 @@ def test_purpose_headers_and_key_binding(aws_server: Server, rekognition: Client
 
 def test_resource_errors(aws_server: Server, rekognition: ClientFactory) -> None:
     client = rekognition("archive-errors")
+    check = attach(client)
     client.create_collection(CollectionId="errors-aws")
     assert code_of(refused(client.create_collection, CollectionId="errors-aws")) == ("ResourceAlreadyExistsException", 400)
     missing = refused(client.describe_collection, CollectionId="errors-aws-none")
@@ -117,6 +119,7 @@ def test_resource_errors(aws_server: Server, rekognition: ClientFactory) -> None
     assert code_of(refused(client.delete_user, CollectionId="errors-aws", UserId="nobody"))[0] == "ResourceNotFoundException"
     client.create_user(CollectionId="errors-aws", UserId="someone")
     assert code_of(refused(client.create_user, CollectionId="errors-aws", UserId="someone"))[0] == "ConflictException"
+    assert check.failures == [] and check.seen.count(400) == 5  # the refusals carried the headers too
 
 
 def test_image_errors(aws_server: Server, rekognition: ClientFactory) -> None:
