@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,11 @@ def test_sealed_secrets_open_only_with_their_label_and_key(tmp_path: Path) -> No
         with pytest.raises(FacegateError) as refused:
             bad()
         assert refused.value.code is ErrorCode.CREDENTIALS_KEY_INVALID
+
+
+def test_processes_starting_at_once_share_one_kek(tmp_path: Path) -> None:
+    """The server and the CLI may both create the key file at first use: one key wins, whole."""
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        keys = list(pool.map(load_or_create_kek, [tmp_path] * 8))
+    assert len(set(keys)) == 1 and len(keys[0]) == 32
+    assert [p.name for p in tmp_path.iterdir()] == [KEK_FILE]  # no temporary file left behind

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -36,18 +37,25 @@ def _broken(message: str) -> FacegateError:
 
 
 def load_or_create_kek(home: Path) -> bytes:
-    """The data directory's KEK, created on first use with mode 0600 (O_EXCL: two
-    processes starting at once never write two different keys)."""
+    """The data directory's KEK, created on first use with mode 0600.
+
+    The key is written whole to a private temporary file and then linked into place, which
+    fails if the file exists: two processes starting at once (the server and the CLI) end
+    up with the same key, and neither can read a half-written one.
+    """
     path = home / KEK_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as out:
-            out.write(base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
+    if not path.exists():
+        fd, temporary = tempfile.mkstemp(prefix=".kek-", dir=home)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(temporary)
     if path.stat().st_mode & 0o077:
         raise _broken(f"{path} must be readable by its owner only (chmod 600)")
     try:
