@@ -198,6 +198,7 @@ def test_throttling(aws_server: Server, rekognition: ClientFactory) -> None:
 @pytest.mark.parametrize(("label", "target", "body", "error"), [
     ("a body that is not JSON", "ListCollections", b"{not json", "SerializationException"),
     ("a JSON array", "ListCollections", b"[]", "SerializationException"),
+    ("JSON nested 100,000 deep", "ListCollections", b"[" * 100_000 + b"]" * 100_000, "SerializationException"),
     ("a required member missing", "DescribeCollection", b"{}", "InvalidParameterException"),
     ("a member of the wrong type", "ListFaces", b'{"CollectionId": 7}', "InvalidParameterException"),
     ("a limit out of range", "ListFaces", b'{"CollectionId": "c", "MaxResults": 99999}', "InvalidParameterException"),

@@ -129,7 +129,7 @@ def _refused(engine: Facegate, request: Request, refused: Refused, caller: Calle
 def _parse(body: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past sense
         raise AwsError("SerializationException", "The request body is not JSON") from None
     if not isinstance(parsed, dict):
         raise AwsError("SerializationException", "The request body must be a JSON object")
