@@ -31,7 +31,7 @@ def test_credentials_are_sealed_and_expire(catalog: Catalog, example_policy: Pol
                          case_reference="CASE-1", expires_at=expires, sealer=box)
         plain = create_key(session, tenant="polaris", record=admin_record())  # no sealer: no AWS credentials
     assert new.aws_access_key_id and new.aws_access_key_id.startswith("AKFG") and len(new.aws_access_key_id) == 20
-    assert plain.aws_access_key_id is None and set(plain.to_dict()) == {"key_id", "key"}
+    assert plain.aws_access_key_id is None and set(plain.to_dict()) == {"key_id", "key", "tenant", "holder"}
     with sessions.begin() as session:
         found = aws_credential(session, new.aws_access_key_id)
         assert aws_credential(session, "AKFGNOSUCHKEYNOSUCHK") is None

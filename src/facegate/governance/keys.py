@@ -43,6 +43,8 @@ class NewKey:
 
     key_id: str
     key: str
+    tenant: str = ""
+    holder: str | None = None  # the person or system the key belongs to
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     purpose: str | None = None
@@ -50,7 +52,9 @@ class NewKey:
 
     def to_dict(self) -> dict[str, str | None]:
         """The shape of `facegate key create --json`."""
-        out: dict[str, str | None] = {"key_id": self.key_id, "key": self.key}
+        out: dict[str, str | None] = {
+            "key_id": self.key_id, "key": self.key, "tenant": self.tenant, "holder": self.holder,
+        }
         if self.aws_access_key_id is not None:
             out["aws_access_key_id"] = self.aws_access_key_id
             out["aws_secret_access_key"] = self.aws_secret_access_key
@@ -96,14 +100,19 @@ def _aws_access_key_id() -> str:
 
 
 def create_key(
-    session: Session, *, tenant: str, expires_at: datetime | None = None, record: AuditEntry,
-    purpose: str | None = None, case_reference: str | None = None, sealer: Sealer | None = None,
+    session: Session, *, tenant: str, expires_at: datetime | None = None, holder: str | None = None,
+    record: AuditEntry, purpose: str | None = None, case_reference: str | None = None,
+    sealer: Sealer | None = None,
 ) -> NewKey:
-    """A new key for `tenant`; the caller shows `key` once and facegate forgets it.
+    """A new key for `tenant`, naming its `holder` (recorded with every request made with
+    it); the caller shows `key` once and facegate forgets it.
 
     With a `sealer`, the key also gets AWS credentials (the secret stored sealed). With a
     `purpose` (and `case_reference`), every request made with the key declares them.
     """
+    holder = holder.strip() if holder else None
+    if holder is not None and len(holder) > 255:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "a key holder is at most 255 characters", field="holder")
     if case_reference is not None and purpose is None:
         raise FacegateError(
             ErrorCode.INVALID_ARGUMENT, "a case reference binds a key only together with a purpose",
@@ -127,6 +136,7 @@ def create_key(
             secret_sha256=_secret_hash(secret),
             created_at=record.time,
             expires_at=expires_at,
+            holder=holder,
             purpose=purpose,
             case_reference=case_reference,
             aws_access_key_id=access_key_id,
@@ -143,14 +153,16 @@ def create_key(
             target_tenant=tenant,
             target_key_id=key_id,
             expires_at=expires_at.isoformat() if expires_at else None,
+            holder=holder,
             aws_access_key_id=access_key_id,
             bound_purpose=purpose,
             bound_case_reference=case_reference,
         ),
     )
     return NewKey(
-        key_id=key_id, key=f"{KEY_PREFIX}{key_id}_{secret}", aws_access_key_id=access_key_id,
-        aws_secret_access_key=aws_secret, purpose=purpose, case_reference=case_reference,
+        key_id=key_id, key=f"{KEY_PREFIX}{key_id}_{secret}", tenant=tenant, holder=holder,
+        aws_access_key_id=access_key_id, aws_secret_access_key=aws_secret, purpose=purpose,
+        case_reference=case_reference,
     )
 
 
@@ -164,7 +176,7 @@ def revoke_key(session: Session, key_id: str, *, record: AuditEntry) -> KeyInfo:
     append_entry(
         session, record.with_details(action="key_revoke", target_tenant=row.tenant, target_key_id=key_id)
     )
-    return KeyInfo(row.key_id, row.created_at, row.expires_at, row.revoked_at)
+    return KeyInfo(row.key_id, row.created_at, row.expires_at, row.revoked_at, row.holder)
 
 
 def _unauthenticated(message: str) -> FacegateError:
@@ -193,6 +205,12 @@ def authenticate(session: Session, presented: str, now: datetime) -> tuple[Tenan
     if row.expires_at is not None and row.expires_at <= now:
         raise _unauthenticated(f"API key {key_id} expired")
     return tenant_view(session, row.tenant), key_id
+
+
+def key_holder(session: Session, key_id: str) -> str | None:
+    """Who a key names as its holder (None: a key made before keys named one, or without)."""
+    row = session.get(ApiKeyRow, key_id)
+    return None if row is None else row.holder
 
 
 def key_binding(session: Session, key_id: str) -> tuple[str | None, str | None]:

@@ -23,7 +23,7 @@ from facegate.service import errors
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.aws import dispatch as aws
 from facegate.service.ratelimit import RateLimiter
-from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
+from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
-    for module in (collections, faces, subjects, search, compare, audit, health):
+    for module in (collections, faces, subjects, search, compare, audit, reviews, health):
         app.include_router(module.router)
     app.include_router(aws.router)  # Rekognition's JSON 1.1 protocol at the base URL
     return app

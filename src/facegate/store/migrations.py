@@ -61,6 +61,15 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
+def _tenant_boundaries(conn: Connection) -> None:
+    """Collections get an owner (existing ones: the local operator) and grants; keys name
+    a holder, audit entries record it; review items keep what was searched and by whom."""
+    create_missing_tables(conn)
+    for table in ("collections", "api_keys", "audit_log", "reviews"):
+        add_missing_columns(conn, table)
+    conn.execute(text("UPDATE collections SET owner = 'local' WHERE owner IS NULL"))
+
+
 def _aws_credentials(conn: Connection) -> None:
     """Step 7: keys bound to a purpose and case, their AWS credentials, and the size of
     the image each face came from (Rekognition's boxes are fractions of it)."""
@@ -72,6 +81,7 @@ def _aws_credentials(conn: Connection) -> None:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
+    Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
 )
 
