@@ -72,7 +72,8 @@ class Sealer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AwsCredential:
-    """What SigV4 verification needs of a key: whose it is, its sealed secret, its binding."""
+    """What SigV4 verification needs of a key: whose it is (tenant and holder), its sealed
+    secret, its binding."""
 
     key_id: str
     tenant: str
@@ -82,6 +83,7 @@ class AwsCredential:
     case_reference: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    holder: str | None = None  # the person or system the key names (recorded with each request)
 
     def check_usable(self, now: datetime) -> None:
         """Revoked or expired: told only after the caller proved it holds the secret."""
@@ -227,7 +229,7 @@ def aws_credential(session: Session, access_key_id: str) -> AwsCredential | None
         return None
     return AwsCredential(
         row.key_id, row.tenant, row.aws_access_key_id, row.aws_secret_sealed, row.purpose,
-        row.case_reference, row.expires_at, row.revoked_at,
+        row.case_reference, row.expires_at, row.revoked_at, row.holder,
     )
 
 

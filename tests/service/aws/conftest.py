@@ -38,6 +38,9 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "police-victims": ("metro-police", ("--purpose", "victim_identification", "--case-reference", CASE)),
     "polaris": ("polaris", ("--purpose", "victim_identification", "--case-reference", CASE)),
     "revoked": ("archive", ("--purpose", "photo_library")),
+    # keys naming their holders, for the tenant-boundary tests (archive owns, polaris intrudes)
+    "archive-held": ("archive", ("--purpose", "photo_library", "--holder", "Ada (archivist)")),
+    "polaris-held": ("polaris", ("--purpose", "victim_identification", "--case-reference", CASE, "--holder", "Mallory")),
 }
 
 

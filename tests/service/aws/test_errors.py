@@ -51,11 +51,15 @@ def entries(server: Server, error: ClientError | httpx.Response) -> list[dict[st
 
 
 @pytest.fixture(scope="module")
-def gallery(rekognition: ClientFactory) -> str:
-    """A victim gallery of the nonprofit, with one enrolled face."""
+def gallery(aws_server: Server, rekognition: ClientFactory) -> str:
+    """A victim gallery of the nonprofit, with one enrolled face, shared with the police
+    for searching to identify victims only (collections belong to their tenant)."""
     polaris = rekognition("polaris")
     polaris.create_collection(CollectionId=GALLERY)
     polaris.index_faces(CollectionId=GALLERY, Image=photo(), ExternalImageId="victim-1")
+    aws_server.cli_all([["collection", "share", GALLERY, "--with", "metro-police", "--operations", "search",
+                         "--purposes", "victim_identification", "--tenant", "polaris",
+                         "--purpose", "victim_identification", "--case-reference", CASE]])
     return GALLERY
 
 

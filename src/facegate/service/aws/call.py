@@ -48,8 +48,10 @@ def collection_of(call: Call) -> str:
     return call.params.required_text("CollectionId")
 
 
-def arn(call: Call, collection_id: str) -> str:
-    return f"arn:aws:rekognition:{call.region}:{call.caller.tenant}:collection/{collection_id}"
+def arn(call: Call, collection_id: str, owner: str | None = None) -> str:
+    """The collection's ARN names its owner as the account (the caller, unless the
+    collection was shared with it)."""
+    return f"arn:aws:rekognition:{call.region}:{owner or call.caller.tenant}:collection/{collection_id}"
 
 
 def limits_of(call: Call, threshold: str, count: str) -> Limits:

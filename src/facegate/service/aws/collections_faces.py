@@ -35,7 +35,7 @@ def describe_collection(call: Call) -> Answer:
     stats = gated.value
     return {
         "FaceCount": stats.face_count, "UserCount": stats.subject_count,
-        "FaceModelVersion": stats.collection.template_id, "CollectionARN": arn(call, collection_id),
+        "FaceModelVersion": stats.collection.template_id, "CollectionARN": arn(call, collection_id, stats.collection.owner),
         "CreationTimestamp": stats.collection.created_at.timestamp(),
     }, gated.decision
 

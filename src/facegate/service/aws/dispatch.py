@@ -85,7 +85,7 @@ def _failed(code: ErrorCode) -> dict[str, Any]:
 
 
 def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Caller, str]:
-    """The verified caller (tenant, key, purpose, case) and the signature's region."""
+    """The verified caller (tenant, key and its holder, purpose, case) and the signature's region."""
     headers = request.headers
     try:
         signed = sigv4.parse_authorization(headers)
@@ -111,11 +111,14 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
             credential.purpose, credential.case_reference, headers.get(PURPOSE_HEADER), headers.get(CASE_HEADER)
         )
     except FacegateError as exc:  # KEY_BOUND: the key is known, the request names another purpose or case
-        known = Caller(tenant=credential.tenant, key_id=credential.key_id, request_id=request.state.request_id)
+        known = Caller(
+            tenant=credential.tenant, key_id=credential.key_id, request_id=request.state.request_id,
+            key_holder=credential.holder,
+        )
         raise Refused(aws_error(exc.code, exc.message), exc.code, known) from None
     caller = Caller(
         tenant=credential.tenant, key_id=credential.key_id, purpose=purpose, case_reference=case,
-        request_id=request.state.request_id,
+        request_id=request.state.request_id, key_holder=credential.holder,
     )
     return caller, signed.region
 
