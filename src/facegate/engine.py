@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +30,7 @@ from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
 from facegate.vision.embed import MODEL_ID
 from facegate.vision.types import Face
+from facegate.vision.video import VideoLimits
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -79,6 +81,16 @@ class Facegate:
         with self._pipeline_lock:
             self.pipeline  # noqa: B018 - the cached property loads them
         self.calibration  # noqa: B018
+
+    def analyze_frame(self, image: np.ndarray) -> list[Face]:
+        """Faces of a decoded video frame, under the same lock. No fallback detector: on a
+        stretch without faces it would run on every frame, and the next frame is near."""
+        with self._pipeline_lock:
+            return self.pipeline.faces(image, fallback=False)
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(max_seconds=self.settings.max_video_seconds, max_pixels=self.settings.max_video_pixels)
 
     def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
         """Faces of encoded image bytes; one analysis at a time per engine (dlib is not

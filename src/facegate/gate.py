@@ -197,10 +197,10 @@ class Gatekeeper:
             raise PolicyDenied(decision)
         return request, decision
 
-    def admit(self, caller: Caller, operation: Operation) -> Decision:
-        """Check before long work (a demographic audit): a denial is recorded and raised;
-        an allowed decision is recorded later, with the work's results, by `run_recorded`."""
-        return self._admit(caller, operation, None, Limits(), None)[1]
+    def admit(self, caller: Caller, operation: Operation, collection_id: str | None = None) -> Decision:
+        """Check before long work (a demographic audit, a queued video search): a denial is
+        recorded and raised; an allowed decision is recorded later, with the work's results."""
+        return self._admit(caller, operation, collection_id, Limits(), None)[1]
 
     def run_recorded(self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R]) -> R:
         """Decide an administrative step and let `act` perform it and append `entry` itself

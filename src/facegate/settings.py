@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     embedder_runtime: Literal["onnx", "dlib"] = "onnx"
     max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # video
+    video_fps: float = Field(default=4.0, gt=0, le=60, description="frames sampled per second of video")
+    max_video_seconds: float = Field(default=3 * 3600.0, gt=0)
+    max_video_pixels: int = Field(default=3840 * 2160, ge=1024)
+    video_job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a running job not renewed for this long is resumed by another runner"
+    )
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
     workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")

@@ -17,6 +17,7 @@ from facegate.cli.governance import (
 )
 from facegate.cli.search import search
 from facegate.cli.serve import serve
+from facegate.cli.video import video_group
 from facegate.cli.vision import compare, detect
 
 
@@ -30,6 +31,6 @@ def main() -> None:
 for command in (
     detect, compare, evaluate, collection, index, faces_group, subject_group, search,
     tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
-    serve, audit_bias_command,
+    serve, audit_bias_command, video_group,
 ):
     main.add_command(command)

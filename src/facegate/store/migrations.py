@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
 
 
@@ -61,7 +62,10 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(8, "video-search jobs", create_missing_tables),
+)
 
 
 def current_version(conn: Connection) -> int:
