@@ -28,7 +28,7 @@ def video_group() -> None:
 
 def _progress() -> Progress:
     return Progress(
-        "[progress.description]{task.description}", BarColumn(), TextColumn("{task.completed:.1f}/{task.total:.1f} s"),
+        "[progress.description]{task.description}", BarColumn(), TextColumn("{task.completed:.1f} s of video"),
         TimeRemainingColumn(), console=stderr, transient=True,
     )
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
 from facegate.operations.search import FaceHit, bound_model, search_templates, threshold_of
@@ -36,10 +37,14 @@ def _no_progress(_done: float, _total: float) -> None:
 
 
 def file_sha256(path: Path) -> str:
+    """The video's SHA-256 (what the audit log keeps of it), read in chunks."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no such file: {path}") from None
     return digest.hexdigest()
 
 
