@@ -32,7 +32,7 @@ from facegate.store import video_jobs as jobs
 from facegate.vision.video import probe
 
 log = logging.getLogger("facegate.video")
-MAX_ATTEMPTS = 3  # a job that brought its runner down this often is not tried again
+MAX_ATTEMPTS = 5  # runs started (restarts included) before a job is given up
 _RENEW_EVERY = 1.0  # seconds between lease renewals (and progress updates)
 
 

@@ -90,7 +90,7 @@ def release(session: Session, *, job_id: str, now: datetime) -> None:
     """Give a job back to the queue (its runner is stopping): the next runner resumes it."""
     session.execute(
         update(VideoJobRow).where(VideoJobRow.job_id == job_id, VideoJobRow.status == RUNNING)
-        .values(status=QUEUED, heartbeat_at=None, updated_at=now, attempts=VideoJobRow.attempts - 1)
+        .values(status=QUEUED, heartbeat_at=None, updated_at=now)
     )
 
 
