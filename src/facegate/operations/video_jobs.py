@@ -17,10 +17,11 @@ import hashlib
 import logging
 import threading
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -65,7 +66,7 @@ def submit(engine: Facegate, caller: Caller, collection_id: str, upload: bytes, 
            fps: float | None = None, max_fmr: float | None = None) -> str:
     """Check and queue a video search; its job id."""
     digest = hashlib.sha256(upload).hexdigest()
-    engine.gate.admit(replace(caller, mode="post_event"), Operation.VIDEO_SEARCH, collection_id)
+    engine.gate.admit(caller, Operation.VIDEO_SEARCH, collection_id)
     job_id = uuid.uuid4().hex
     path = job_dir(engine) / f"{job_id}.video"
     path.write_bytes(upload)
@@ -97,6 +98,12 @@ def job_status(engine: Facegate, tenant: str | None, job_id: str) -> dict[str, A
             "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
             "attempts": row.attempts, "audit_seq": row.audit_seq, "results": row.result, "error": row.error,
         }
+
+
+def expire_jobs(engine: Facegate, session: Session) -> int:
+    """Delete ended jobs past their purpose's `retention_days` (results name people)."""
+    retention = {name: p.retention_days for name, p in engine.policy.rules.purposes.items()}
+    return jobs.delete_expired(session, now=engine.now(), retention=retention)
 
 
 class JobRunner:
@@ -133,11 +140,12 @@ class JobRunner:
                 self._wake.clear()
 
     def run_one(self) -> bool:
-        """Claim and run one job; False when none is waiting."""
+        """Claim and run one job; False when none is waiting (then expired jobs are deleted)."""
         engine = self.engine
         with engine.sessions.begin() as session:
             row = jobs.claim_job(session, now=engine.now(), lease=self.lease)
             if row is None:
+                expire_jobs(engine, session)
                 return False
             job = {c: getattr(row, c) for c in ("job_id", "tenant", "key_id", "request_id", "collection_id",
                                                 "purpose", "case_reference", "fps", "max_fmr", "video_path",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Float, Integer, String, Text, delete, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from facegate.errors import ErrorCode, FacegateError
@@ -106,3 +106,21 @@ def finish(
     row.result, row.error, row.audit_seq = result, error, audit_seq
     row.progress = 1.0 if error is None else row.progress
     row.updated_at, row.heartbeat_at = now, None
+
+
+def delete_expired(session: Session, *, now: datetime, retention: dict[str, int]) -> int:
+    """Delete ended jobs older than their purpose's retention (days); how many went.
+
+    A job's results name the people it found, as a search's audit entry does, and go
+    when the purpose says such traces go. Jobs of a purpose the policy no longer knows
+    are kept (nothing says how long).
+    """
+    gone = 0
+    for purpose, days in retention.items():
+        gone += session.execute(
+            delete(VideoJobRow).where(
+                VideoJobRow.purpose == purpose, VideoJobRow.status.in_((SUCCEEDED, FAILED)),
+                VideoJobRow.updated_at < now - timedelta(days=days),
+            )
+        ).rowcount
+    return gone

@@ -1,0 +1,96 @@
+"""The job runner in process, with a clock the test moves: a job runs once and is
+recorded once; a runner that died is taken over when its lease expires; an upload that
+is gone fails the job with its code; results go when the purpose's retention ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller
+from facegate.operations import collections
+from facegate.operations.video_jobs import JobRunner, job_status, submit
+from facegate.settings import Settings
+from facegate.store import video_jobs as jobs
+from tests.video.conftest import video_audit
+from tests.video.scenes import Appearance, lfw_photo, render
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture()
+def clocked(settings: Settings) -> tuple[Facegate, Clock]:
+    clock = Clock()
+    engine = Facegate(settings, clock=clock)
+    collections.create_collection(engine, Caller(), "people")
+    return engine, clock
+
+
+@pytest.fixture(scope="module")
+def short(videos: Path) -> bytes:
+    scene = [Appearance(lfw_photo("Colin_Powell", 2), 0.5, 1.5, (10, 10), (20, 10))]
+    return render(videos / "short.mp4", scene, 2.0, (320, 240)).read_bytes()
+
+
+CALLER = Caller(purpose="photo_library")
+
+
+def test_a_job_runs_once_and_is_recorded_once(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    engine, _clock = clocked
+    job_id = submit(engine, CALLER, "people", short)
+    assert job_status(engine, None, job_id)["status"] == "queued"
+    runner = JobRunner(engine)
+    assert runner.run_one() is True and runner.run_one() is False
+    job = job_status(engine, None, job_id)
+    assert job["status"] == "succeeded" and job["results"]["frames_analysed"] == 8
+    assert [e["seq"] for e in video_audit(engine)] == [job["audit_seq"]]
+    with pytest.raises(FacegateError) as other:
+        job_status(engine, "someone-else", job_id)
+    assert other.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND
+
+
+def test_a_dead_runner_is_taken_over_after_its_lease(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    engine, clock = clocked
+    job_id = submit(engine, CALLER, "people", short)
+    with engine.sessions.begin() as session:  # a runner claims it, then dies without a word
+        assert jobs.claim_job(session, now=clock.now, lease=timedelta(seconds=60)) is not None
+    runner = JobRunner(engine)
+    assert runner.run_one() is False  # the lease still holds
+    clock.now += timedelta(seconds=61)
+    assert runner.run_one() is True
+    job = job_status(engine, None, job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 2
+
+
+def test_a_lost_upload_fails_the_job_with_its_code(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    engine, _clock = clocked
+    job_id = submit(engine, CALLER, "people", short)
+    (engine.settings.home / "video-jobs" / f"{job_id}.video").unlink()
+    JobRunner(engine).run_one()
+    job = job_status(engine, None, job_id)
+    assert job["status"] == "failed" and job["error"]["code"] == "VIDEO_JOB_INTERRUPTED"
+
+
+def test_results_go_when_the_purpose_retention_ends(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    engine, clock = clocked
+    job_id = submit(engine, CALLER, "people", short)  # photo_library keeps traces 30 days
+    runner = JobRunner(engine)
+    runner.run_one()
+    clock.now += timedelta(days=29)
+    runner.run_one()
+    assert job_status(engine, None, job_id)["status"] == "succeeded"
+    clock.now += timedelta(days=2)
+    runner.run_one()
+    with pytest.raises(FacegateError) as gone:
+        job_status(engine, None, job_id)
+    assert gone.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND
