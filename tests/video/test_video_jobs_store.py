@@ -72,6 +72,19 @@ def test_a_dead_runner_is_taken_over_after_its_lease(clocked: tuple[Facegate, Cl
     assert job["status"] == "succeeded" and job["attempts"] == 2
 
 
+def test_a_stopping_runner_gives_its_job_back(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    """A service shutting down mid-job: the job returns to the queue, unrecorded, for the next runner."""
+    engine, _clock = clocked
+    job_id = submit(engine, CALLER, "people", short)
+    stopping = JobRunner(engine)
+    stopping.stop()
+    assert stopping.run_one() is True
+    assert job_status(engine, None, job_id)["status"] == "queued" and video_audit(engine) == []
+    JobRunner(engine).run_one()
+    job = job_status(engine, None, job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 2 and len(video_audit(engine)) == 1
+
+
 def test_a_lost_upload_fails_the_job_with_its_code(clocked: tuple[Facegate, Clock], short: bytes) -> None:
     engine, _clock = clocked
     job_id = submit(engine, CALLER, "people", short)
