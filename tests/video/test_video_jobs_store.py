@@ -94,6 +94,21 @@ def test_a_lost_upload_fails_the_job_with_its_code(clocked: tuple[Facegate, Cloc
     assert job["status"] == "failed" and job["error"]["code"] == "VIDEO_JOB_INTERRUPTED"
 
 
+def test_pending_jobs_are_capped_per_tenant(settings: Settings, short: bytes) -> None:
+    """A flood of uploads cannot fill the disk: past the cap, refused (and recorded) until jobs end."""
+    engine = Facegate(settings.model_copy(update={"max_pending_video_jobs": 2}))
+    collections.create_collection(engine, Caller(), "people")
+    submit(engine, CALLER, "people", short)
+    submit(engine, CALLER, "people", short)
+    with pytest.raises(FacegateError) as refused:
+        submit(engine, CALLER, "people", short)
+    assert refused.value.code is ErrorCode.RATE_LIMITED
+    assert len(list((settings.home / "video-jobs").iterdir())) == 2  # the refused upload was not kept
+    assert video_audit(engine)[-1]["probe_sha256"] is not None
+    JobRunner(engine).run_one()
+    submit(engine, CALLER, "people", short)  # one ended: room again
+
+
 def test_results_go_when_the_purpose_retention_ends(clocked: tuple[Facegate, Clock], short: bytes) -> None:
     engine, clock = clocked
     job_id = submit(engine, CALLER, "people", short)  # photo_library keeps traces 30 days

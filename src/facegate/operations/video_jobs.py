@@ -64,13 +64,22 @@ def _recorded(engine: Facegate, caller: Caller, collection_id: str, digest: str,
 
 def submit(engine: Facegate, caller: Caller, collection_id: str, upload: bytes, *,
            fps: float | None = None, max_fmr: float | None = None) -> str:
-    """Check and queue a video search; its job id."""
+    """Check and queue a video search; its job id.
+
+    A tenant has at most `max_pending_video_jobs` jobs queued or running (RATE_LIMITED):
+    each holds its upload on disk, and a flood of uploads must not fill the disk.
+    """
     digest = hashlib.sha256(upload).hexdigest()
     engine.gate.admit(caller, Operation.VIDEO_SEARCH, collection_id)
     job_id = uuid.uuid4().hex
     path = job_dir(engine) / f"{job_id}.video"
-    path.write_bytes(upload)
     try:
+        with engine.sessions.begin() as session:
+            pending, cap = jobs.pending_jobs(session, tenant=caller.tenant), engine.settings.max_pending_video_jobs
+        if pending >= cap:
+            raise FacegateError(ErrorCode.RATE_LIMITED, f"{pending} video searches are still pending (at most {cap})",
+                                limit=cap)
+        path.write_bytes(upload)
         bound_model(engine, collection_id)
         probe(path, engine.video_limits)
     except FacegateError as exc:

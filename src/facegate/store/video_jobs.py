@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, delete, or_, select, update
+from sqlalchemy import JSON, Float, Integer, String, Text, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from facegate.errors import ErrorCode, FacegateError
@@ -50,6 +50,14 @@ class VideoJobRow(Base):
 
 def add_job(session: Session, *, row: VideoJobRow) -> None:
     session.add(row)
+
+
+def pending_jobs(session: Session, *, tenant: str | None) -> int:
+    """Jobs of `tenant` not yet ended: each holds an upload on disk."""
+    return session.scalar(
+        select(func.count()).select_from(VideoJobRow)
+        .where(VideoJobRow.tenant == tenant, VideoJobRow.status.in_((QUEUED, RUNNING)))  # None: IS NULL
+    ) or 0
 
 
 def get_job(session: Session, *, job_id: str, tenant: str | None) -> VideoJobRow:
