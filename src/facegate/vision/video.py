@@ -63,10 +63,6 @@ class Frame:
     image: np.ndarray  # (height, width, 3) uint8
 
 
-def _refuse(code: ErrorCode, message: str, **details: Any) -> FacegateError:
-    return FacegateError(code, message, **details)
-
-
 def _looks_like_container(path: Path) -> bool:
     try:
         with path.open("rb") as f:
@@ -83,26 +79,26 @@ def open_container(source: Path | str) -> Any:
     (`/dev/video0`, read with video4linux2) given as a string.
     """
     if isinstance(source, Path) and not source.is_file():
-        raise _refuse(ErrorCode.FILE_NOT_FOUND, f"no such file: {source}")
+        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no such file: {source}")
     fmt = "v4l2" if str(source).startswith("/dev/video") else None
     try:
         return av.open(str(source), format=fmt, timeout=10.0)
     except av.FFmpegError as exc:
         if isinstance(source, Path) and _looks_like_container(source):
-            raise _refuse(
+            raise FacegateError(
                 ErrorCode.VIDEO_CORRUPT, f"the video container is damaged or truncated ({exc.strerror})"
             ) from None
-        raise _refuse(ErrorCode.INVALID_VIDEO, f"not a video that FFmpeg can read: {source}") from None
+        raise FacegateError(ErrorCode.INVALID_VIDEO, f"not a video that FFmpeg can read: {source}") from None
 
 
 def describe(container: Any) -> VideoInfo:
     """The first video stream's facts, or NO_VIDEO_STREAM / INVALID_VIDEO."""
     name = str(container.format.name)
     if any(part in name for part in _IMAGE_FORMATS):
-        raise _refuse(ErrorCode.INVALID_VIDEO, f"a still image ({name}), not a video")
+        raise FacegateError(ErrorCode.INVALID_VIDEO, f"a still image ({name}), not a video")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["nothing"]
-        raise _refuse(ErrorCode.NO_VIDEO_STREAM, f"the file holds no video stream (only {', '.join(kinds)})")
+        raise FacegateError(ErrorCode.NO_VIDEO_STREAM, f"the file holds no video stream (only {', '.join(kinds)})")
     stream = container.streams.video[0]
     duration = 0.0
     if stream.duration is not None and stream.time_base is not None:
@@ -122,13 +118,13 @@ def check(info: VideoInfo, limits: VideoLimits) -> VideoInfo:
         or w * h > limits.max_pixels
         or max(w, h) > limits.max_aspect * min(w, h)
     ):
-        raise _refuse(
+        raise FacegateError(
             ErrorCode.VIDEO_DIMENSIONS,
             f"{w}x{h} is outside what we decode (sides >= {limits.min_side}, at most {limits.max_pixels} "
             f"pixels, aspect at most {limits.max_aspect:g}:1)", width=w, height=h,
         )
     if info.duration > limits.max_seconds:
-        raise _refuse(
+        raise FacegateError(
             ErrorCode.VIDEO_TOO_LONG, f"{info.duration:.1f} s is over the limit of {limits.max_seconds:g} s",
             duration=round(info.duration, 3), limit=limits.max_seconds,
         )
@@ -151,7 +147,7 @@ def sample_frames(
     that stops well short of its declared duration is VIDEO_TRUNCATED.
     """
     if not math.isfinite(fps) or fps <= 0:
-        raise _refuse(ErrorCode.INVALID_ARGUMENT, f"fps must be a positive number, got {fps}", field="fps")
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"fps must be a positive number, got {fps}", field="fps")
     step = 1.0 / fps
     with open_container(source) as container:
         info = check(describe(container), limits)
@@ -167,7 +163,7 @@ def sample_frames(
                 start = frame.time if start is None else start
                 t = frame.time - start
                 if t > limits.max_seconds:
-                    raise _refuse(
+                    raise FacegateError(
                         ErrorCode.VIDEO_TOO_LONG, f"the video runs past the limit of {limits.max_seconds:g} s",
                         limit=limits.max_seconds,
                     )
@@ -176,13 +172,13 @@ def sample_frames(
                     yield Frame(t, frame.to_ndarray(format="rgb24"))
                     next_time = max(next_time + step, t + step / 2)
         except av.FFmpegError as exc:
-            raise _refuse(ErrorCode.VIDEO_CORRUPT, f"the video is corrupt at {last_time or 0:.2f} s ({exc.strerror})",
+            raise FacegateError(ErrorCode.VIDEO_CORRUPT, f"the video is corrupt at {last_time or 0:.2f} s ({exc.strerror})",
                           time=round(last_time or 0.0, 3)) from None
         if last_time is None:
-            raise _refuse(ErrorCode.VIDEO_CORRUPT, "no frame of the video could be decoded")
+            raise FacegateError(ErrorCode.VIDEO_CORRUPT, "no frame of the video could be decoded")
         span = 1.0 / info.frame_rate if info.frame_rate else 0.0
         if info.duration and last_time + span < info.duration - _END_TOLERANCE:
-            raise _refuse(
+            raise FacegateError(
                 ErrorCode.VIDEO_TRUNCATED,
                 f"the video stops at {last_time:.2f} s of the {info.duration:.2f} s it declares",
                 decoded=round(last_time, 3), duration=round(info.duration, 3),
