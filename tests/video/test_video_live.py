@@ -5,6 +5,7 @@ it happens, with frames dropped rather than latency growing."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,17 @@ def test_a_slow_reader_gets_the_newest_frame_and_the_rest_are_dropped() -> None:
     assert newest is not None and newest.time == 0.2 and box.dropped == 2
     box.close()
     assert box.take() is None
+
+
+def test_a_failing_source_ends_the_watch_on_the_record(settings: Settings, doorway: Path, tmp_path: Path) -> None:
+    """The default policy lets the local operator verify identities live; the source breaks."""
+    broken = bytearray(doorway.read_bytes())
+    noise = random.Random(5).randbytes(len(broken) // 3)
+    broken[len(broken) // 3: 2 * len(broken) // 3] = noise
+    (tmp_path / "broken.mp4").write_bytes(bytes(broken))
+    run_cli(settings, "collection", "create", "people")
+    code, [answer] = run_cli(settings, "video", "search", "people", str(tmp_path / "broken.mp4"), "--realtime",
+                             "--purpose", "identity_verification")
+    assert code == 1 and answer["error"]["code"] == "VIDEO_CORRUPT"
+    details = [json.loads(e["details"]) for e in video_audit(Facegate(settings))]
+    assert [d["event"] for d in details] == ["start", "end"] and details[-1]["error"] == "VIDEO_CORRUPT"

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from facegate.engine import Facegate
+from facegate.errors import FacegateError
 from facegate.gate import Caller, Outcome
-from facegate.governance import Decision, MatchRef, Operation
+from facegate.governance import Decision, MatchRef, Operation, PolicyDenied
 from facegate.operations.search import FaceHit, bound_model, search_templates
 from facegate.vision.live import LiveSource
 from facegate.vision.tracking import Sighting, Track, Tracker, TrackerConfig
@@ -79,27 +80,33 @@ def watch_live(
     reported: set[tuple[int, str]] = set()
     live = LiveSource(source, engine.video_limits)
     frames, matches, next_time, last = 0, 0, 0.0, 0.0
-    for frame in live.frames():
-        if frame.time + 1e-6 < next_time:
-            continue  # faster than the sampling rate asks
-        next_time = frame.time + 1.0 / rate
-        last = frame.time
-        faces = engine.analyze_frame(frame.image)
-        frames += 1
-        for track, face in zip(tracker.update(frame.time, faces), faces, strict=True):
-            if searched.get(track.index, 0) >= SEARCHES_PER_TRACK:
-                continue
-            searched[track.index] = searched.get(track.index, 0) + 1
-            hits, _subjects = search_templates(engine, collection_id, face.template[None, :], decision)
-            for hit in hits:
-                if (track.index, hit.face_id) in reported:
+    try:
+        for frame in live.frames():
+            if frame.time + 1e-6 < next_time:
+                continue  # faster than the sampling rate asks
+            next_time = frame.time + 1.0 / rate
+            last = frame.time
+            faces = engine.analyze_frame(frame.image)
+            frames += 1
+            for track, face in zip(tracker.update(frame.time, faces), faces, strict=True):
+                if searched.get(track.index, 0) >= SEARCHES_PER_TRACK:
                     continue
-                reported.add((track.index, hit.face_id))
-                searched[track.index] = SEARCHES_PER_TRACK  # matched: no need to search it again
-                match = _match(engine, caller, collection_id, label, frame.time, frame.arrived, track,
-                               Sighting(frame.time, face), hit)
-                matches += 1
-                on_match(match)
+                searched[track.index] = searched.get(track.index, 0) + 1
+                hits, _subjects = search_templates(engine, collection_id, face.template[None, :], decision)
+                for hit in hits:
+                    if (track.index, hit.face_id) in reported:
+                        continue
+                    reported.add((track.index, hit.face_id))
+                    searched[track.index] = SEARCHES_PER_TRACK  # matched: no need to search it again
+                    match = _match(engine, caller, collection_id, label, frame.time, frame.arrived, track,
+                                   Sighting(frame.time, face), hit)
+                    matches += 1
+                    on_match(match)
+    except FacegateError as exc:  # the source failed, or the gate stopped the watch
+        if not isinstance(exc, PolicyDenied):  # a denial is its own entry already
+            _record(engine, caller, collection_id, {"event": "end", "source": label, "frames_analysed": frames,
+                                                    "matches": matches, "error": exc.code.value})
+        raise
     summary = {"event": "end", "source": label, "frames_analysed": frames, "frames_dropped": live.box.dropped,
                "duration": round(last, 3), "matches": matches}
     _record(engine, caller, collection_id, summary)
