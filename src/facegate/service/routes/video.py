@@ -23,6 +23,15 @@ from facegate.service.video_schemas import JOB_ID, VideoJobAccepted, VideoJobOut
 
 router = api_router("/v1", "video")
 
+
+def _video_request_body() -> dict[str, Any]:
+    """The image routes' two body forms (multipart, JSON), with the file part described as a video."""
+    spec = image_request_body(VideoSearchParams, VideoSearchRequest, ("video",))
+    form = spec["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form["properties"]["video"]["description"] = "The video file (MP4, Matroska/WebM, AVI, MPEG-TS, ...)."
+    return spec
+
+
 VideoBody = Annotated[
     ImageBody[VideoSearchParams], Depends(image_body(VideoSearchParams, VideoSearchRequest, ("video",)))
 ]
@@ -31,8 +40,7 @@ JobIdPath = Annotated[str, Path(pattern=JOB_ID, description="Job id from the POS
 
 @router.post(
     "/collections/{collection_id}/video-searches", status_code=202, response_model=VideoJobAccepted,
-    openapi_extra=gated(Operation.VIDEO_SEARCH,
-                        **image_request_body(VideoSearchParams, VideoSearchRequest, ("video",))),
+    openapi_extra=gated(Operation.VIDEO_SEARCH, **_video_request_body()),
 )
 def start_video_search(
     collection_id: CollectionIdPath, body: VideoBody, engine: EngineDep, tenant: TenantDep, request: Request
