@@ -16,7 +16,15 @@ import pytest
 from facegate.client import FacegateClient, FacegateHTTPError
 from tests.service.server import Server, running_server
 from tests.video.scenes import (
-    ENROLLED, SCENE, SCENE_SECONDS, SCENE_SIZE, TRUTH, Appearance, audio_only, lfw_photo, render,
+    ENROLLED,
+    SCENE,
+    SCENE_SECONDS,
+    SCENE_SIZE,
+    TRUTH,
+    Appearance,
+    audio_only,
+    lfw_photo,
+    render,
 )
 
 TENANTS = (

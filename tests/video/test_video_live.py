@@ -14,9 +14,9 @@ import pytest
 from facegate.engine import Facegate
 from facegate.settings import Settings
 from facegate.vision.live import LatestFrame, LiveFrame
+from tests.conftest import REPO
 from tests.video.conftest import run_cli, video_audit
 from tests.video.scenes import Appearance, lfw_photo, render
-from tests.conftest import REPO
 
 MORATORIUM = REPO / "examples" / "policy-2020-moratorium.toml"
 KIOSK = "front-desk"  # a commercial tenant approved for identity_verification, which allows live use

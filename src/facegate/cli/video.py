@@ -10,8 +10,16 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facegate.cli.common import (
-    build_engine, caller_options, decision_line, emit, engine_options, handles_errors, json_option, make_caller,
-    stderr, stdout,
+    build_engine,
+    caller_options,
+    decision_line,
+    emit,
+    engine_options,
+    handles_errors,
+    json_option,
+    make_caller,
+    stderr,
+    stdout,
 )
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError

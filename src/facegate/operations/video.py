@@ -113,10 +113,8 @@ def _best(hit: FaceHit, sighting: Sighting) -> dict[str, Any]:
             "similarity": round(hit.similarity, 4)}
 
 
-def summarise(found: list[_Found], gap: float, estimated_fmr: Callable[[float], float]) -> tuple[
-    list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
-]:
-    """(matches per face, matches per subject, persons) from the tracks' hits."""
+def _per_face(found: list[_Found], gap: float) -> list[dict[str, Any]]:
+    """One entry per matched enrolled face: its appearances over every track it matched."""
     per_face: dict[str, list[tuple[FaceHit, Sighting, Track]]] = {}
     for f in found:
         for face_id, (hit, sighting) in f.hits.items():
@@ -129,34 +127,42 @@ def summarise(found: list[_Found], gap: float, estimated_fmr: Callable[[float], 
             "appearances": merge_ranges([(t.start, t.end) for _h, _s, t in rows], gap),
             "best": _best(hit, sighting), "tracks": sorted({t.index for _h, _s, t in rows}),
         })
-    matches.sort(key=lambda m: -m["similarity"])
-    per_subject: dict[str, list[dict[str, Any]]] = {}
+    return sorted(matches, key=lambda m: -m["similarity"])
+
+
+def _per_subject(matches: list[dict[str, Any]], gap: float, estimated_fmr: Callable[[float], float]
+                 ) -> list[dict[str, Any]]:
+    """One entry per subject: the union of its faces' appearances, its best face."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for m in matches:
         if m["subject"] is not None:
-            per_subject.setdefault(m["subject"], []).append(m)
+            grouped.setdefault(m["subject"], []).append(m)
     subjects = []
-    for subject, rows in per_subject.items():
-        top = max(rows, key=lambda m: m["similarity"])
-        ranges = [(a["start"], a["end"]) for m in rows for a in m["appearances"]]
+    for subject, faces in grouped.items():
+        top = max(faces, key=lambda m: m["similarity"])
+        ranges = [(a["start"], a["end"]) for m in faces for a in m["appearances"]]
         subjects.append({
             "subject": subject, "similarity": top["similarity"], "estimated_fmr": estimated_fmr(top["similarity"]),
-            "appearances": merge_ranges(ranges, gap), "best": top["best"], "face_ids": [m["face_id"] for m in rows],
+            "appearances": merge_ranges(ranges, gap), "best": top["best"], "face_ids": [m["face_id"] for m in faces],
         })
-    subjects.sort(key=lambda s: -s["similarity"])
+    return sorted(subjects, key=lambda s: -s["similarity"])
+
+
+def _persons(found: list[_Found]) -> list[dict[str, Any]]:
+    """GetFaceSearch's Persons: every sighting of a matched track, with its face matches."""
     persons = []
     for f in found:
         if not f.hits:
             continue
         face_matches = [
-            {"similarity": round(h.similarity, 4), "face": {"face_id": h.face_id, "subject": h.subject,
-                                                             "external_id": h.external_id}}
+            {"similarity": round(h.similarity, 4),
+             "face": {"face_id": h.face_id, "subject": h.subject, "external_id": h.external_id}}
             for h, _s in sorted(f.hits.values(), key=lambda p: -p[0].similarity)
         ]
         for s in f.track.sightings:
             persons.append({"timestamp": round(s.time, 3), "person": {"index": f.track.index,
                             "box": s.face.box.to_dict()}, "face_matches": face_matches})
-    persons.sort(key=lambda p: (p["timestamp"], p["person"]["index"]))
-    return matches, subjects, persons
+    return sorted(persons, key=lambda p: (p["timestamp"], p["person"]["index"]))
 
 
 def search_video(
@@ -178,7 +184,10 @@ def search_video(
             progress(frame.time, info.duration)
         tracks = tracker.finish()
         found = [search_track(engine, collection_id, decision, t) for t in tracks]
-        matches, subjects, persons = summarise(found, tracker.config.max_gap, engine.calibration.estimated_fmr)
+        gap = tracker.config.max_gap
+        matches = _per_face(found, gap)
+        subjects = _per_subject(matches, gap, engine.calibration.estimated_fmr)
+        persons = _persons(found)
         threshold = threshold_of(engine, decision)
         progress(info.duration, info.duration)
         return VideoSearchResult(

@@ -116,13 +116,11 @@ class Tracker:
             taken_tracks.add(ti)
             assigned[fi] = self._open[ti]
         for fi, face in enumerate(faces):
-            track = assigned.get(fi)
-            if track is None:
-                track = Track(self._next)
+            if fi not in assigned:
+                assigned[fi] = Track(self._next)
                 self._next += 1
-                self._open.append(track)
-                assigned[fi] = track
-            track.sightings.append(Sighting(time, face))
+                self._open.append(assigned[fi])
+            assigned[fi].sightings.append(Sighting(time, face))
         return [assigned[fi] for fi in range(len(faces))]
 
     def _close_stale(self, now: float) -> None:
