@@ -78,6 +78,8 @@ def test_one_audit_entry_per_job_with_the_video_hash(enrolled: Facegate, scene_v
     assert details["matches"] == len(done.value.matches) == len(results) == 4
     assert {r["subject"] for r in results} == set(ENROLLED)
     assert done.value.fps == 2.0 and done.value.frames_analysed < 25
+    code, [verified] = run_cli(enrolled.settings, "audit", "verify")
+    assert code == 0 and verified["ok"] is True
 
 
 def test_unknown_collection_is_refused_before_decoding(enrolled: Facegate, scene_video: Path) -> None:
