@@ -23,7 +23,7 @@ from facegate.service import errors
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.ratelimit import RateLimiter
 from facegate.operations.video_jobs import JobRunner
-from facegate.service.routes import audit, collections, compare, faces, health, search, subjects, video
+from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects, video
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
-    for module in (collections, faces, subjects, search, compare, audit, health, video):
+    for module in (collections, faces, subjects, search, compare, audit, reviews, health, video):
         app.include_router(module.router)
     return app
 
