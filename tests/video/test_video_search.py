@@ -86,4 +86,6 @@ def test_unknown_collection_is_refused_before_decoding(enrolled: Facegate, scene
     code, [answer] = run_cli(enrolled.settings, "video", "search", "nobody", str(scene_video),
                              "--purpose", "photo_library")
     assert code == 1 and answer["error"]["code"] == "COLLECTION_NOT_FOUND"
-    assert json.loads(video_audit(enrolled)[-1]["details"])["error"] == "COLLECTION_NOT_FOUND"
+    # the gate refuses a missing collection in its first decision (tenancy's step 10)
+    entry = video_audit(enrolled)[-1]
+    assert (entry["decision"], entry["code"], entry["rule"]) == ("deny", "COLLECTION_NOT_FOUND", "collection:not-found")
