@@ -122,3 +122,25 @@ def test_results_go_when_the_purpose_retention_ends(clocked: tuple[Facegate, Clo
     with pytest.raises(FacegateError) as gone:
         job_status(engine, None, job_id)
     assert gone.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND
+
+
+def test_a_job_records_the_key_holder_of_its_upload(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    """The job runs long after the request that queued it, in another thread (or process
+    after a restart): the key holder travels with the job into its one audit entry."""
+    engine, _clock = clocked
+    caller = Caller(purpose="photo_library", key_id="key-1", key_holder="alice")
+    job_id = submit(engine, caller, "people", short)
+    with engine.sessions.begin() as session:
+        assert jobs.get_job(session, job_id=job_id, tenant=None).key_holder == "alice"
+    assert JobRunner(engine).run_one() is True  # a fresh runner: only the catalog knows the caller
+    job = job_status(engine, None, job_id)
+    [entry] = video_audit(engine)
+    assert job["status"] == "succeeded" and entry["seq"] == job["audit_seq"]
+    assert (entry["key_id"], entry["key_holder"]) == ("key-1", "alice")
+    # a refusal at upload names the holder too; a caller without one records none
+    with pytest.raises(FacegateError):
+        submit(engine, caller, "no-such-collection", short)
+    assert video_audit(engine)[-1]["key_holder"] == "alice"
+    submit(engine, CALLER, "people", short)
+    assert JobRunner(engine).run_one() is True
+    assert video_audit(engine)[-1]["key_holder"] is None

@@ -88,7 +88,8 @@ def submit(engine: Facegate, caller: Caller, collection_id: str, upload: bytes, 
     now = engine.now()
     with engine.sessions.begin() as session:
         jobs.add_job(session, row=jobs.VideoJobRow(
-            job_id=job_id, tenant=caller.tenant, key_id=caller.key_id, request_id=caller.request_id,
+            job_id=job_id, tenant=caller.tenant, key_id=caller.key_id, key_holder=caller.key_holder,
+            request_id=caller.request_id,
             collection_id=collection_id, purpose=caller.purpose, case_reference=caller.case_reference,
             fps=fps or engine.settings.video_fps, max_fmr=max_fmr, status=jobs.QUEUED, progress=0.0, attempts=0,
             video_path=str(path), video_sha256=digest, video_bytes=len(upload),
@@ -157,7 +158,7 @@ class JobRunner:
             if row is None:
                 expire_jobs(engine, session)
                 return False
-            job = {c: getattr(row, c) for c in ("job_id", "tenant", "key_id", "request_id", "collection_id",
+            job = {c: getattr(row, c) for c in ("job_id", "tenant", "key_id", "key_holder", "request_id", "collection_id",
                                                 "purpose", "case_reference", "fps", "max_fmr", "video_path",
                                                 "video_sha256", "attempts")}
         self._run(job)
@@ -171,7 +172,8 @@ class JobRunner:
                 ErrorCode.VIDEO_JOB_INTERRUPTED, f"the job could not be resumed: {why}").to_dict())
             return
         caller = Caller(tenant=job["tenant"], key_id=job["key_id"], purpose=job["purpose"],
-                        case_reference=job["case_reference"], request_id=job["request_id"])
+                        case_reference=job["case_reference"], request_id=job["request_id"],
+                        key_holder=job["key_holder"])
         last = [0.0]
 
         def progress(done: float, total: float) -> None:

@@ -71,10 +71,16 @@ def _tenant_boundaries(conn: Connection) -> None:
     conn.execute(text("UPDATE collections SET owner = 'local' WHERE owner IS NULL"))
 
 
+def _video_jobs(conn: Connection) -> None:
+    """The jobs table of asynchronous video searches, with the key holder each job records."""
+    create_missing_tables(conn)
+    add_missing_columns(conn, "video_jobs")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
-    Migration(8, "video-search jobs", create_missing_tables),
+    Migration(8, "video-search jobs", _video_jobs),
 )
 
 

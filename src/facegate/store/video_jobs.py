@@ -28,6 +28,7 @@ class VideoJobRow(Base):
     job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant: Mapped[str | None] = mapped_column(String(64), index=True)
     key_id: Mapped[str | None] = mapped_column(String(64))
+    key_holder: Mapped[str | None] = mapped_column(String(255))  # recorded in the job's audit entry
     request_id: Mapped[str] = mapped_column(String(64))
     collection_id: Mapped[str] = mapped_column(String(255))
     purpose: Mapped[str | None] = mapped_column(String(64))
