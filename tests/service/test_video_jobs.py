@@ -158,3 +158,42 @@ def test_a_job_survives_a_killed_server(model_cache: Path, tmp_path: Path) -> No
             entries = db.execute("SELECT count(*) FROM audit_log WHERE operation = 'video_search' "
                                  "AND probe_sha256 = ?", (job["video_sha256"],)).fetchone()[0]
         assert entries == 1  # the interrupted run left no entry; the resumed one left one
+
+
+def _shape(error: dict[str, Any], collection_id: str) -> str:
+    """An error body as the caller sees it, without its request id and the collection's name."""
+    return repr(sorted((k, v) for k, v in error.items() if k != "request_id")).replace(collection_id, "<c>")
+
+
+def test_another_tenants_footage_is_a_missing_collection_until_shared(server: Server, scene: Path) -> None:
+    """An upload against another tenant's collection is answered and audited as one against
+    a missing collection (no job, nothing stored); once the owner shares `search`, the
+    grantee's job runs and its audit entry names the grantee's key holder."""
+    made = server.cli("key", "create", "rival", "--holder", "rita")
+    with server.client(server.keys["studio"]) as owner, server.client(str(made["key"])) as rival:
+        refused: dict[str, FacegateHTTPError] = {}
+        for collection_id in (COLLECTION, "no-such-footage"):
+            with pytest.raises(FacegateHTTPError) as raised:
+                rival.start_video_search(collection_id, scene, purpose="photo_library", fps=2)
+            refused[collection_id] = raised.value
+        foreign, missing = refused[COLLECTION], refused["no-such-footage"]
+        assert (foreign.status, foreign.code) == (missing.status, missing.code) == (404, "COLLECTION_NOT_FOUND")
+        assert _shape(foreign.error, COLLECTION) == _shape(missing.error, "no-such-footage")
+        [entry] = server.entry_for(str(foreign.request_id))
+        assert (entry["operation"], entry["tenant"], entry["decision"], entry["code"], entry["rule"],
+                entry["key_holder"]) == ("video_search", "rival", "deny", "COLLECTION_NOT_FOUND",
+                                         "collection:not-found", "rita")
+        with server.catalog() as db:
+            assert db.execute("SELECT count(*) FROM video_jobs WHERE tenant = 'rival'").fetchone() == (0,)
+        owner.share_collection(COLLECTION, "rival", ["search"], ["photo_library"])
+        try:
+            job_id = rival.start_video_search(COLLECTION, scene, purpose="photo_library", fps=2)["job_id"]
+            request_id = rival.last_request_id
+            job = wait_for(rival, job_id)
+        finally:
+            owner.unshare_collection(COLLECTION, "rival")
+        assert job["status"] == "succeeded", job
+        assert {s["subject"] for s in job["results"]["subjects"]} == set(ENROLLED)
+    [entry] = server.entry_for(str(request_id))
+    assert (entry["seq"], entry["tenant"], entry["decision"], entry["key_holder"]) == (
+        job["audit_seq"], "rival", "allow", "rita")
