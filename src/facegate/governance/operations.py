@@ -33,6 +33,7 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    VIDEO_SEARCH = "video_search"
     SHARE = "share"
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"
@@ -53,7 +54,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-SEARCH_OPERATIONS = frozenset({Operation.SEARCH_IMAGE, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT})
+# A video search is a search: moratoria and collection rules naming "search" cover it.
+SEARCH_OPERATIONS = frozenset({
+    Operation.SEARCH_IMAGE, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT, Operation.VIDEO_SEARCH,
+})
 
 # Operations that compare templates against a threshold: the purpose's max FMR, max results,
 # human review and bias-audit requirement apply to them.
