@@ -95,9 +95,9 @@ class FacegateClient:
     # operation by purpose. POST sends them in the JSON body, GET and DELETE as query
     # parameters, as the API takes them.
     def create_collection(self, collection_id: str, description: str = "", *, purpose: str | None = None,
-                          case_reference: str | None = None) -> dict[str, Any]:
+                          case_reference: str | None = None, retention_days: int | None = None) -> dict[str, Any]:
         body = _fields(collection_id=collection_id, description=description, purpose=purpose,
-                       case_reference=case_reference)
+                       case_reference=case_reference, retention_days=retention_days)
         return self.request("POST", "/v1/collections", json=body)
 
     def list_collections(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
@@ -196,15 +196,61 @@ class FacegateClient:
         fields = _fields(purpose=purpose, case_reference=case_reference)
         return self._image_call("/v1/detect", {"image": image}, fields, multipart)
 
+    # --- video (asynchronous jobs) --------------------------------------------------------
+    def start_video_search(
+        self, collection_id: str, video: Image, *, purpose: str | None = None, case_reference: str | None = None,
+        fps: float | None = None, max_fmr: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload a stored video for face search: `{"job_id"}` (202); poll `get_video_search`."""
+        fields = _fields(purpose=purpose, case_reference=case_reference, fps=fps, max_fmr=max_fmr)
+        return self._image_call(f"/v1/collections/{collection_id}/video-searches", {"video": video}, fields, True)
+
+    def get_video_search(self, job_id: str) -> dict[str, Any]:
+        """A video search's status, progress and (once succeeded) results."""
+        return self.request("GET", f"/v1/video-searches/{job_id}")
+
+    # --- sharing (the owner) and review (reviewer role) ------------------------------------
+    def share_collection(self, collection_id: str, tenant: str, operations: list[str],
+                         purposes: list[str] | None = None, *, purpose: str | None = None,
+                         case_reference: str | None = None) -> dict[str, Any]:
+        body = _fields(operations=operations, purposes=purposes, purpose=purpose, case_reference=case_reference)
+        return self.request("PUT", f"/v1/collections/{collection_id}/grants/{tenant}", json=body)
+
+    def unshare_collection(self, collection_id: str, tenant: str, operations: list[str] | None = None, *,
+                           purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        params = _fields(operations=operations or None, purpose=purpose, case_reference=case_reference)
+        return self.request("DELETE", f"/v1/collections/{collection_id}/grants/{tenant}", params=params or None)
+
+    def list_reviews(self, *, status: str = "pending", case_reference: str | None = None, after_id: int = 0,
+                     limit: int = 100, purpose: str | None = None) -> dict[str, Any]:
+        """The tenant's leads; `case_reference` filters them and is the case the listing serves."""
+        params = _fields(status=status, case_reference=case_reference, after_id=after_id, limit=limit,
+                         purpose=purpose)
+        return self.request("GET", "/v1/reviews", params=params)
+
+    def review(self, review_id: int, verdict: str, note: str = "", *, purpose: str | None = None,
+               case_reference: str | None = None) -> dict[str, Any]:
+        body = _fields(verdict=verdict, note=note, purpose=purpose, case_reference=case_reference)
+        return self.request("POST", f"/v1/reviews/{review_id}", json=body)
+
     # --- audit (auditor role) -----------------------------------------------------------
-    def verify_audit(self) -> dict[str, Any]:
-        return self.request("GET", "/v1/audit/verify")
+    def verify_audit(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/verify", params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def export_audit(self, *, after_seq: int = 0, limit: int = 100) -> dict[str, Any]:
-        return self.request("GET", "/v1/audit/export", params={"after_seq": after_seq, "limit": limit})
+    def audit_checkpoint(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        """The latest signed checkpoint (keep it to verify the log against later)."""
+        return self.request("GET", "/v1/audit/checkpoint",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def transparency_report(self, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-        return self.request("GET", "/v1/audit/report", params=_fields(since=since, until=until))
+    def export_audit(self, *, after_seq: int = 0, limit: int = 100, purpose: str | None = None,
+                     case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/export", params=_fields(
+            after_seq=after_seq, limit=limit, purpose=purpose, case_reference=case_reference))
+
+    def transparency_report(self, *, since: str | None = None, until: str | None = None,
+                            purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/report", params=_fields(
+            since=since, until=until, purpose=purpose, case_reference=case_reference))
 
     # --- health ---------------------------------------------------------------------------
     def healthz(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from facegate.cli.common import (
     build_engine, caller_options, decision_line, emit, engine_options, handles_errors, json_option, make_caller,
     stdout,
 )
-from facegate.cli.tables import fmr, print_table
+from facegate.cli.tables import fmr, print_table, worst
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Limits
 from facegate.operations import search as ops
@@ -57,14 +57,15 @@ def search(
     def human() -> None:
         stdout.print(f"{len(result.matches)} match(es) at similarity >= {result.threshold:.2f}")
         print_table(
-            ["similarity", "est. FMR", "face id", "subject", "external image id"],
-            [(f"{m.similarity:.2f}", fmr(m.estimated_fmr), m.face_id, m.subject, m.external_image_id)
-             for m in result.matches],
+            ["similarity", "est. FMR", "worst group FMR", "face id", "subject", "external image id"],
+            [(f"{m.similarity:.2f}", fmr(m.estimated_fmr), worst(m.estimates), m.face_id, m.subject,
+              m.external_image_id) for m in result.matches],
             empty="no matches",
         )
         if result.subjects and subject is not None:
-            print_table(["subject", "similarity", "est. FMR", "votes"],
-                        [(s.subject, f"{s.similarity:.2f}", fmr(s.estimated_fmr), s.votes) for s in result.subjects],
+            print_table(["subject", "similarity", "est. FMR", "worst group FMR", "votes"],
+                        [(s.subject, f"{s.similarity:.2f}", fmr(s.estimated_fmr), worst(s.estimates), s.votes)
+                         for s in result.subjects],
                         empty="no subjects", title="subjects")
         if result.review_required:
             stdout.print(f"[bold yellow]{result.notice()}[/]")

@@ -9,11 +9,15 @@ empty answer never prints nothing. Figures are rounded with their unit at the ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from facegate.cli.common import stdout
+
+if TYPE_CHECKING:
+    from facegate.operations.scoring import Estimates
 
 
 def print_table(
@@ -58,3 +62,11 @@ def fmr(value: float | None) -> str:
 def pct(value: float | None, digits: int = 2) -> str:
     """A share as a percentage with its unit: 99.12 %."""
     return "-" if value is None else f"{100 * value:.{digits}f} %"
+
+
+def worst(estimates: Estimates) -> str:
+    """The worst group's false-match rate with its group, "1.2e-05 race=Asian" ("-" without
+    a shipped group calibration)."""
+    if estimates.estimated_fmr_worst_group is None:
+        return "-"
+    return f"{fmr(estimates.estimated_fmr_worst_group)} {estimates.worst_group}"

@@ -73,6 +73,7 @@ def compare(
         stdout.print(
             f"{verdict}: best target face #{payload['best_target_index']}, similarity {payload['similarity']:.2f}"
             f" (threshold {payload['threshold']:.2f}), estimated false-match rate {fmr(payload['estimated_fmr'])}"
+            f"{gated.value.best.estimates.worst_text()}"
         )
         print_table(
             ["target face", "similarity", "est. FMR", "match", "box left,top wxh (px)"],

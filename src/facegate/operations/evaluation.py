@@ -21,7 +21,6 @@ from facegate.evaluation.lfw_pairs import pair_scores, read_pairs, report
 from facegate.evaluation.templates import image_templates
 from facegate.gate import Caller
 from facegate.governance import Operation, append_entry
-from facegate.vision.calibration import similarity
 
 
 def eval_cache(engine: Facegate) -> Path:
@@ -53,6 +52,7 @@ def _gated(engine: Facegate, caller: Caller, kind: str, source: Path, work: Call
     def act(session, entry) -> None:  # type: ignore[no-untyped-def]
         append_entry(session, entry.with_details(
             evaluation=kind, dataset_sha256=digest, audit_space=engine.space.audit_id,
+            score_space=engine.scorer.score_id,
             **{k: result[k] for k in recorded if k in result},
         ))
 
@@ -72,12 +72,13 @@ def evaluate_pairs(
         found = image_templates(
             names, images_dir, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, no_face
         )
-        scores = pair_scores(pairs, found.templates, similarity)
+        scores = pair_scores(pairs, found.templates, lambda a, b: engine.scorer.pairs(a, b))
         cal = engine.calibration
         result = report(
             pairs, scores, len(names), len(found.no_face), no_face,
             cal.default_threshold, cal.default_fmr, engine.template_id,
         ).to_dict()
+        result["score_space"] = engine.scorer.score_id
         result["n_unreadable"] = len(found.unreadable)
         return result
 
@@ -96,7 +97,8 @@ def evaluate_identification(
         found = image_templates(
             names, manifest.parent, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, "reject"
         )
-        result = identify(split(rows, set(found.templates)), found.templates).to_dict()
+        result = identify(split(rows, set(found.templates)), found.templates, scorer=engine.scorer).to_dict()
+        result["score_space"] = engine.scorer.score_id
         result["n_images_without_face"] = len(found.no_face)
         result["n_unreadable"] = len(found.unreadable)
         return result

@@ -12,6 +12,7 @@ from typing import Any
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Outcome
+from facegate.operations.scoring import stored_offsets
 from facegate.governance import Operation
 from facegate.store import faces as store_faces
 from facegate.store import subjects as store_subjects
@@ -180,10 +181,16 @@ def index_analysed(
         dropped += rest_dropped
         store: dict[str, Any] = dict(
             collection_id=collection_id, image_sha256=image_sha256, external_image_id=external_image_id,
-            template_id=engine.template_id, codec=engine.codec, now=engine.now(),
+            template_id=engine.template_id, codec=engine.codec, now=engine.now(), image_size=size,
         )
-        stored = store_faces.add_faces(session, faces=labelled, subject_id=subject, **store) if labelled else []
-        stored += store_faces.add_faces(session, faces=rest, subject_id=None, **store)
+        stored = (
+            store_faces.add_faces(
+                session, faces=labelled, subject_id=subject, score_offsets=stored_offsets(engine, labelled), **store
+            ) if labelled else []
+        )
+        stored += store_faces.add_faces(
+            session, faces=rest, subject_id=None, score_offsets=stored_offsets(engine, rest), **store
+        )
         details: dict[str, object] = {"indexed": [f.face_id for f in stored], "unindexed": [u.reason for u in dropped]}
         if subject is not None:
             details["subject"] = subject
@@ -240,6 +247,29 @@ def associate_faces(
             session, collection_id=collection_id, subject_id=subject, face_ids=face_ids
         ), details={"subject": subject, "face_ids": list(face_ids)}),
     )
+
+
+def disassociate_faces(
+    engine: Facegate, caller: Caller, collection_id: str, subject: str, face_ids: Sequence[str]
+) -> Gated[Association]:
+    """Detach faces from a subject (DisassociateFaces), decided as the `associate` operation."""
+    return engine.gate.run(
+        caller, Operation.ASSOCIATE, collection_id=collection_id,
+        commit=lambda session, _d, _p: Outcome(store_subjects.disassociate_faces(
+            session, collection_id=collection_id, subject_id=subject, face_ids=face_ids
+        ), details={"action": "disassociate", "subject": subject, "face_ids": list(face_ids)}),
+    )
+
+
+def delete_subject(engine: Facegate, caller: Caller, collection_id: str, subject: str) -> Gated[Erasure]:
+    """Remove a subject but keep its faces (DeleteUser), decided as the `delete` operation."""
+
+    def commit(session, _d, _p) -> Outcome[Erasure]:  # type: ignore[no-untyped-def]
+        removed = store_subjects.delete_subject(session, collection_id=collection_id, subject_id=subject)
+        return Outcome(removed, details={"action": "delete_subject", "subject": subject,
+                                         "unassociated_faces": len(removed.face_ids)})
+
+    return engine.gate.run(caller, Operation.DELETE, collection_id=collection_id, commit=commit)
 
 
 def list_subjects(

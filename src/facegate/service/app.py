@@ -20,9 +20,12 @@ from fastapi import FastAPI
 from facegate.engine import Facegate
 from facegate.errors import FacegateError
 from facegate.service import errors
+from facegate.service.housekeeping import Housekeeping, signing_status
 from facegate.service.middleware import RequestIdMiddleware
+from facegate.service.aws import dispatch as aws
 from facegate.service.ratelimit import RateLimiter
-from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
+from facegate.operations.video_jobs import JobRunner
+from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects, video
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
@@ -52,9 +55,18 @@ def create_app(settings: Settings) -> FastAPI:
         engine.db  # noqa: B018 - open and migrate the catalog before the first request
         app.state.engine = engine
         threading.Thread(target=_warm_up, args=(engine,), name="facegate-warm-up", daemon=True).start()
+        signing = signing_status(engine)
+        if signing != "ok":
+            log.warning("audit checkpoint signing %s", signing)
+        housekeeping = Housekeeping(engine)
+        housekeeping.start()
+        app.state.video_jobs = JobRunner(engine)  # resumes the jobs a stopped service left
+        app.state.video_jobs.start()
         try:
             yield
         finally:
+            app.state.video_jobs.stop()
+            housekeeping.stop()
             engine.close()
 
     app = FastAPI(title="facegate", version=version("facegate"), description=DESCRIPTION, lifespan=lifespan)
@@ -62,8 +74,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
-    for module in (collections, faces, subjects, search, compare, audit, health):
+    for module in (collections, faces, subjects, search, compare, audit, reviews, health, video):
         app.include_router(module.router)
+    app.include_router(aws.router)  # Rekognition's JSON 1.1 protocol at the base URL
     return app
 
 
