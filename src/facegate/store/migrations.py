@@ -119,28 +119,35 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def current_version(conn: Connection) -> int:
+def _applied(conn: Connection) -> set[int]:
     conn.execute(
         text(
             "CREATE TABLE IF NOT EXISTS schema_version "
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
     )
-    return int(conn.execute(text("SELECT COALESCE(MAX(version), 0) FROM schema_version")).scalar_one())
+    return {int(v) for v in conn.execute(text("SELECT version FROM schema_version")).scalars()}
+
+
+def current_version(conn: Connection) -> int:
+    return max(_applied(conn), default=0)
 
 
 def migrate(engine: Engine) -> int:
-    """Apply every pending step; returns the schema version now in force."""
-    version = 0
+    """Apply every step not yet recorded; returns the schema version now in force.
+
+    A step is applied when ITS version is missing, not when it is above the highest one:
+    step numbers are reserved per line of work and lines land in any order, so a catalog
+    written by a release with step 8 may still lack step 5 (every step is idempotent).
+    """
     for step in MIGRATIONS:
         with engine.begin() as conn:
-            version = current_version(conn)
-            if step.version <= version:
+            if step.version in _applied(conn):
                 continue
             step.apply(conn)
             conn.execute(
                 text("INSERT INTO schema_version VALUES (:v, :d, :t)"),
                 {"v": step.version, "d": step.description, "t": datetime.now(UTC).isoformat()},
             )
-            version = step.version
-    return version
+    with engine.begin() as conn:
+        return current_version(conn)
