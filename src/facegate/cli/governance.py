@@ -348,10 +348,11 @@ def review_group() -> None:
 @review_group.command("list")
 @click.option("--tenant", default=None, help="Whose leads: the tenant acting (default: the local operator).")
 @click.option("--status", type=click.Choice(["pending", "confirmed", "rejected", "all"]), default="pending",
-              show_default=True)
+              show_default=True, help="Leads waiting for a verdict, those decided either way, or all.")
 @click.option("--case-reference", default=None, help="Only the leads of this case.")
 @click.option("--after-id", type=click.IntRange(0), default=0, help="Leads after this review id (paging).")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Leads per page (then --after-id for the next).")
 @engine_options
 @json_option
 @handles_errors
