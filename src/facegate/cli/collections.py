@@ -101,10 +101,11 @@ def collection_share(name: str, grantee: str, operations: str, purposes: str | N
     engine = build_engine(data_dir, policy)
     made = collections.share(engine, make_caller(**who), name, grantee, _csv(operations),
                              _csv(purposes) if purposes else None).value
-    emit(as_json, {"grants": [g.to_dict() for g in made]}, lambda: [
-        stdout.print(f"{g.grantee}\t{g.operation}\t{','.join(g.purposes) if g.purposes else '(any purpose)'}")
-        for g in made
-    ])
+    emit(as_json, {"grants": [g.to_dict() for g in made]}, lambda: print_table(
+        ["collection", "tenant", "operation", "purposes"],
+        [(g.collection_id, g.grantee, g.operation, ", ".join(g.purposes) if g.purposes else "any") for g in made],
+        empty="no grants",
+    ))
 
 
 @collection.command("unshare")
