@@ -17,7 +17,13 @@ Conventions for whoever writes docs (the harness reads them as written):
   ../shared/data: photo.jpg and probe.jpg (two photos of one person), alice.jpg,
   group.jpg (six people), faces.csv (a manifest: path,subject,external_image_id, with
   group photos in it) and lfw-sample.csv (the LFW manifest's rows, labels included, of
-  SAMPLE_PEOPLE, with absolute paths: a bias audit in seconds).
+  SAMPLE_PEOPLE, with absolute paths: a bias audit in seconds), footage.mp4 (a 10 s video
+  made from LFW photos by tests/video/scenes.py: people enter, move and leave).
+- Rekognition stand-ins: `http://facegate.example:8000` is the harness's server too, and
+  `"AKFG..."` / `aws_secret_access_key="..."` the AWS credentials of a key of `docs` bound
+  to photo_library; the same credentials are in the environment (AWS_ACCESS_KEY_ID, ...)
+  for the `aws` CLI. The collection `missing-persons` exists there, owned by `docs`, with
+  photo.jpg enrolled as person-17 (the Rekognition guide searches it).
 - One `facegate serve` runs for all files on a free loopback port. In examples, `fg_...`
   stands for a real API key of tenant `docs` (nonprofit, every purpose of the default
   policy, roles operator, auditor, admin), and `http://127.0.0.1:8000`,
@@ -31,8 +37,10 @@ Conventions for whoever writes docs (the harness reads them as written):
   the scripts it runs must exist. Skipped today (SKIPS_ALLOWED below; a new skip means
   editing it): the install commands (they build the virtualenv this test runs in), the
   full-LFW and benchmark runs (minutes to hours of CPU each; their figures are in
-  docs/benchmarks.md), and the gate-wiring excerpt of docs/governance.md (a slice of
-  gate.py, not a program). None needs a second machine today.
+  docs/benchmarks.md), the gate-wiring excerpt of docs/governance.md (a slice of
+  gate.py, not a program), the AWS protocol's own test run in docs/rekognition.md (this
+  suite runs those tests already) and the camera/RTSP line of docs/video.md (a device or a
+  second machine; the same live path runs on footage.mp4 in the block after it).
 """
 
 from __future__ import annotations
@@ -78,6 +86,8 @@ SAMPLE_PEOPLE = ("Tony_Blair", "Colin_Powell", "Serena_Williams", "Laura_Bush", 
                  "Jennifer_Capriati", "Gerhard_Schroeder", "Venus_Williams")
 DOCS_TENANT = ("docs", "nonprofit", "victim_identification,missing_person,identity_verification,"
                "account_deduplication,photo_verification,photo_library,research", "operator,auditor,admin")
+AWS_STAND_IN_URL = "http://facegate.example:8000"
+AWS_COLLECTION = "missing-persons"  # README makes its own missing-2026
 SERVER_LINE = re.compile(r"^\s*(\S*/)?facegate\s+serve\b")
 
 
@@ -154,8 +164,10 @@ def check_without_running(block: Block) -> None:
 # Skipped blocks by file: adding a skip means changing this inventory, on purpose.
 SKIPS_ALLOWED = {
     "README.md": 3,  # the two install commands, the full-LFW measurement runs
-    "docs/benchmarks.md": 10,  # every benchmark command (each minutes to hours of CPU)
+    "docs/benchmarks.md": 12,  # every benchmark command (each minutes to hours of CPU)
     "docs/governance.md": 1,  # the gate-wiring excerpt of gate.py
+    "docs/rekognition.md": 1,  # the AWS protocol's test suite (already part of this suite)
+    "docs/video.md": 1,  # a camera or RTSP stream
 }
 
 
@@ -170,15 +182,30 @@ def test_every_skip_says_why_and_skips_stay_few() -> None:
         check_without_running(block)
 
 
+@dataclass(frozen=True)
+class DocsWorld:
+    server: Server
+    aws: dict[str, str]  # access key id and secret of docs' purpose-bound key
+    footage: Path
+
+
 @pytest.fixture(scope="module")
-def docs_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Server]:
+def docs_world(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[DocsWorld]:
+    from tests.video.scenes import SCENE, SCENE_SECONDS, SCENE_SIZE, render
+
     home = tmp_path_factory.mktemp("docs-home")
+    footage = render(tmp_path_factory.mktemp("docs-video") / "footage.mp4", SCENE, SCENE_SECONDS, SCENE_SIZE)
     with running_server(home, model_cache, tenants=(DOCS_TENANT,),
                         settings={"FACEGATE_RATE_LIMIT_PER_MINUTE": "0"}) as server:
-        yield server
+        made = server.cli("key", "create", "docs", "--purpose", "photo_library", "--holder", "docs examples")
+        aws = {"id": str(made["aws_access_key_id"]), "secret": str(made["aws_secret_access_key"])}
+        with server.client(server.keys["docs"]) as fg:
+            fg.create_collection(AWS_COLLECTION)
+            fg.index_faces(AWS_COLLECTION, STAND_INS["photo.jpg"], subject="person-17", purpose="photo_library")
+        yield DocsWorld(server, aws, footage)
 
 
-def workdir(root: Path) -> Path:
+def workdir(root: Path, footage: Path) -> Path:
     """A directory laid out like the repository, beside a `shared` link to the real data."""
     (root / "shared").symlink_to(REPO.parent / "shared", target_is_directory=True)
     work = root / "repo"
@@ -188,6 +215,7 @@ def workdir(root: Path) -> Path:
             (work / name).symlink_to(REPO / name)
     for name, photo in STAND_INS.items():
         (work / name).symlink_to(photo)
+    (work / "footage.mp4").symlink_to(footage)
     with (work / "faces.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "subject", "external_image_id"])
@@ -204,17 +232,23 @@ def workdir(root: Path) -> Path:
     return work
 
 
-def substitute(text: str, server: Server) -> str:
-    text = text.replace("fg_...", server.keys["docs"])
+def substitute(text: str, world: DocsWorld) -> str:
+    server = world.server
+    text = text.replace("fg_...", server.keys["docs"]).replace(AWS_STAND_IN_URL, server.url)
+    text = text.replace('"AKFG..."', f'"{world.aws["id"]}"')
+    text = text.replace('aws_secret_access_key="..."', f'aws_secret_access_key="{world.aws["secret"]}"')
     for address in ("http://127.0.0.1:8000", "http://localhost:8000"):
         text = text.replace(address, server.url)
     return text.replace("localhost:8000", server.url.removeprefix("http://"))
 
 
-def run_block(block: Block, work: Path, server: Server) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
-    env.update(FACEGATE_HOME=str(server.home), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
-    text = substitute(block.text, server)
+def run_block(block: Block, work: Path, world: DocsWorld) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEGATE_", "AWS_"))}
+    env.update(FACEGATE_HOME=str(world.server.home), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+    env.update(AWS_ACCESS_KEY_ID=world.aws["id"], AWS_SECRET_ACCESS_KEY=world.aws["secret"],
+               AWS_DEFAULT_REGION="eu-west-1", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               AWS_EC2_METADATA_DISABLED="true")
+    text = substitute(block.text, world)
     if block.lang == "python":
         argv = [sys.executable, "-c", text]
     else:
@@ -233,13 +267,13 @@ def run_block(block: Block, work: Path, server: Server) -> None:
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[str(p.relative_to(REPO)) for p in DOCS])
-def test_examples_run(doc: Path, docs_server: Server, tmp_path: Path) -> None:
-    work = workdir(tmp_path)
+def test_examples_run(doc: Path, docs_world: DocsWorld, tmp_path: Path) -> None:
+    work = workdir(tmp_path, docs_world.footage)
     for block in blocks(doc):
         if block.skip:
             check_without_running(block)
         else:
-            run_block(block, work, docs_server)
+            run_block(block, work, docs_world)
 
 
 def test_thresholds_in_vision_md_are_the_shipped_calibration() -> None:
