@@ -110,28 +110,30 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def current_version(conn: Connection) -> int:
+def applied_versions(conn: Connection) -> set[int]:
     conn.execute(
         text(
             "CREATE TABLE IF NOT EXISTS schema_version "
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
     )
-    return int(conn.execute(text("SELECT COALESCE(MAX(version), 0) FROM schema_version")).scalar_one())
+    return set(conn.execute(text("SELECT version FROM schema_version")).scalars())
 
 
 def migrate(engine: Engine) -> int:
-    """Apply every pending step; returns the schema version now in force."""
-    version = 0
+    """Apply every step not yet recorded, in version order; returns the highest version.
+
+    Steps are compared one by one, not against the highest recorded version: step numbers
+    are reserved per line of work, so a catalog may hold step 8 before step 7 exists.
+    """
     for step in MIGRATIONS:
         with engine.begin() as conn:
-            version = current_version(conn)
-            if step.version <= version:
+            if step.version in applied_versions(conn):
                 continue
             step.apply(conn)
             conn.execute(
                 text("INSERT INTO schema_version VALUES (:v, :d, :t)"),
                 {"v": step.version, "d": step.description, "t": datetime.now(UTC).isoformat()},
             )
-            version = step.version
-    return version
+    with engine.begin() as conn:
+        return max(applied_versions(conn), default=0)
