@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -96,3 +96,21 @@ def recorded_audits(session: Session, model_id: str) -> tuple[BiasAuditSummary, 
         .order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc())
     )
     return tuple(_summary(r) for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBiasAudit:
+    """A recorded audit with its report, as the oversight console lists it."""
+
+    summary: BiasAuditSummary
+    model_id: str
+    template_id: str
+    report: dict[str, Any]
+
+
+def list_bias_audits(session: Session) -> list[RecordedBiasAudit]:
+    """Every recorded audit of every model, newest first."""
+    rows = session.scalars(
+        select(BiasAuditRow).order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc())
+    )
+    return [RecordedBiasAudit(_summary(r), r.model_id, r.template_id, dict(r.report)) for r in rows]

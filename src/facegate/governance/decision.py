@@ -19,7 +19,8 @@ Order of checks (the first that denies decides; see docs/governance.md):
 10. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
 11. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
 12. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
-Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose.
+Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose
+(role:any for the console's sign-in and sign-out, open to every role).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.operations import (
+    ANY_ROLE_OPERATIONS,
     MATCHING_OPERATIONS,
     PURPOSE_OPERATIONS,
     REQUIRED_ROLE,
@@ -107,6 +109,10 @@ def _audit_problem(
     return None
 
 
+# The console shows which recorded audit meets which purpose's requirement with the same test.
+bias_audit_problem = _audit_problem
+
+
 def _limits(purpose: Purpose, request: GateRequest, calibration: Calibration) -> tuple[float, float, int]:
     """The purpose's limits, tightened (never loosened) by what the caller asked for."""
     max_fmr = min(purpose.max_fmr, request.requested_max_fmr or math.inf)
@@ -133,7 +139,7 @@ def _check_tenant(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denia
         reason = f"sector {tenant.sector!r} is not in the policy"
         return _Denial(ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", reason)
     role = REQUIRED_ROLE[op]
-    if role not in tenant.roles:
+    if op not in ANY_ROLE_OPERATIONS and role not in tenant.roles:
         reason = f"operation {op.value!r} requires the {role.value!r} role"
         return _Denial(ErrorCode.ROLE_REQUIRED, f"role:{role.value}", reason)
     return None
@@ -221,6 +227,8 @@ def decide(
         if denial is not None:
             return Decision(False, denial.code, denial.rule, denial.reason, policy.version)
     op, purpose_id = request.operation, request.declared_purpose
+    if op in ANY_ROLE_OPERATIONS:
+        return Decision(True, None, "role:any", "allowed to every role", policy.version)
     if purpose_id is None or op not in PURPOSE_OPERATIONS:
         role = REQUIRED_ROLE[op]
         return Decision(

@@ -33,6 +33,8 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    CONSOLE_SIGN_IN = "console_sign_in"
+    CONSOLE_SIGN_OUT = "console_sign_out"
 
 
 class Mode(StrEnum):
@@ -65,6 +67,10 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
 }
+
+# Operations open to every role (each tenant holds at least one): signing in to the console
+# and out of it. What a signed-in tenant may then read or do is decided operation by operation.
+ANY_ROLE_OPERATIONS = frozenset({Operation.CONSOLE_SIGN_IN, Operation.CONSOLE_SIGN_OUT})
 
 # Names a policy file may use for several operations at once.
 OPERATION_GROUPS: dict[str, frozenset[Operation]] = {

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from facegate.engine import Facegate
 from facegate.errors import FacegateError
-from facegate.service import errors
+from facegate.service import console, errors
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (collections, faces, subjects, search, compare, audit, health):
         app.include_router(module.router)
+    console.install(app)
     return app
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store.db import Base
 
 
@@ -59,9 +60,13 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 
 # Step numbers are reserved per line of work so that parallel branches never collide:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
-# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
+# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video,
+# 9 oversight console.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(9, "console sessions", create_missing_tables),
+)
 
 
 def current_version(conn: Connection) -> int:

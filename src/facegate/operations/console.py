@@ -1,0 +1,175 @@
+"""What the oversight console reads and does, each step decided and recorded by the gate.
+
+Signing in checks the API key like the HTTP API does, then opens a session as the
+operation `console_sign_in` (open to every role); a key that fails is recorded as a
+refused sign-in. The pages read through the same operations as the CLI and the API
+(`facegate.operations.audit`, `.admin`); the reads only the console needs (a filtered
+trail, the decided reviews, pending purpose requests, recorded bias audits, the policy
+simulator) are here, each an audited operation of the role it concerns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller
+from facegate.governance import (
+    ApprovalInfo,
+    Decision,
+    Operation,
+    PolicyDenied,
+    Review,
+    Role,
+    append_entry,
+    authenticate,
+    list_reviews,
+    pending_approvals,
+    tenant_view,
+)
+from facegate.governance.audit_query import AuditFilter, find_entries, get_entry
+from facegate.governance.bias_audits import RecordedBiasAudit, list_bias_audits
+from facegate.governance.console_sessions import (
+    ConsoleSession,
+    NewConsoleSession,
+    close_session,
+    find_session,
+    open_session,
+)
+from facegate.governance.decision import bias_audit_problem
+from facegate.operations.admin import policy_check
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """Who is signed in: the session, and the tenant's sector and roles as they are now."""
+
+    session: ConsoleSession
+    sector: str
+    roles: frozenset[Role]
+
+    def caller(self, request_id: str) -> Caller:
+        return Caller(tenant=self.session.tenant, key_id=self.session.key_id, request_id=request_id)
+
+
+def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
+    """A session for the holder of `key`; a key that fails is recorded as a refused sign-in."""
+    try:
+        with engine.sessions.begin() as session:
+            view, key_id = authenticate(session, key.strip(), engine.now())
+    except FacegateError as exc:
+        engine.gate.refuse(Caller(request_id=request_id), Operation.CONSOLE_SIGN_IN, exc)
+        raise
+    caller = Caller(tenant=view.name, key_id=key_id, request_id=request_id)
+    lifetime = timedelta(minutes=engine.settings.console_session_minutes)
+    return engine.gate.run_recorded(caller, Operation.CONSOLE_SIGN_IN, lambda s, record: open_session(
+        s, tenant=view.name, key_id=key_id, lifetime=lifetime, record=record,
+    ))
+
+
+def signed_in(engine: Facegate, token: str) -> ConsoleUser:
+    """The user behind a session cookie's token, or UNAUTHENTICATED (checked like a bearer key,
+    on every request; not itself an operation)."""
+    with engine.sessions.begin() as session:
+        found = find_session(session, token, engine.now())
+        if found is None:
+            raise FacegateError(ErrorCode.UNAUTHENTICATED, "not signed in, or the session ended")
+        view = tenant_view(session, found.tenant)
+    return ConsoleUser(found, view.sector, view.roles)
+
+
+def sign_out(engine: Facegate, user: ConsoleUser, request_id: str) -> None:
+    """End the session. A denied sign-out (a tenant suspended meanwhile) is recorded by the
+    gate, and the session is ended all the same: leaving never needs permission."""
+    token_sha256 = user.session.token_sha256
+    try:
+        engine.gate.run_recorded(user.caller(request_id), Operation.CONSOLE_SIGN_OUT, lambda s, record: close_session(
+            s, token_sha256, now=record.time, record=record,
+        ))
+    except PolicyDenied:
+        with engine.sessions.begin() as session:
+            close_session(session, token_sha256, now=engine.now(), record=None)
+
+
+def _read(engine: Facegate, caller: Caller, operation: Operation, read: Any, **details: Any) -> Any:
+    """Run `read(session)` as an audited read of `operation`, recorded with `details`."""
+    def act(session, record):  # type: ignore[no-untyped-def]
+        value = read(session)
+        append_entry(session, record.with_details(**details))
+        return value
+
+    return engine.gate.run_recorded(caller, operation, act)
+
+
+def audit_trail(
+    engine: Facegate, caller: Caller, flt: AuditFilter, before_seq: int | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    return _read(engine, caller, Operation.AUDIT_READ, lambda s: find_entries(
+        s, flt, before_seq=before_seq, limit=limit,
+    ), action="audit_search", filters=flt.to_dict(), before_seq=before_seq)
+
+
+def audit_entry(engine: Facegate, caller: Caller, seq: int) -> dict[str, Any]:
+    return _read(engine, caller, Operation.AUDIT_READ, lambda s: get_entry(s, seq), action="audit_entry", seq=seq)
+
+
+def decided_reviews(engine: Facegate, caller: Caller, limit: int = 100) -> list[Review]:
+    """The caller's tenant's leads that a reviewer has decided, newest first."""
+    tenant = caller.tenant or "local"
+
+    def read(session):  # type: ignore[no-untyped-def]
+        leads = list_reviews(session, tenant=tenant, status=None, limit=10_000)
+        return sorted((r for r in leads if r.status != "pending"), key=lambda r: r.review_id, reverse=True)[:limit]
+
+    return _read(engine, caller, Operation.REVIEW, read, action="review_history")
+
+
+def purpose_requests(engine: Facegate, caller: Caller) -> list[ApprovalInfo]:
+    """Purpose approvals waiting for an administrator, oldest first."""
+    return _read(engine, caller, Operation.TENANT_ADMIN, pending_approvals, action="approval_list")
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementCheck:
+    """Whether one recorded audit meets one purpose's `require_bias_audit`, and why not."""
+
+    purpose: str
+    audit_id: int
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BiasAuditBoard:
+    audits: list[RecordedBiasAudit]
+    model_id: str
+    checks: list[RequirementCheck]  # every audit of the active model against every requirement
+    in_force: dict[str, str | None]  # purpose -> the gate's verdict now (None: satisfied)
+
+
+def bias_audits(engine: Facegate, caller: Caller) -> BiasAuditBoard:
+    """Recorded audits, and for each purpose that requires one, which audits would satisfy it
+    and what the gate decides now (the latest audit on the dataset decides), by the same test."""
+    audits = _read(engine, caller, Operation.AUDIT_READ, list_bias_audits, action="bias_audit_list")
+    active = [a.summary for a in audits if a.model_id == engine.model_id]
+    checks, in_force = [], {}
+    for name, purpose in engine.policy.rules.purposes.items():
+        need = purpose.require_bias_audit
+        if need is None:
+            continue
+        threshold = engine.calibration.threshold_at_fmr(purpose.max_fmr)
+        checks += [RequirementCheck(name, a.audit_id, bias_audit_problem(need, [a], threshold)) for a in active]
+        in_force[name] = bias_audit_problem(need, active, threshold)
+    return BiasAuditBoard(audits, engine.model_id, checks, in_force)
+
+
+def simulate(engine: Facegate, caller: Caller, asked: Caller, operation: Operation, at: datetime) -> Decision:
+    """The decision `asked` would get for `operation` at `at`: `facegate policy check`'s own
+    dry run (the same `decide`), offered to auditors and recorded as an audit read."""
+    who = replace(asked, request_id=caller.request_id)
+    question = {"tenant": who.tenant, "purpose": who.purpose, "case_reference": who.case_reference,
+                "operation": operation.value, "mode": who.mode, "at": at.isoformat()}
+    _read(engine, caller, Operation.AUDIT_READ, lambda s: None, action="policy_simulate", question=question)
+    return policy_check(engine, who, operation, at)
