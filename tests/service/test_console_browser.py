@@ -24,9 +24,10 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 from facegate.client import FacegateHTTPError
-from tests.service.browser import axe_source, axe_violations, chromium, screenshot
+from tests.service.browser import axe_source, axe_violations, chromium, navigates, screenshot
 from tests.service.server import EXAMPLE_POLICY, LFW, Server, lfw, running_server
 
 GALLERY = "victims-ads"
@@ -41,7 +42,8 @@ TENANTS = (
 
 
 def bias_manifest(out: Path) -> Path:
-    """LFW people with 3 or 4 photos, 6 per subject_gender label: a small, real audit set."""
+    """LFW people with 3 to 5 photos, 12 per subject_gender label: the smallest real audit set whose
+    groups are large enough to be compared (10 subjects and 30 mated pairs each)."""
     with (LFW / "manifest.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     counts: dict[str, int] = {}
@@ -50,7 +52,7 @@ def bias_manifest(out: Path) -> Path:
     chosen: dict[str, list[str]] = {"Male": [], "Female": []}
     for r in rows:
         group = chosen.get(r["subject_gender"])
-        if group is not None and counts[r["subject"]] in (3, 4) and r["subject"] not in group and len(group) < 6:
+        if group is not None and 3 <= counts[r["subject"]] <= 5 and r["subject"] not in group and len(group) < 12:
             group.append(r["subject"])
     people = {s: g for g, names in chosen.items() for s in names}
     with out.open("w", newline="") as handle:
@@ -112,7 +114,7 @@ def sign_in(driver: webdriver.Chrome, server: Server, tenant: str, path: str = "
     driver.get(f"{server.url}/console/login?next={path}")
     field = driver.find_element(By.NAME, "key")
     field.send_keys(server.keys[tenant])
-    field.send_keys(Keys.ENTER)  # the keyboard signs in
+    navigates(driver, lambda: field.send_keys(Keys.ENTER))  # the keyboard signs in
     assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == tenant.removesuffix("-reviewer")
 
 
@@ -151,7 +153,7 @@ def test_sign_in_and_sign_out(server: Server, browser: webdriver.Chrome, axe: st
     signed = audit_rows(server, "console_sign_in")
     assert len(signed) == before + 1 and signed[-1]["tenant"] == "board" and signed[-1]["decision"] == "allow"
     token = cookie["value"]
-    browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    navigates(browser, browser.find_element(By.CSS_SELECTOR, "form.signout button").click)
     assert "signed out" in browser.find_element(By.CSS_SELECTOR, "main").text
     assert browser.get_cookie("facegate_console") is None
     out = audit_rows(server, "console_sign_out")
@@ -164,7 +166,7 @@ def test_sign_in_and_sign_out(server: Server, browser: webdriver.Chrome, axe: st
 def test_wrong_key_is_refused_and_recorded(server: Server, browser: webdriver.Chrome) -> None:
     browser.delete_all_cookies()
     browser.get(f"{server.url}/console/login")
-    browser.find_element(By.NAME, "key").send_keys("fg_0123456789abcdef_not-the-secret" + Keys.ENTER)
+    navigates(browser, lambda: browser.find_element(By.NAME, "key").send_keys("fg_0123456789abcdef_not-the-secret" + Keys.ENTER))
     assert "UNAUTHENTICATED" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     assert browser.get_cookie("facegate_console") is None
     refused = audit_rows(server, "console_sign_in")[-1]
@@ -197,13 +199,13 @@ def test_audit_trail_filters_detail_and_chain(server: Server, browser: webdriver
     assert browser.find_element(By.ID, "chain-state").text.startswith("Verified: entries 1 to")
     assert "No signed checkpoint" in browser.find_element(By.ID, "checkpoint").text
     browser.find_element(By.ID, "f-tenant").send_keys("metro-police")
-    browser.find_element(By.CSS_SELECTOR, "#f-decision option[value=deny], #f-decision option:nth-child(3)").click()
-    browser.find_element(By.CSS_SELECTOR, "form.grid button").click()
+    Select(browser.find_element(By.ID, "f-decision")).select_by_visible_text("deny")
+    navigates(browser, browser.find_element(By.CSS_SELECTOR, "form.grid button").click)
     rows = browser.find_elements(By.CSS_SELECTOR, "#entries tbody tr")
     assert rows and all("metro-police" in r.text and "deny" in r.text for r in rows)
     assert any("moratorium:law-enforcement-2020" in r.text for r in rows)
     check_page(browser, axe, shots, "audit")
-    browser.find_element(By.CSS_SELECTOR, "#entries tbody tr a").click()
+    navigates(browser, browser.find_element(By.CSS_SELECTOR, "#entries tbody tr a").click)
     detail = browser.find_element(By.ID, "entry").text
     assert "metro-police" in detail and "entry_hash" in detail
     check_page(browser, axe, shots, "entry")
@@ -218,11 +220,11 @@ def test_review_decided_by_clicking(server: Server, browser: webdriver.Chrome, a
     assert re.search(r"\d+\.\d\d \d\.\de-\d\d", first.text)  # similarity and estimated FMR
     check_page(browser, axe, shots, "review")
     first.find_element(By.NAME, "note").send_keys("same person: ears and hairline agree")
-    first.find_element(By.CSS_SELECTOR, "button[value=confirm]").click()
+    navigates(browser, first.find_element(By.CSS_SELECTOR, "button[value=confirm]").click)
     decided = browser.find_element(By.ID, f"decided-{lead}").text
     assert "confirmed" in decided and "ears and hairline" in decided
     assert not browser.find_elements(By.ID, f"lead-{lead}")
-    entry = audit_rows(server, "review")[-1]
+    entry = next(e for e in reversed(audit_rows(server, "review")) if '"action":"review"' in str(e["details"]))
     details = json.loads(str(entry["details"]))
     assert details["review_id"] == lead and details["verdict"] == "confirmed" and entry["decision"] == "allow"
 
@@ -230,6 +232,7 @@ def test_review_decided_by_clicking(server: Server, browser: webdriver.Chrome, a
 def test_form_post_without_csrf_token_is_refused(server: Server, browser: webdriver.Chrome) -> None:
     sign_in(browser, server, "hope-ngo-reviewer", "/console/review")
     lead = browser.find_element(By.CSS_SELECTOR, "section.case tbody tr").get_attribute("id").removeprefix("lead-")
+    refusals = [e for e in audit_rows(server, "review") if e["code"] == "CSRF_INVALID"]
     with session_client(browser, server) as web:
         for form in ({"verdict": "reject"}, {"verdict": "reject", "csrf": "forged"}):
             refused = web.post(f"/console/review/{lead}", data=form)
@@ -237,7 +240,8 @@ def test_form_post_without_csrf_token_is_refused(server: Server, browser: webdri
         assert f'id="lead-{lead}"' in web.get("/console/review").text  # still pending
         login = httpx.post(f"{server.url}/console/login", data={"key": server.keys["board"]})
         assert login.status_code == 403 and "facegate_console=" not in login.headers.get("set-cookie", "")
-    assert audit_rows(server, "review")[-1]["code"] == "CSRF_INVALID"
+    recorded = [e for e in audit_rows(server, "review") if e["code"] == "CSRF_INVALID"]
+    assert len(recorded) == len(refusals) + 2 and recorded[-1]["tenant"] == "hope-ngo"
 
 
 def test_role_that_may_not_see_a_page_is_refused(server: Server, browser: webdriver.Chrome, axe: str,
@@ -264,7 +268,7 @@ def test_tenants_and_approvals(server: Server, browser: webdriver.Chrome, axe: s
     assert "photo desk archive" in row.text
     check_page(browser, axe, shots, "tenants")
     row.find_element(By.NAME, "note").send_keys("archive use only")
-    row.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+    navigates(browser, row.find_element(By.CSS_SELECTOR, "button[value=approve]").click)
     assert not browser.find_elements(By.ID, "request-newsroom-photo_library")
     described = server.cli("tenant", "describe", "newsroom")
     assert "photo_library" in described["purposes"]
@@ -287,9 +291,9 @@ def test_policy_page_and_simulator_agree_with_policy_check(server: Server, brows
             box = form.find_element(By.ID, field)
             box.clear()
             box.send_keys(value)
-        form.find_element(By.CSS_SELECTOR, f"#s-purpose option[value='{purpose}']").click()
-        form.find_element(By.CSS_SELECTOR, f"#s-operation option[value='{operation}']").click()
-        form.find_element(By.CSS_SELECTOR, "button").click()
+        Select(form.find_element(By.ID, "s-purpose")).select_by_visible_text(purpose)
+        Select(form.find_element(By.ID, "s-operation")).select_by_visible_text(operation)
+        navigates(browser, form.find_element(By.CSS_SELECTOR, "button").click)
         shown = json.loads(browser.find_element(By.ID, "decision-json").text)
         args = ["policy", "check", "--tenant", tenant, "--purpose", purpose, "--operation", operation, "--at", at]
         assert shown == server.cli(*args, *(["--case-reference", case] if case else []))
