@@ -16,7 +16,9 @@ import csv
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -38,6 +40,7 @@ TENANTS = (
     ("newsroom", "commercial", "", "operator"),
     ("board", "government", "", "auditor"),
     ("registry", "government", "", "admin"),
+    ("watch-ngo", "nonprofit", "", "reviewer"),  # a reviewer of another tenant
 )
 
 
@@ -78,9 +81,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
             with pytest.raises(FacegateHTTPError, match="MORATORIUM"):
                 police.search(GALLERY, lfw("Tony_Blair", 3), purpose="criminal_investigation", case_reference="PD-9")
         with running.client(running.keys["newsroom"]) as newsroom:
+            newsroom.create_collection("archive")
             with pytest.raises(FacegateHTTPError, match="PURPOSE_NOT_APPROVED"):
-                newsroom.create_collection("archive") and newsroom.search(
-                    "archive", lfw("Tony_Blair", 3), purpose="photo_library")
+                newsroom.search("archive", lfw("Tony_Blair", 3), purpose="photo_library")
         made = running.cli_all([
             ["key", "create", "hope-ngo"],
             ["approval", "request", "newsroom", "photo_library", "--note", "photo desk archive"],
@@ -133,7 +136,7 @@ def check_page(driver: webdriver.Chrome, axe: str, shots: Path, name: str) -> No
 
 def audit_rows(server: Server, operation: str) -> list[dict[str, object]]:
     with server.catalog() as db:
-        db.row_factory = __import__("sqlite3").Row
+        db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM audit_log WHERE operation = ? ORDER BY seq", (operation,)).fetchall()
     return [dict(r) for r in rows]
 
@@ -321,3 +324,51 @@ def test_overview_and_skip_link_by_keyboard(server: Server, browser: webdriver.C
     assert skip.text == "Skip to content"
     skip.send_keys(Keys.ENTER)
     assert browser.switch_to.active_element.get_attribute("id") == "main"
+
+
+def http_sign_in(server: Server, key: str, next_path: str = "/console/") -> tuple[httpx.Client, httpx.Response]:
+    """The sign-in form posted by a plain HTTP client (its CSRF cookie and field included)."""
+    web = httpx.Client(base_url=server.url, timeout=60)
+    form = web.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    return web, web.post("/console/login", data={"key": key, "csrf": csrf.group(1), "next": next_path})
+
+
+def test_attacks_on_the_console_fail(server: Server) -> None:
+    # Signing in never redirects off the console.
+    web, answer = http_sign_in(server, server.keys["board"], "https://evil.example/")
+    with closing(web):
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/"
+        page = web.get("/console/report")
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    # A reviewer of another tenant cannot decide this tenant's lead, even with a valid form.
+    with server.client(server.keys["hope-ngo"]) as ngo:
+        ngo.search(GALLERY, lfw("Tony_Blair", 4), purpose="victim_identification", case_reference=CASES[0])
+    reviews = server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]
+    lead = reviews[-1]["review_id"]
+    web, _ = http_sign_in(server, server.keys["watch-ngo"], "/console/review")
+    with closing(web):
+        queue = web.get("/console/review")
+        assert f'id="lead-{lead}"' not in queue.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', queue.text).group(1)
+        refused = web.post(f"/console/review/{lead}", data={"verdict": "reject", "csrf": csrf})
+        assert refused.status_code == 404 and "REVIEW_NOT_FOUND" in refused.text
+    assert lead in [r["review_id"] for r in server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]]
+    # A revoked key ends the sessions it opened.
+    spare = server.cli("key", "create", "board")
+    web, _ = http_sign_in(server, str(spare["key"]))
+    with closing(web):
+        assert web.get("/console/report").status_code == 200
+        server.cli("key", "revoke", str(spare["key_id"]))
+        assert web.get("/console/report").status_code == 303
+    # Oversized or malformed input is refused with a page, never a crash or a session.
+    web, answer = http_sign_in(server, "fg_" + "x" * 5000)
+    with closing(web):
+        assert answer.status_code == 422 and "facegate_console=" not in answer.headers.get("set-cookie", "")
+    web, answer = http_sign_in(server, server.keys["board"])
+    with closing(web):
+        assert web.get("/console/audit?operation=drop_table").status_code == 400
+        assert web.get("/console/audit/0").status_code == 422
+        assert web.get("/console/report?since=2026-02-30").status_code == 400

@@ -52,7 +52,10 @@ PAGES = (
 
 
 def _fmr(value: float | None) -> str:
-    return "" if value is None else f"{value:.1e}"
+    """Rates in scientific notation (1.0e-05), as the policy writes them; none measured is 0."""
+    if value is None:
+        return ""
+    return "0" if value == 0 else f"{value:.1e}"
 
 
 def _when(value: datetime | str | None) -> str:

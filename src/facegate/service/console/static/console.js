@@ -9,3 +9,10 @@ document.addEventListener("submit", (event) => {
   // Disable after the browser has read which button was pressed (name=verdict value=...).
   setTimeout(() => form.querySelectorAll("button").forEach((b) => { b.disabled = true; }), 0);
 });
+// Coming back to a page (history) makes its forms usable again.
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("form[data-sent]").forEach((form) => {
+    delete form.dataset.sent;
+    form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+  });
+});
