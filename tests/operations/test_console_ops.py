@@ -96,6 +96,8 @@ def test_wrong_keys_and_suspended_tenants_are_refused_and_recorded(engine: Faceg
     with pytest.raises(PolicyDenied) as suspended:
         console.sign_in(engine, secret, "r2")
     assert suspended.value.code is ErrorCode.TENANT_SUSPENDED
+    with pytest.raises(PolicyDenied):  # not even the policy page, while suspended
+        console.policy_in_force(engine, inside.caller("r2"))
     console.sign_out(engine, inside, "r3")  # leaving needs no permission: denied, recorded, ended
     with pytest.raises(FacegateError):
         console.signed_in(engine, token)
@@ -140,3 +142,10 @@ def test_the_simulator_is_policy_checks_dry_run_and_is_recorded(engine: Facegate
     assert recorded[-1][0] == "board" and '"action":"policy_simulate"' in recorded[-1][1]
     with pytest.raises(PolicyDenied):
         console.simulate(engine, Caller(tenant="desk"), asked, Operation.SEARCH_IMAGE, at)
+
+
+def test_every_role_reads_the_policy_and_the_read_is_recorded(engine: Facegate) -> None:
+    read = console.policy_in_force(engine, Caller(tenant="desk", request_id="d"))  # a reviewer only
+    assert read.version == engine.policy.version
+    assert rows(engine, "SELECT tenant, decision, rule FROM audit_log WHERE operation = 'policy_read'") == [
+        ("desk", "allow", "role:any")]

@@ -20,7 +20,7 @@ Order of checks (the first that denies decides; see docs/governance.md):
 11. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
 12. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
 Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose
-(role:any for the console's sign-in and sign-out, open to every role).
+(role:any for the console's sign-in and sign-out and reading the policy, open to every role).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ class Operation(StrEnum):
     BIAS_AUDIT = "bias_audit"
     CONSOLE_SIGN_IN = "console_sign_in"
     CONSOLE_SIGN_OUT = "console_sign_out"
+    POLICY_READ = "policy_read"
 
 
 class Mode(StrEnum):
@@ -69,8 +70,9 @@ REQUIRED_ROLE: dict[Operation, Role] = {
 }
 
 # Operations open to every role (each tenant holds at least one): signing in to the console
-# and out of it. What a signed-in tenant may then read or do is decided operation by operation.
-ANY_ROLE_OPERATIONS = frozenset({Operation.CONSOLE_SIGN_IN, Operation.CONSOLE_SIGN_OUT})
+# and out of it, and reading the policy that governs the tenant. What a signed-in tenant may
+# then read or do is decided operation by operation.
+ANY_ROLE_OPERATIONS = frozenset({Operation.CONSOLE_SIGN_IN, Operation.CONSOLE_SIGN_OUT, Operation.POLICY_READ})
 
 # Names a policy file may use for several operations at once.
 OPERATION_GROUPS: dict[str, frozenset[Operation]] = {

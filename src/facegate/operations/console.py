@@ -21,6 +21,7 @@ from facegate.governance import (
     ApprovalInfo,
     Decision,
     Operation,
+    Policy,
     PolicyDenied,
     Review,
     Role,
@@ -163,6 +164,13 @@ def bias_audits(engine: Facegate, caller: Caller) -> BiasAuditBoard:
         checks += [RequirementCheck(name, a.audit_id, bias_audit_problem(need, [a], threshold)) for a in active]
         in_force[name] = bias_audit_problem(need, active, threshold)
     return BiasAuditBoard(audits, engine.model_id, checks, in_force)
+
+
+def policy_in_force(engine: Facegate, caller: Caller) -> Policy:
+    """The policy that governs the caller, read as an audited operation (every role may)."""
+    policy = engine.policy
+    return _read(engine, caller, Operation.POLICY_READ, lambda s: policy, action="policy_read",
+                 read_version=policy.version)
 
 
 def simulate(engine: Facegate, caller: Caller, asked: Caller, operation: Operation, at: datetime) -> Decision:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
-from facegate.governance import Operation, Policy, parse_operation
+from facegate.governance import Operation, parse_operation
 from facegate.governance.policy import Moratorium
 from facegate.operations import console as ops
 from facegate.service.console.auth import PREFIX, ConsoleRoute, UserDep, check_csrf, engine_of
@@ -26,7 +26,7 @@ def moratorium_state(moratorium: Moratorium, now: datetime) -> str:
 
 def _policy_page(request: Request, user: UserDep, status: int = 200, **extra: Any) -> Response:
     engine = engine_of(request)
-    policy: Policy = engine.policy
+    policy = ops.policy_in_force(engine, user.caller(request.state.request_id))
     now = engine.now()
     thresholds = {name: engine.calibration.threshold_at_fmr(p.max_fmr) for name, p in policy.rules.purposes.items()}
     moratoria = [(m, moratorium_state(m, now)) for m in policy.rules.moratoria]

@@ -38,14 +38,14 @@ HEADERS = {
 class Page:
     path: str
     title: str
-    operation: Operation | None  # what reading it needs; None: every signed-in tenant
+    operation: Operation  # what reading it needs
 
 
 PAGES = (
     Page("/console/report", "Transparency report", Operation.AUDIT_READ),
     Page("/console/audit", "Audit trail", Operation.AUDIT_READ),
     Page("/console/review", "Review queue", Operation.REVIEW),
-    Page("/console/policy", "Policy", None),
+    Page("/console/policy", "Policy", Operation.POLICY_READ),
     Page("/console/tenants", "Tenants and approvals", Operation.TENANT_ADMIN),
     Page("/console/bias", "Bias audits", Operation.AUDIT_READ),
 )
@@ -75,7 +75,7 @@ def visible_pages(request: Request, user: ConsoleUser) -> list[Page]:
     """The pages whose operation the policy would allow this tenant now (a dry run, unrecorded)."""
     engine = request.app.state.engine
     caller, now = user.caller(request.state.request_id), engine.now()
-    return [p for p in PAGES if p.operation is None or policy_check(engine, caller, p.operation, now).allowed]
+    return [p for p in PAGES if policy_check(engine, caller, p.operation, now).allowed]
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
