@@ -38,7 +38,7 @@ TENANTS = (
     ("hope-ngo", "nonprofit", "victim_identification", "operator,reviewer"),
     ("metro-police", "law_enforcement", "criminal_investigation,victim_identification", "operator"),
     ("newsroom", "commercial", "", "operator"),
-    ("board", "government", "", "auditor"),
+    ("board", "government", "", "auditor,oversight"),  # reads the whole trail
     ("registry", "government", "", "admin"),
     ("watch-ngo", "nonprofit", "", "reviewer"),  # a reviewer of another tenant
 )

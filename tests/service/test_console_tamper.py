@@ -21,7 +21,7 @@ from tests.service.server import Server, running_server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("console-tamper")
-    tenants = (("board", "government", "", "auditor"), ("desk", "commercial", "photo_library", "operator"))
+    tenants = (("board", "government", "", "auditor,oversight"), ("desk", "commercial", "photo_library", "operator"))
     with running_server(home, model_cache, tenants=tenants) as running:
         yield running
 

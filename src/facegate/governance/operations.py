@@ -48,6 +48,7 @@ class Mode(StrEnum):
 class Role(StrEnum):
     OPERATOR = "operator"
     AUDITOR = "auditor"
+    OVERSIGHT = "oversight"
     REVIEWER = "reviewer"
     ADMIN = "admin"
 
