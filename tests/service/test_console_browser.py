@@ -195,6 +195,13 @@ def test_transparency_report(server: Server, browser: webdriver.Chrome, axe: str
         rows = list(csv.DictReader(web.get("/console/report.csv").text.splitlines()))
         police = next(r for r in rows if r["dimension"] == "sector" and r["key"] == "law_enforcement")
         assert int(police["denied"]) >= 1
+        period = web.get("/console/report.json", params={"since": "2020-06-01", "until": "2020-06-30"}).json()
+        assert period["since"].startswith("2020-06-01") and period["until"].startswith("2020-07-01")
+        assert period["total"]["requests"] == 0
+    # A period before anything happened: nothing counted, the moratorium that began in it listed.
+    browser.get(f"{server.url}/console/report?since=2020-06-01&until=2020-06-30")
+    assert browser.find_element(By.ID, "totals").text.split() == ["Requests", "0", "Allowed", "0", "Denied", "0"]
+    assert "law-enforcement-2020" in browser.find_element(By.TAG_NAME, "main").text
 
 
 def test_audit_trail_filters_detail_and_chain(server: Server, browser: webdriver.Chrome, axe: str, shots: Path) -> None:
