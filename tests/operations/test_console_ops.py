@@ -88,7 +88,8 @@ def test_wrong_keys_and_suspended_tenants_are_refused_and_recorded(engine: Faceg
         with pytest.raises(FacegateError) as refused:
             console.sign_in(engine, wrong, "r")
         assert refused.value.code is ErrorCode.UNAUTHENTICATED
-    assert rows(engine, "SELECT count(*) FROM audit_log WHERE operation = 'console_sign_in' AND code = 'UNAUTHENTICATED'") == [(3,)]
+    refused = "SELECT count(*) FROM audit_log WHERE operation = 'console_sign_in' AND code = 'UNAUTHENTICATED'"
+    assert rows(engine, refused) == [(3,)]
     secret, _ = key(engine, "board")
     token = console.sign_in(engine, secret, "r1").token
     inside = console.signed_in(engine, token)

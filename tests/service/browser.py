@@ -39,7 +39,9 @@ def _cache() -> Path:
 def axe_source() -> str:
     path = _cache() / "node_modules" / "axe-core" / "axe.min.js"
     if not path.is_file():
-        raise FileNotFoundError(f"axe-core not found at {path}: run scripts/test-deps.sh (the README's test command does)")
+        raise FileNotFoundError(
+            f"axe-core not found at {path}: run scripts/test-deps.sh (the README's test command does)"
+        )
     return path.read_text()
 
 

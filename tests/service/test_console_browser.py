@@ -61,7 +61,9 @@ def bias_manifest(out: Path) -> Path:
     with out.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "subject", "gender"])
-        writer.writerows([str(LFW / r["path"]), r["subject"], people[r["subject"]]] for r in rows if r["subject"] in people)
+        writer.writerows(
+            [str(LFW / r["path"]), r["subject"], people[r["subject"]]] for r in rows if r["subject"] in people
+        )
     return out
 
 
@@ -76,7 +78,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
                 ngo.index_faces(GALLERY, lfw(person, n), subject=person.lower(), purpose="victim_identification",
                                 case_reference=CASES[0])
             for case, (person, n) in zip(CASES, (("Tony_Blair", 3), ("Colin_Powell", 2)), strict=True):
-                assert ngo.search(GALLERY, lfw(person, n), purpose="victim_identification", case_reference=case)["matches"]
+                found = ngo.search(GALLERY, lfw(person, n), purpose="victim_identification", case_reference=case)
+                assert found["matches"]
         with running.client(running.keys["metro-police"]) as police:
             with pytest.raises(FacegateHTTPError, match="MORATORIUM"):
                 police.search(GALLERY, lfw("Tony_Blair", 3), purpose="criminal_investigation", case_reference="PD-9")
@@ -169,7 +172,8 @@ def test_sign_in_and_sign_out(server: Server, browser: webdriver.Chrome, axe: st
 def test_wrong_key_is_refused_and_recorded(server: Server, browser: webdriver.Chrome) -> None:
     browser.delete_all_cookies()
     browser.get(f"{server.url}/console/login")
-    navigates(browser, lambda: browser.find_element(By.NAME, "key").send_keys("fg_0123456789abcdef_not-the-secret" + Keys.ENTER))
+    wrong = "fg_0123456789abcdef_not-the-secret"
+    navigates(browser, lambda: browser.find_element(By.NAME, "key").send_keys(wrong + Keys.ENTER))
     assert "UNAUTHENTICATED" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     assert browser.get_cookie("facegate_console") is None
     refused = audit_rows(server, "console_sign_in")[-1]

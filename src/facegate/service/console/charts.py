@@ -35,7 +35,8 @@ def tally_bars(chart_id: str, title: str, tallies: Mapping[str, Tally]) -> Marku
         allowed = BAR * (tally.requests - tally.denied) / top
         denied = BAR * tally.denied / top
         parts += [
-            f'<text x="{LABEL - GAP}" y="{y + 17}" font-size="13" text-anchor="end" fill="#1a1a1a">{escape(key[:28])}</text>',
+            f'<text x="{LABEL - GAP}" y="{y + 17}" font-size="13" text-anchor="end" fill="#1a1a1a">'
+            f"{escape(key[:28])}</text>",
             f'<rect x="{LABEL}" y="{y + 4}" width="{allowed:.1f}" height="{ROW - 8}" fill="{ALLOWED}"/>',
             f'<rect x="{LABEL + allowed:.1f}" y="{y + 4}" width="{denied:.1f}" height="{ROW - 8}" fill="{DENIED}"/>',
             f'<text x="{LABEL + allowed + denied + GAP:.1f}" y="{y + 17}" font-size="12" fill="#1a1a1a">'

@@ -58,7 +58,9 @@ def simulate(
     try:
         when = datetime.fromisoformat(at) if at else engine.now()
     except ValueError:
-        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"at must be an ISO 8601 time, got {at!r}", field="at") from None
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT, f"at must be an ISO 8601 time, got {at!r}", field="at"
+        ) from None
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     asked = Caller(tenant=tenant or None, purpose=purpose or None, case_reference=case_reference or None, mode=mode)
     decision = ops.simulate(engine, user.caller(request.state.request_id), asked, parse_operation(operation), when)
