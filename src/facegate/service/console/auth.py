@@ -39,12 +39,22 @@ def engine_of(request: Request) -> Facegate:
     return engine
 
 
+def take_token(request: Request, bucket: str) -> None:
+    """The service's rate limit, here too: a page costs its key what an API call costs."""
+    limiter = request.app.state.limiter
+    wait = limiter.take(bucket)
+    if wait:
+        raise FacegateError(ErrorCode.RATE_LIMITED, f"over {limiter.per_minute} requests a minute: wait {wait} s",
+                            retry_after_seconds=wait)
+
+
 def current_user(request: Request) -> ConsoleUser:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise FacegateError(ErrorCode.UNAUTHENTICATED, "sign in first")
     user = signed_in(engine_of(request), token)
     request.state.console_user = user
+    take_token(request, user.session.key_id)
     return user
 
 

@@ -91,5 +91,8 @@ def error_page(request: Request, exc: FacegateError) -> HTMLResponse:
     status = status_of(exc.code)
     decision = getattr(exc, "decision", None)
     user = getattr(request.state, "console_user", None)
-    return page(request, "error.html", status, user=user, error=exc, http_status=status,
-                decision=None if decision is None else decision.to_dict())
+    response = page(request, "error.html", status, user=user, error=exc, http_status=status,
+                    decision=None if decision is None else decision.to_dict())
+    if "retry_after_seconds" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
+    return response

@@ -23,6 +23,7 @@ from facegate.service.console.auth import (
     safe_next,
     same_token,
     set_session_cookie,
+    take_token,
 )
 from facegate.service.console.render import page
 
@@ -51,7 +52,10 @@ def login(
     csrf: Annotated[str, Form(max_length=100)] = "",
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Sign in with an API key: a session cookie on success, the form again (401) otherwise."""
+    """Sign in with an API key: a session cookie on success, the form again (401) otherwise.
+    Attempts are rate-limited per client address, so keys cannot be tried in a flood."""
+    host = request.client.host if request.client else "unknown"
+    take_token(request, f"console-sign-in:{host}")
     if not same_token(request.cookies.get(LOGIN_COOKIE), csrf):
         exc = FacegateError(ErrorCode.CSRF_INVALID, "the sign-in form expired or was not ours: try again")
         engine_of(request).gate.refuse(Caller(request_id=request.state.request_id), Operation.CONSOLE_SIGN_IN, exc)
