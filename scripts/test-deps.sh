@@ -6,11 +6,15 @@
 #     kept in a cache directory outside the repository (FACEGATE_TEST_CACHE).
 set -euo pipefail
 cache="${FACEGATE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/facegate-tests}"
-if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v npm >/dev/null || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -f "$cache/node_modules/axe-core/axe.min.js" ]; then
     mkdir -p "$cache"
