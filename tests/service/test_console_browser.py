@@ -322,6 +322,10 @@ def test_bias_audits(server: Server, browser: webdriver.Chrome, axe: str, shots:
     assert "lfw" in audit.text and "requirement of missing_person" in audit.text
     assert "gender=Female" in audit.text and "gender=Male" in audit.text
     check_page(browser, axe, shots, "bias")
+    with session_client(browser, server) as web:
+        report = web.get(audit.find_element(By.PARTIAL_LINK_TEXT, "(JSON)").get_attribute("href"))
+        assert report.status_code == 200 and report.json()["group_by"] == ["gender"]
+        assert web.get("/console/bias/999.json").status_code == 404
 
 
 def test_overview_and_skip_link_by_keyboard(server: Server, browser: webdriver.Chrome, axe: str, shots: Path) -> None:
