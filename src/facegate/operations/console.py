@@ -10,6 +10,7 @@ simulator) are here, each an audited operation of the role it concerns.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,8 +123,12 @@ def decided_reviews(engine: Facegate, caller: Caller, limit: int = 100) -> list[
     tenant = caller.tenant or "local"
 
     def read(session):  # type: ignore[no-untyped-def]
-        leads = list_reviews(session, tenant=tenant, status=None, limit=10_000)
-        return sorted((r for r in leads if r.status != "pending"), key=lambda r: r.review_id, reverse=True)[:limit]
+        newest: deque[Review] = deque(maxlen=limit)
+        after = 0
+        while page := list_reviews(session, tenant=tenant, status=None, after_id=after, limit=1000):
+            newest.extend(r for r in page if r.status != "pending")
+            after = page[-1].review_id
+        return list(reversed(newest))
 
     return _read(engine, caller, Operation.REVIEW, read, action="review_history")
 
