@@ -56,7 +56,8 @@ def trail(
             "operation": operation, "decision": decision, "since": since, "until": until}
     return page(request, "audit.html", user=user, entries=entries, chain=chain, form=form, older=older,
                 operations=[o.value for o in Operation], purposes=sorted(engine.policy.rules.purposes),
-                # Signed checkpoints of the chain head (issue 12) fill this slot once recorded.
+                # The slot for the latest signed checkpoint (issue 12): its JSON document
+                # (seq, head, signed_at); whether the log extends it comes from `chain`.
                 checkpoint=None)
 
 
