@@ -28,7 +28,7 @@ def test_tenant_key_and_policy_check(settings: Settings) -> None:
                        "--purposes", "criminal_investigation,victim_identification")
     assert code == 0 and tenant["sector"] == "law_enforcement"
     code, key = run(settings, "key", "create", "metro-police")
-    assert code == 0 and set(key) == {"key_id", "key"} and key["key"].startswith("fg_")
+    assert code == 0 and {"key_id", "key", "holder"} <= set(key) and key["key"].startswith("fg_")
     code, denied = run(settings, "policy", "check", "--tenant", "metro-police", "--purpose",
                        "criminal_investigation", "--operation", "search", "--at", "2020-07-01T12:00:00Z")
     assert code == 0
@@ -51,6 +51,8 @@ def test_denied_search_is_audited_and_chain_verifies(settings: Settings, peers: 
     run(settings, "tenant", "create", "metro-police", "--sector", "law_enforcement",
         "--purposes", "criminal_investigation,victim_identification")
     run(settings, "collection", "create", "leads")
+    code, _ = run(settings, "collection", "share", "leads", "--with", "metro-police", "--operations", "search")
+    assert code == 0
     image = peers / "face_recognition" / "tests" / "test_images" / "obama.jpg"
     code, out = run(settings, "search", "leads", str(image), "--tenant", "metro-police",
                     "--purpose", "criminal_investigation", "--case-reference", "case-1")

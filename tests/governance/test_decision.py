@@ -15,7 +15,7 @@ from facegate.governance.decision import Decision, PolicyDenied, decide
 from facegate.governance.operations import Mode, Operation, Role, parse_operation
 from facegate.governance.policy import Policy
 from facegate.governance.policy_loading import parse_policy
-from facegate.governance.request import BiasAuditSummary, GateRequest, TenantView
+from facegate.governance.request import BiasAuditSummary, CollectionAccess, GateRequest, TenantView
 from facegate.governance.tenants import local_operator
 from tests.governance.gov_support import EXAMPLE_POLICY, TableCalibration, at, tenant
 
@@ -120,8 +120,12 @@ ROWS = [
 
 
 def _request(row: Row) -> GateRequest:
+    """The row's request; a collection it names belongs to the tenant asking (ownership is
+    tested in test_collection_access.py)."""
+    owned = CollectionAccess(row.who.name) if "collection_id" in row.extra else None
     return GateRequest(
-        tenant=row.who, operation=row.operation, purpose=row.purpose, case_reference=row.case, **row.extra
+        tenant=row.who, operation=row.operation, purpose=row.purpose, case_reference=row.case,
+        collection_access=owned, **row.extra,
     )
 
 

@@ -16,7 +16,7 @@ from facegate.governance.decision import decide
 from facegate.governance.operations import Operation, Role
 from facegate.governance.policy import Policy
 from facegate.governance.report import transparency_report
-from facegate.governance.request import GateRequest
+from facegate.governance.request import CollectionAccess, GateRequest
 from facegate.governance.review import decide_review, list_reviews, open_reviews
 from tests.governance.gov_support import TableCalibration, admin_record, at, tenant
 
@@ -38,6 +38,7 @@ def _gated(
         purpose=purpose,
         case_reference="CASE-1",
         collection_id="victims-2020",
+        collection_access=CollectionAccess(who.name),
         **kw,
     )  # type: ignore[arg-type]
     decision = decide(policy, request, at(when), CAL)

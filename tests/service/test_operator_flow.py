@@ -191,7 +191,7 @@ def test_auth_failures_are_401_and_recorded(server: Server, keys: dict[str, str]
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_the_audit_trail_is_for_auditors_and_verifies(server: Server, fg: FacegateClient, keys: dict[str, str]) -> None:
+def test_the_audit_trail_is_for_oversight_and_verifies(server: Server, fg: FacegateClient, keys: dict[str, str]) -> None:
     with pytest.raises(FacegateHTTPError) as exc:
         fg.verify_audit()
     assert (exc.value.status, exc.value.code) == (403, "ROLE_REQUIRED")

@@ -45,7 +45,8 @@ def tenant_group() -> None:
 @click.argument("name")
 @click.option("--sector", required=True, help="law_enforcement, government, commercial, nonprofit, research, ...")
 @click.option("--purposes", default="", help="Comma-separated purposes approved at once.")
-@click.option("--roles", default="operator", show_default=True, help="Comma-separated: operator,auditor,reviewer,admin")
+@click.option("--roles", default="operator", show_default=True,
+              help="Comma-separated: operator,reviewer,auditor,oversight,admin")
 @admin_option
 @engine_options
 @json_option
@@ -107,6 +108,23 @@ def tenant_activate(name: str, as_tenant: str | None, data_dir: Path | None, pol
     emit(as_json, info.to_dict(), lambda: stdout.print(f"activated {name}"))
 
 
+@tenant_group.command("roles")
+@click.argument("name")
+@click.option("--add", "add", multiple=True, help="Role to add (repeat or comma-separate).")
+@click.option("--remove", "remove", multiple=True, help="Role to remove (repeat or comma-separate).")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_roles(name: str, add: tuple[str, ...], remove: tuple[str, ...], as_tenant: str | None,
+                 data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Add or remove roles: operator, reviewer, auditor, oversight (local operator only), admin (audited)."""
+    engine = build_engine(data_dir, policy)
+    info = admin.tenant_roles(engine, admin_caller(as_tenant), name,
+                              [r for v in add for r in _csv(v)], [r for v in remove for r in _csv(v)])
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"{name}: {', '.join(r.value for r in info.roles)}"))
+
+
 @click.group("key")
 def key_group() -> None:
     """API keys: shown once, stored only as a hash."""
@@ -115,15 +133,16 @@ def key_group() -> None:
 @key_group.command("create")
 @click.argument("tenant")
 @click.option("--expires", default=None, help="ISO 8601 expiry time (default: never).")
+@click.option("--holder", default=None, help="The person or system the key belongs to (recorded with each request).")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
-def key_create(tenant: str, expires: str | None, as_tenant: str | None, data_dir: Path | None,
+def key_create(tenant: str, expires: str | None, holder: str | None, as_tenant: str | None, data_dir: Path | None,
                policy: Path | None, as_json: bool) -> None:
     """Create a key for TENANT; the key is printed once and cannot be shown again."""
     engine = build_engine(data_dir, policy)
-    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"))
+    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"), holder)
     emit(as_json, new.to_dict(), lambda: stdout.print(f"key id {new.key_id}\nkey    {new.key}\n(shown once: store it now)"))
 
 
@@ -282,29 +301,40 @@ def review_group() -> None:
 
 
 @review_group.command("list")
-@click.option("--tenant", default=None, help="Whose leads (default: the local operator's).")
+@click.option("--tenant", default=None, help="Whose leads: the tenant acting (default: the local operator).")
+@click.option("--status", type=click.Choice(["pending", "confirmed", "rejected", "all"]), default="pending",
+              show_default=True)
+@click.option("--case-reference", default=None, help="Only the leads of this case.")
+@click.option("--after-id", type=click.IntRange(0), default=0, help="Leads after this review id (paging).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @engine_options
 @json_option
 @handles_errors
-def review_list(tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+def review_list(tenant: str | None, status: str, case_reference: str | None, after_id: int, limit: int,
+                data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Leads of one tenant, oldest first (a tenant sees only its own)."""
     engine = build_engine(data_dir, policy)
-    found = admin.pending_reviews(engine, Caller(tenant=tenant), tenant)
-    emit(as_json, {"reviews": [r.to_dict() for r in found]},
-         lambda: [stdout.print(json.dumps(r.to_dict(), default=str)) for r in found])
+    found = admin.pending_reviews(engine, Caller(tenant=tenant), status=None if status == "all" else status,
+                                  case_reference=case_reference, after_id=after_id, limit=limit)
+    leads = [admin.lead_dict(engine, r) for r in found]
+    emit(as_json, {"reviews": leads, "next_after_id": found[-1].review_id if len(found) == limit else None},
+         lambda: [stdout.print(json.dumps(lead, default=str)) for lead in leads])
 
 
 def _verdict(verdict: str):  # type: ignore[no-untyped-def]
     @click.argument("review_id", type=int)
     @click.option("--note", default="")
     @click.option("--tenant", default=None, help="Reviewer tenant (default: the local operator).")
+    @click.option("--holder", default=None,
+                  help="The person reviewing (compared with the searcher's key holder where the purpose needs four eyes).")
     @engine_options
     @json_option
     @handles_errors
-    def command(review_id: int, note: str, tenant: str | None, data_dir: Path | None, policy: Path | None,
-                as_json: bool) -> None:
+    def command(review_id: int, note: str, tenant: str | None, holder: str | None, data_dir: Path | None,
+                policy: Path | None, as_json: bool) -> None:
         engine = build_engine(data_dir, policy)
-        done = admin.review(engine, Caller(tenant=tenant), review_id, verdict, note)
-        emit(as_json, done.to_dict(), lambda: stdout.print(f"review {review_id}: {verdict}ed"))
+        done = admin.review(engine, Caller(tenant=tenant, key_holder=holder), review_id, verdict, note)
+        emit(as_json, admin.lead_dict(engine, done), lambda: stdout.print(f"review {review_id}: {verdict}ed"))
 
     command.__doc__ = f"{verdict.capitalize()} a candidate (the verdict is audited)."
     return review_group.command(verdict)(command)

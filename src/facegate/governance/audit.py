@@ -33,8 +33,13 @@ HASHED_FIELDS: tuple[str, ...] = (
     "collection", "mode", "probe_sha256", "results", "max_fmr", "threshold", "max_results",
     "decision", "code", "rule", "policy_version", "request_id", "model_id", "details",
 )  # fmt: skip
+# Fields added after the first release: hashed only when set, so that entries written by
+# older code (which never had them) still verify unchanged.
+OPTIONAL_HASHED_FIELDS: tuple[str, ...] = ("key_holder",)
 _JSON_FIELDS = ("results", "details")
-_COLUMNS = [getattr(AuditLogRow, name) for name in (*HASHED_FIELDS, "prev_hash", "entry_hash")]
+_COLUMNS = [
+    getattr(AuditLogRow, name) for name in (*HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS, "prev_hash", "entry_hash")
+]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -54,7 +59,9 @@ def _json_or_raw(text: Any) -> Any:
 
 def entry_body(values: Mapping[Any, Any]) -> dict[str, Any]:
     """The hashed content of an entry, from its stored column values."""
-    return {k: (_json_or_raw(values[k]) if k in _JSON_FIELDS else values[k]) for k in HASHED_FIELDS}
+    body = {k: (_json_or_raw(values[k]) if k in _JSON_FIELDS else values[k]) for k in HASHED_FIELDS}
+    body.update({k: values[k] for k in OPTIONAL_HASHED_FIELDS if values.get(k) is not None})
+    return body
 
 
 def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
@@ -102,6 +109,7 @@ class AuditEntry:
     request_id: str | None = None
     model_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    key_holder: str | None = None  # the person or system the API key names
 
     @classmethod
     def of(
@@ -161,6 +169,7 @@ class AuditEntry:
             name: getattr(self, name) for name in HASHED_FIELDS if name not in ("seq", "time", *_JSON_FIELDS)
         }
         values["seq"] = seq
+        values["key_holder"] = self.key_holder
         values["time"] = self.time.astimezone(UTC).isoformat(timespec="microseconds")
         values["results"] = canonical_json([r.to_dict() for r in self.results]).decode()
         values["details"] = canonical_json(dict(self.details)).decode()
@@ -207,10 +216,12 @@ def append_entry(session: Session, entry: AuditEntry) -> Anchor:
 
 
 def stored_rows(
-    session: Session, *, after_seq: int | None = None, limit: int | None = None
+    session: Session, *, after_seq: int | None = None, limit: int | None = None, tenant: str | None = None
 ) -> Iterator[RowMapping]:
-    """Entries as stored (raw column values), in seq order, streamed."""
+    """Entries as stored (raw column values), in seq order, streamed; only `tenant`'s if given."""
     query = select(*_COLUMNS).order_by(AuditLogRow.seq)
+    if tenant is not None:
+        query = query.where(AuditLogRow.tenant == tenant)
     if after_seq is not None:
         query = query.where(AuditLogRow.seq > after_seq)
     if limit is not None:
@@ -227,11 +238,14 @@ def entry_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(AuditLogRow)).scalar_one())
 
 
-def read_entries(session: Session, *, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-    """One page of entries as JSON-ready dicts (for the HTTP API): those with seq > after_seq."""
+def read_entries(
+    session: Session, *, after_seq: int = 0, limit: int = 100, tenant: str | None = None
+) -> list[dict[str, Any]]:
+    """One page of entries as JSON-ready dicts (for the HTTP API): those with seq > after_seq
+    (of one tenant only, for its auditor)."""
     if limit < 1:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "limit must be at least 1", field="limit")
-    return [_exported(row) for row in stored_rows(session, after_seq=after_seq, limit=limit)]
+    return [_exported(row) for row in stored_rows(session, after_seq=after_seq, limit=limit, tenant=tenant)]
 
 
 def _exported(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -239,11 +253,13 @@ def _exported(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def export_jsonl(
-    session: Session, out: TextIO, *, since_seq: int | None = None, limit: int | None = None
+    session: Session, out: TextIO, *, since_seq: int | None = None, limit: int | None = None,
+    tenant: str | None = None,
 ) -> int:
-    """Write entries with seq > since_seq as JSON lines (hashable content plus hashes); returns the count."""
+    """Write entries with seq > since_seq (of `tenant` only, if given) as JSON lines
+    (hashable content plus hashes); returns the count."""
     written = 0
-    for row in stored_rows(session, after_seq=since_seq, limit=limit):
+    for row in stored_rows(session, after_seq=since_seq, limit=limit, tenant=tenant):
         out.write(json.dumps(_exported(row), ensure_ascii=False, sort_keys=True) + "\n")
         written += 1
     return written

@@ -16,11 +16,14 @@ Order of checks (the first that denies decides; see docs/governance.md):
     purpose not approved for the tenant       PURPOSE_NOT_APPROVED        default:deny
  8. live mode on a post-event purpose         LIVE_USE_FORBIDDEN          purpose:<id>
  9. case reference missing                    CASE_REFERENCE_REQUIRED     purpose:<id>
-10. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
-11. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
-12. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
+10. collection missing, or neither owned by   COLLECTION_NOT_FOUND        collection:not-found
+    the tenant nor granted for the operation (and purpose): the same answer either way
+11. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
+12. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
+13. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
 Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose
-(role:any for the console's sign-in and sign-out and reading the policy, open to every role).
+(role:oversight or role:auditor for reading the audit trail: the scope of what is read;
+role:any for the console's sign-in and sign-out and reading the policy, open to every role).
 """
 
 from __future__ import annotations
@@ -33,15 +36,27 @@ from typing import Any
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.operations import (
+    ALSO_ADMITTED,
     ANY_ROLE_OPERATIONS,
     MATCHING_OPERATIONS,
     PURPOSE_OPERATIONS,
     REQUIRED_ROLE,
     Mode,
     Operation,
+    Role,
 )
 from facegate.governance.policy import BiasAuditRequirement, Policy, PolicyRules, Purpose
-from facegate.governance.request import BiasAuditSummary, Calibration, GateRequest, TenantStatus
+from facegate.governance.request import (
+    LOCAL_OPERATOR,
+    BiasAuditSummary,
+    Calibration,
+    GateRequest,
+    TenantStatus,
+    TenantView,
+)
+from facegate.store.catalog import collection_not_found
+
+COLLECTION_NOT_FOUND_RULE = "collection:not-found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +154,33 @@ def _check_tenant(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denia
         reason = f"sector {tenant.sector!r} is not in the policy"
         return _Denial(ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", reason)
     role = REQUIRED_ROLE[op]
-    if op not in ANY_ROLE_OPERATIONS and role not in tenant.roles:
+    admitting = {role} | ALSO_ADMITTED.get(op, frozenset())
+    if op not in ANY_ROLE_OPERATIONS and not effective_roles(rules, tenant) & admitting:
         reason = f"operation {op.value!r} requires the {role.value!r} role"
         return _Denial(ErrorCode.ROLE_REQUIRED, f"role:{role.value}", reason)
     return None
+
+
+def effective_roles(rules: PolicyRules, tenant: TenantView) -> frozenset[Role]:
+    """The tenant's roles as the policy lets them count: oversight only in the sectors the
+    policy names for it (the local operator, the installation's own, always has it)."""
+    allowed = rules.oversight_sectors
+    if (
+        Role.OVERSIGHT in tenant.roles and tenant.name != LOCAL_OPERATOR
+        and allowed is not None and tenant.sector not in allowed
+    ):
+        return tenant.roles - {Role.OVERSIGHT}
+    return tenant.roles
+
+
+def _allowing_role(rules: PolicyRules, req: GateRequest) -> Role:
+    """The role an allowed operation without a purpose ran under; for reading the audit
+    trail it sets the scope (oversight: everything; auditor: the tenant's own entries)."""
+    if req.operation in ALSO_ADMITTED:
+        held = effective_roles(rules, req.tenant) & ALSO_ADMITTED[req.operation]
+        if held:
+            return min(held)
+    return REQUIRED_ROLE[req.operation]
 
 
 def _check_purpose_declared(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
@@ -191,8 +229,20 @@ def _check_purpose_terms(rules: PolicyRules, req: GateRequest, now: datetime) ->
     return None
 
 
+def _check_collection_access(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Step 10: a collection the tenant neither owns nor was granted the operation on is,
+    to it, a collection that does not exist: same code, rule and message as a missing one."""
+    if req.collection_id is None or req.operation is Operation.CREATE_COLLECTION:
+        return None
+    access = req.collection_access
+    if access is None or not access.permits(req.tenant.name, req.operation, req.declared_purpose):
+        reason = collection_not_found(req.collection_id).message  # the catalog's own words
+        return _Denial(ErrorCode.COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND_RULE, reason)
+    return None
+
+
 def _check_collection(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
-    """Steps 10-11: rules of the collection the operation touches (closed sectors, then consent)."""
+    """Steps 11-12: rules of the collection the operation touches (closed sectors, then consent)."""
     if req.collection_id is None:
         return None
     matching = [r for r in rules.collections if r.matches(req.collection_id)]
@@ -209,7 +259,10 @@ def _check_collection(rules: PolicyRules, req: GateRequest, now: datetime) -> _D
     return None
 
 
-CHECKS = (_check_tenant, _check_purpose_declared, _check_moratoria, _check_purpose_terms, _check_collection)
+CHECKS = (
+    _check_tenant, _check_purpose_declared, _check_moratoria, _check_purpose_terms, _check_collection_access,
+    _check_collection,
+)
 
 
 def decide(
@@ -230,7 +283,7 @@ def decide(
     if op in ANY_ROLE_OPERATIONS:
         return Decision(True, None, "role:any", "allowed to every role", policy.version)
     if purpose_id is None or op not in PURPOSE_OPERATIONS:
-        role = REQUIRED_ROLE[op]
+        role = _allowing_role(policy.rules, request)
         return Decision(
             True, None, f"role:{role.value}", f"allowed to the {role.value!r} role", policy.version
         )

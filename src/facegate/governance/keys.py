@@ -35,10 +35,12 @@ class NewKey:
 
     key_id: str
     key: str
+    tenant: str = ""
+    holder: str | None = None  # the person or system the key belongs to
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         """The shape of `facegate key create --json`."""
-        return {"key_id": self.key_id, "key": self.key}
+        return {"key_id": self.key_id, "key": self.key, "tenant": self.tenant, "holder": self.holder}
 
 
 def _secret_hash(secret: str) -> str:
@@ -46,9 +48,14 @@ def _secret_hash(secret: str) -> str:
 
 
 def create_key(
-    session: Session, *, tenant: str, expires_at: datetime | None = None, record: AuditEntry
+    session: Session, *, tenant: str, expires_at: datetime | None = None, holder: str | None = None,
+    record: AuditEntry,
 ) -> NewKey:
-    """A new key for `tenant`; the caller shows `key` once and facegate forgets it."""
+    """A new key for `tenant`, naming its `holder` (recorded with every request made with
+    it); the caller shows `key` once and facegate forgets it."""
+    holder = holder.strip() if holder else None
+    if holder is not None and len(holder) > 255:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "a key holder is at most 255 characters", field="holder")
     if session.get(TenantRow, tenant) is None:
         raise FacegateError(ErrorCode.TENANT_NOT_FOUND, f"no tenant named {tenant!r}", tenant=tenant)
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= record.time):
@@ -65,6 +72,7 @@ def create_key(
             secret_sha256=_secret_hash(secret),
             created_at=record.time,
             expires_at=expires_at,
+            holder=holder,
         )
     )
     session.flush()
@@ -75,9 +83,10 @@ def create_key(
             target_tenant=tenant,
             target_key_id=key_id,
             expires_at=expires_at.isoformat() if expires_at else None,
+            holder=holder,
         ),
     )
-    return NewKey(key_id=key_id, key=f"{KEY_PREFIX}{key_id}_{secret}")
+    return NewKey(key_id=key_id, key=f"{KEY_PREFIX}{key_id}_{secret}", tenant=tenant, holder=holder)
 
 
 def revoke_key(session: Session, key_id: str, *, record: AuditEntry) -> KeyInfo:
@@ -90,7 +99,7 @@ def revoke_key(session: Session, key_id: str, *, record: AuditEntry) -> KeyInfo:
     append_entry(
         session, record.with_details(action="key_revoke", target_tenant=row.tenant, target_key_id=key_id)
     )
-    return KeyInfo(row.key_id, row.created_at, row.expires_at, row.revoked_at)
+    return KeyInfo(row.key_id, row.created_at, row.expires_at, row.revoked_at, row.holder)
 
 
 def _unauthenticated(message: str) -> FacegateError:
@@ -119,3 +128,9 @@ def authenticate(session: Session, presented: str, now: datetime) -> tuple[Tenan
     if row.expires_at is not None and row.expires_at <= now:
         raise _unauthenticated(f"API key {key_id} expired")
     return tenant_view(session, row.tenant), key_id
+
+
+def key_holder(session: Session, key_id: str) -> str | None:
+    """Who a key names as its holder (None: a key made before keys named one, or without)."""
+    row = session.get(ApiKeyRow, key_id)
+    return None if row is None else row.holder

@@ -36,6 +36,7 @@ class Operation(StrEnum):
     CONSOLE_SIGN_IN = "console_sign_in"
     CONSOLE_SIGN_OUT = "console_sign_out"
     POLICY_READ = "policy_read"
+    SHARE = "share"
 
 
 class Mode(StrEnum):
@@ -62,6 +63,15 @@ MATCHING_OPERATIONS = SEARCH_OPERATIONS | {Operation.COMPARE}
 # Operations that process a face: a declared, approved purpose is required.
 PURPOSE_OPERATIONS = MATCHING_OPERATIONS | {Operation.INDEX, Operation.DETECT}
 
+# Operations on one existing collection: only its owner, or a tenant it granted the
+# operation to, may run them; to anyone else the collection does not exist.
+COLLECTION_OPERATIONS = SEARCH_OPERATIONS | {
+    Operation.INDEX, Operation.LIST, Operation.DELETE, Operation.ERASE, Operation.DELETE_COLLECTION, Operation.CREATE_SUBJECT, Operation.ASSOCIATE, Operation.SHARE,
+}
+
+# What an owner may share: deleting the collection and sharing it further stay the owner's.
+GRANTABLE_OPERATIONS = COLLECTION_OPERATIONS - {Operation.DELETE_COLLECTION, Operation.SHARE}
+
 REQUIRED_ROLE: dict[Operation, Role] = {
     **{op: Role.OPERATOR for op in Operation},
     Operation.AUDIT_READ: Role.AUDITOR,
@@ -74,6 +84,10 @@ REQUIRED_ROLE: dict[Operation, Role] = {
 # and out of it, and reading the policy that governs the tenant. What a signed-in tenant may
 # then read or do is decided operation by operation.
 ANY_ROLE_OPERATIONS = frozenset({Operation.CONSOLE_SIGN_IN, Operation.CONSOLE_SIGN_OUT, Operation.POLICY_READ})
+
+# Roles that also admit an operation: the oversight board reads the audit trail (the whole
+# installation's, where an auditor reads only its own tenant's entries).
+ALSO_ADMITTED: dict[Operation, frozenset[Role]] = {Operation.AUDIT_READ: frozenset({Role.OVERSIGHT})}
 
 # Names a policy file may use for several operations at once.
 OPERATION_GROUPS: dict[str, frozenset[Operation]] = {

@@ -70,6 +70,9 @@ class Purpose(_Rules):
     retention_days: int = Field(ge=0)
     sectors: list[Slug] | None = None  # sectors that may be approved for it; None = any
     require_bias_audit: BiasAuditRequirement | None = None
+    # A lead found for this purpose must be confirmed or rejected by another person than the
+    # one who searched (compared by the holders of their API keys): FOUR_EYES_REQUIRED.
+    four_eyes: bool = False
 
 
 class Moratorium(_Rules):
@@ -127,6 +130,9 @@ class PolicyRules(_Rules):
     purposes: dict[Slug, Purpose]
     moratoria: list[Moratorium] = []
     collections: list[CollectionRule] = []
+    # Sectors whose tenants may hold the oversight role (read the whole installation's audit
+    # trail and report); None: any sector. The local operator always has it.
+    oversight_sectors: list[Slug] | None = None
 
     @property
     def all_sectors(self) -> frozenset[str]:
@@ -148,6 +154,7 @@ class PolicyRules(_Rules):
             check(("local_operator", "purposes"), self.local_operator.purposes, purposes, "purpose")
         if self.local_operator.default_purpose is not None:
             check(("local_operator", "default_purpose"), [self.local_operator.default_purpose], purposes, "purpose")
+        check(("oversight_sectors",), self.oversight_sectors or [], sectors, "sector")
         for pid, purpose in self.purposes.items():
             check(("purposes", pid, "sectors"), purpose.sectors or [], sectors, "sector")
         groups: tuple[tuple[str, Sequence[Moratorium | CollectionRule]], ...] = (

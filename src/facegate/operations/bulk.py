@@ -101,6 +101,8 @@ def index_manifest(
 ) -> BulkReport:
     """Enrol every image of a manifest; a policy denial stops the run, bad rows do not."""
     rows, broken = read_manifest(manifest)
+    # Decided before any file is read: a collection the caller may not use costs no work.
+    engine.gate.admit(caller, Operation.INDEX, collection_id)
     report = BulkReport(unindexed=list(broken))
     done = _already(engine, collection_id, rows)
     report.skipped = len(done)
@@ -138,6 +140,8 @@ def _commit_one(
     except PolicyDenied:
         raise
     except FacegateError as exc:  # NO_FACE, and whatever else refused this one image
+        if exc.code is ErrorCode.COLLECTION_NOT_FOUND:
+            raise  # deleted, or its grant revoked, during the run: nothing more can go in
         report.unindexed.append({**where, "reason": exc.code.value, "message": exc.message})
         return
     for face in gated.value.indexed:

@@ -31,6 +31,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, authenticate
+from facegate.governance.keys import key_holder
 from facegate.service.errors import RequestRefused
 
 OPERATION_KEY = "x-facegate-operation"
@@ -43,6 +44,7 @@ class Tenant:
     name: str
     key_id: str
     request_id: str
+    key_holder: str | None = None  # the person or system the key names
 
     def caller(
         self, purpose: str | None = None, case_reference: str | None = None,
@@ -51,6 +53,7 @@ class Tenant:
         return Caller(
             tenant=self.name, key_id=self.key_id, purpose=purpose, case_reference=case_reference,
             consent_reference=consent_reference, mode=mode, request_id=self.request_id,
+            key_holder=self.key_holder,
         )
 
 
@@ -59,8 +62,8 @@ def gated(operation: Operation, **extra: Any) -> dict[str, Any]:
     return {OPERATION_KEY: operation.value, **extra}
 
 
-def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str]:
-    """(tenant, key id) of a bearer key, in a short transaction of its own."""
+def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str, str | None]:
+    """(tenant, key id, key holder) of a bearer key, in a short transaction of its own."""
     if not header:
         raise RequestRefused(ErrorCode.UNAUTHENTICATED, "missing Authorization: Bearer <key>")
     scheme, _, key = header.partition(" ")
@@ -69,9 +72,10 @@ def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str]
     try:
         with engine.sessions.begin() as session:
             view, key_id = authenticate(session, key.strip(), engine.now())
+            holder = key_holder(session, key_id)
     except FacegateError as exc:
         raise RequestRefused(exc.code, exc.message) from None
-    return view.name, key_id
+    return view.name, key_id, holder
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -118,10 +122,10 @@ class GatedRoute(APIRoute):
         async def admitted(request: Request) -> Response:
             request.state.operation = operation
             state = request.app.state
-            name, key_id = await run_in_threadpool(
+            name, key_id, holder = await run_in_threadpool(
                 authenticate_header, state.engine, request.headers.get("authorization")
             )
-            request.state.tenant = Tenant(name, key_id, request.state.request_id)
+            request.state.tenant = Tenant(name, key_id, request.state.request_id, holder)
             wait = state.limiter.take(key_id)
             if wait:
                 raise RequestRefused(

@@ -22,7 +22,7 @@ from facegate.errors import FacegateError
 from facegate.service import console, errors
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.ratelimit import RateLimiter
-from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
+from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
-    for module in (collections, faces, subjects, search, compare, audit, health):
+    for module in (collections, faces, subjects, search, compare, audit, reviews, health):
         app.include_router(module.router)
     console.install(app)
     return app

@@ -44,6 +44,7 @@ STATUS: dict[ErrorCode, int] = {
         E.PURPOSE_REQUIRED, E.PURPOSE_UNKNOWN, E.PURPOSE_NOT_APPROVED, E.MORATORIUM,
         E.CASE_REFERENCE_REQUIRED, E.CONSENT_REFERENCE_REQUIRED, E.LIVE_USE_FORBIDDEN, E.TENANT_SUSPENDED,
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED,
+        E.FOUR_EYES_REQUIRED,
     ), 403),
     E.CSRF_INVALID: 403,  # a console form posted without its session's token
     **dict.fromkeys((
@@ -99,7 +100,7 @@ def record_refusal(request: Request, exc: FacegateError) -> None:
     tenant = getattr(request.state, "tenant", None)
     caller = Caller(
         tenant=tenant.name if tenant else None, key_id=tenant.key_id if tenant else None,
-        request_id=request_id(request) or "",
+        request_id=request_id(request) or "", key_holder=tenant.key_holder if tenant else None,
     )
     collection = request.path_params.get("collection_id")
     request.app.state.engine.gate.refuse(caller, operation, exc, collection[:255] if collection else None)

@@ -53,6 +53,7 @@ class CollectionOut(BaseModel):
     template_id: str = Field(description="The template space (model + recipe) every face in it belongs to.")
     dimension: int
     created_at: str
+    owner: str = Field(description="The tenant the collection belongs to.")
 
 
 class CollectionStatsOut(CollectionOut):
@@ -218,6 +219,55 @@ class Detection(Gated):
 class AnchorOut(BaseModel):
     seq: int
     entry_hash: str
+
+
+class GrantOut(BaseModel):
+    collection_id: str
+    grantee: str
+    operation: str
+    purposes: list[str] | None = Field(description="Purposes the grant is limited to; null: any.")
+    granted_by: str
+    granted_at: str
+
+
+class GrantsOut(Gated):
+    grants: list[GrantOut] = Field(description="Every grant the tenant now holds on the collection.")
+
+
+class GrantsRevoked(Gated):
+    revoked: list[str] = Field(description="The operations taken back.")
+
+
+class ReviewOut(BaseModel):
+    """An investigative lead: a search result awaiting (or after) a reviewer's verdict."""
+
+    review_id: int
+    status: Literal["pending", "confirmed", "rejected"]
+    case_reference: str | None
+    face_id: str
+    subject: str | None
+    similarity: float
+    estimated_fmr: float | None
+    purpose: str | None
+    tenant: str
+    audit_seq: int
+    searcher_key_id: str | None
+    searcher_holder: str | None
+    created_at: str
+    reviewer: str | None
+    reviewer_holder: str | None
+    note: str
+    decided_at: str | None
+    notice: str
+
+
+class ReviewList(BaseModel):
+    reviews: list[ReviewOut]
+    next_after_id: int | None = Field(description="Pass as after_id for the next page; null at the end.")
+
+
+class ReviewDecided(ReviewOut):
+    pass
 
 
 class ChainVerified(BaseModel):

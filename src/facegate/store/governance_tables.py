@@ -67,6 +67,7 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    holder: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the person or system
 
 
 class PurposeApprovalRow(Base):
@@ -117,6 +118,8 @@ class AuditLogRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[str] = mapped_column(Text)
+    # Added after the first release: hashed only when set, so older entries still verify.
+    key_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
 
@@ -149,6 +152,13 @@ class ReviewRow(Base):
     reviewer: Mapped[str | None] = mapped_column(String(64), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Added with review as a workflow (null on leads opened by older code): what was searched
+    # and by whom, so a repeated search opens no second lead and four eyes can be checked.
+    probe_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    searcher_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    searcher_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reviewer_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reviewer_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class BiasAuditRow(Base):

@@ -63,8 +63,18 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video,
 # 9 oversight console.
 # Steps are applied in version order; a gap is harmless.
+def _tenant_boundaries(conn: Connection) -> None:
+    """Collections get an owner (existing ones: the local operator) and grants; keys name
+    a holder, audit entries record it; review items keep what was searched and by whom."""
+    create_missing_tables(conn)
+    for table in ("collections", "api_keys", "audit_log", "reviews"):
+        add_missing_columns(conn, table)
+    conn.execute(text("UPDATE collections SET owner = 'local' WHERE owner IS NULL"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
+    Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(9, "console sessions", create_missing_tables),
 )
 

@@ -1,4 +1,4 @@
-"""Catalog tables: collections, subjects and faces.
+"""Catalog tables: collections (with their owner and grants), subjects and faces.
 
 A face row is the source of truth for its template; `row_id` is its key in the vector
 index (AUTOINCREMENT so a deleted key is never reused and a stale index entry can never
@@ -35,6 +35,27 @@ class CollectionRow(Base):
     template_id: Mapped[str] = mapped_column(String(64))  # model id + template recipe
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The tenant that created it ("local": the CLI's local operator, and every collection
+    # made before collections had owners). Nullable only so the migration can add it.
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class CollectionGrantRow(Base):
+    """One operation on one collection that its owner opened to another tenant, optionally
+    only for named purposes (None: any purpose the grantee may otherwise declare)."""
+
+    __tablename__ = "collection_grants"
+    __table_args__ = (UniqueConstraint("collection_id", "grantee", "operation"),)
+
+    row_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.collection_id", ondelete="CASCADE"), index=True
+    )
+    grantee: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(32))
+    purposes: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SubjectRow(Base):

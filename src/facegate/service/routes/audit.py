@@ -1,7 +1,8 @@
 """The audit trail over HTTP: verify the chain, export it page by page, the transparency report.
 
-For tenants with the auditor role only (the gate answers others 403 ROLE_REQUIRED), and
-each read is itself recorded.
+Answered by role (the gate answers others 403 ROLE_REQUIRED): `oversight` reads the whole
+installation's trail and report, `auditor` only its own tenant's entries and report;
+`verify` checks the whole chain for both. Each read is itself recorded.
 """
 
 from __future__ import annotations
