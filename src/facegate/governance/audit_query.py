@@ -24,8 +24,9 @@ _JSON_COLUMNS = ("results", "details")
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
-    """Each field set narrows the trail; `key` matches a key id (or, where the log records
-    one, a key holder); times are UTC, since <= time < until."""
+    """Each field set narrows the trail; `key` matches a key id or a key holder (the
+    `key_holder` column: entries written before keys named holders match by id only);
+    times are UTC, since <= time < until."""
 
     tenant: str | None = None
     key: str | None = None
@@ -52,8 +53,7 @@ class AuditFilter:
             if getattr(self, name) is not None
         ]
         if self.key is not None:
-            holder = c.get("key_holder")
-            found.append(c.key_id == self.key if holder is None else or_(c.key_id == self.key, holder == self.key))
+            found.append(or_(c.key_id == self.key, c.key_holder == self.key))
         if self.since is not None:
             found.append(c.time >= _iso(self.since))
         if self.until is not None:
@@ -77,19 +77,27 @@ def _entry(row: Any) -> dict[str, Any]:
 
 
 def find_entries(
-    session: Session, flt: AuditFilter, *, before_seq: int | None = None, limit: int = 50
+    session: Session, flt: AuditFilter, *, before_seq: int | None = None, limit: int = 50,
+    tenant: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Entries matching `flt` with seq < before_seq, newest first, at most `limit`."""
+    """Entries matching `flt` with seq < before_seq, newest first, at most `limit`; only
+    `tenant`'s own entries when it is set (an auditor's scope), whatever `flt` asks."""
     if limit < 1:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "limit must be at least 1", field="limit")
     query = select(_TABLE).where(*flt.clauses())
+    if tenant is not None:
+        query = query.where(_TABLE.c.tenant == tenant)
     if before_seq is not None:
         query = query.where(_TABLE.c.seq < before_seq)
     return [_entry(r) for r in session.execute(query.order_by(_TABLE.c.seq.desc()).limit(limit))]
 
 
-def get_entry(session: Session, seq: int) -> dict[str, Any]:
-    row = session.execute(select(_TABLE).where(_TABLE.c.seq == seq)).first()
+def get_entry(session: Session, seq: int, tenant: str | None = None) -> dict[str, Any]:
+    """One entry; with `tenant` set, another tenant's entry is answered as a missing one."""
+    query = select(_TABLE).where(_TABLE.c.seq == seq)
+    if tenant is not None:
+        query = query.where(_TABLE.c.tenant == tenant)
+    row = session.execute(query).first()
     if row is None:
         raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {seq}", seq=seq)
     return _entry(row)

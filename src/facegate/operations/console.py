@@ -5,7 +5,9 @@ operation `console_sign_in` (open to every role); a key that fails is recorded a
 refused sign-in. The pages read through the same operations as the CLI and the API
 (`facegate.operations.audit`, `.admin`); the reads only the console needs (a filtered
 trail, the decided reviews, pending purpose requests, recorded bias audits, the policy
-simulator) are here, each an audited operation of the role it concerns.
+simulator) are here, each an audited operation of the role it concerns. Reads of the
+trail are scoped as `facegate.operations.audit` scopes them: oversight sees every
+tenant's entries and bias audits, an auditor only its own tenant's.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from facegate.governance import (
     tenant_view,
 )
 from facegate.governance.audit_query import AuditFilter, find_entries, get_entry
-from facegate.governance.bias_audits import RecordedBiasAudit, list_bias_audits
+from facegate.governance.bias_audits import (
+    RecordedBiasAudit,
+    list_bias_audits,
+    recorded_audits,
+)
 from facegate.governance.console_sessions import (
     ConsoleSession,
     NewConsoleSession,
@@ -42,7 +48,9 @@ from facegate.governance.console_sessions import (
     open_session,
 )
 from facegate.governance.decision import bias_audit_problem
+from facegate.governance.keys import key_holder
 from facegate.operations.admin import policy_check
+from facegate.operations.audit import scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +60,11 @@ class ConsoleUser:
     session: ConsoleSession
     sector: str
     roles: frozenset[Role]
+    key_holder: str | None = None  # who the session's key names: four eyes compares it
 
     def caller(self, request_id: str) -> Caller:
-        return Caller(tenant=self.session.tenant, key_id=self.session.key_id, request_id=request_id)
+        return Caller(tenant=self.session.tenant, key_id=self.session.key_id, request_id=request_id,
+                      key_holder=self.key_holder)
 
 
 def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
@@ -62,10 +72,11 @@ def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
     try:
         with engine.sessions.begin() as session:
             view, key_id = authenticate(session, key.strip(), engine.now())
+            holder = key_holder(session, key_id)
     except FacegateError as exc:
         engine.gate.refuse(Caller(request_id=request_id), Operation.CONSOLE_SIGN_IN, exc)
         raise
-    caller = Caller(tenant=view.name, key_id=key_id, request_id=request_id)
+    caller = Caller(tenant=view.name, key_id=key_id, request_id=request_id, key_holder=holder)
     lifetime = timedelta(minutes=engine.settings.console_session_minutes)
     return engine.gate.run_recorded(caller, Operation.CONSOLE_SIGN_IN, lambda s, record: open_session(
         s, tenant=view.name, key_id=key_id, lifetime=lifetime, record=record,
@@ -80,7 +91,8 @@ def signed_in(engine: Facegate, token: str) -> ConsoleUser:
         if found is None:
             raise FacegateError(ErrorCode.UNAUTHENTICATED, "not signed in, or the session ended")
         view = tenant_view(session, found.tenant)
-    return ConsoleUser(found, view.sector, view.roles)
+        holder = key_holder(session, found.key_id)
+    return ConsoleUser(found, view.sector, view.roles, holder)
 
 
 def sign_out(engine: Facegate, user: ConsoleUser, request_id: str) -> None:
@@ -106,16 +118,29 @@ def _read(engine: Facegate, caller: Caller, operation: Operation, read: Any, **d
     return engine.gate.run_recorded(caller, operation, act)
 
 
+def _read_trail(engine: Facegate, caller: Caller, read: Any, **details: Any) -> Any:
+    """Run `read(session, tenant)` as an audited read of the trail, `tenant` being whose
+    entries the admitted role may see (None: all); the scope is recorded with `details`."""
+    def act(session, record):  # type: ignore[no-untyped-def]
+        whose = scope(record)
+        value = read(session, whose)
+        append_entry(session, record.with_details(**details, scope=whose or "all"))
+        return value
+
+    return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+
+
 def audit_trail(
     engine: Facegate, caller: Caller, flt: AuditFilter, before_seq: int | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    return _read(engine, caller, Operation.AUDIT_READ, lambda s: find_entries(
-        s, flt, before_seq=before_seq, limit=limit,
+    return _read_trail(engine, caller, lambda s, whose: find_entries(
+        s, flt, before_seq=before_seq, limit=limit, tenant=whose,
     ), action="audit_search", filters=flt.to_dict(), before_seq=before_seq)
 
 
 def audit_entry(engine: Facegate, caller: Caller, seq: int) -> dict[str, Any]:
-    return _read(engine, caller, Operation.AUDIT_READ, lambda s: get_entry(s, seq), action="audit_entry", seq=seq)
+    """One entry; another tenant's, outside an auditor's scope, is answered as missing."""
+    return _read_trail(engine, caller, lambda s, whose: get_entry(s, seq, tenant=whose), action="audit_entry", seq=seq)
 
 
 def decided_reviews(engine: Facegate, caller: Caller, limit: int = 100) -> list[Review]:
@@ -157,8 +182,12 @@ class BiasAuditBoard:
 
 def bias_audits(engine: Facegate, caller: Caller) -> BiasAuditBoard:
     """Recorded audits, and for each purpose that requires one, which audits would satisfy it
-    and what the gate decides now (the latest audit on the dataset decides), by the same test."""
-    audits = _read(engine, caller, Operation.AUDIT_READ, list_bias_audits, action="bias_audit_list")
+    and what the gate decides now (the latest audit on the dataset decides), by the same test.
+    An auditor sees the audits its own tenant recorded; the verdict in force is the gate's,
+    from every recorded audit of the model, as `facegate policy check` would answer it."""
+    audits, every = _read_trail(engine, caller, lambda s, whose: (
+        list_bias_audits(s, recorded_by=whose), recorded_audits(s, engine.model_id),
+    ), action="bias_audit_list")
     active = [a.summary for a in audits if a.model_id == engine.model_id]
     checks, in_force = [], {}
     for name, purpose in engine.policy.rules.purposes.items():
@@ -167,7 +196,7 @@ def bias_audits(engine: Facegate, caller: Caller) -> BiasAuditBoard:
             continue
         threshold = engine.calibration.threshold_at_fmr(purpose.max_fmr)
         checks += [RequirementCheck(name, a.audit_id, bias_audit_problem(need, [a], threshold)) for a in active]
-        in_force[name] = bias_audit_problem(need, active, threshold)
+        in_force[name] = bias_audit_problem(need, every, threshold)
     return BiasAuditBoard(audits, engine.model_id, checks, in_force)
 
 
