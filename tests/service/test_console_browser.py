@@ -41,6 +41,7 @@ TENANTS = (
     ("board", "government", "", "auditor,oversight"),  # reads the whole trail
     ("registry", "government", "", "admin"),
     ("watch-ngo", "nonprofit", "", "reviewer"),  # a reviewer of another tenant
+    ("city-auditor", "government", "", "auditor"),  # reads its own entries only
 )
 
 
@@ -115,13 +116,15 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
 
 
-def sign_in(driver: webdriver.Chrome, server: Server, tenant: str, path: str = "/console/") -> None:
+def sign_in(driver: webdriver.Chrome, server: Server, tenant: str, path: str = "/console/",
+            shown: str | None = None) -> None:
+    """Sign in with the key stored under `tenant` (`shown`: the tenant the page names, if another)."""
     driver.delete_all_cookies()
     driver.get(f"{server.url}/console/login?next={path}")
     field = driver.find_element(By.NAME, "key")
     field.send_keys(server.keys[tenant])
     navigates(driver, lambda: field.send_keys(Keys.ENTER))  # the keyboard signs in
-    assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == tenant.removesuffix("-reviewer")
+    assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == (shown or tenant.removesuffix("-reviewer"))
 
 
 def session_client(driver: webdriver.Chrome, server: Server) -> httpx.Client:
@@ -387,3 +390,77 @@ def test_attacks_on_the_console_fail(server: Server) -> None:
         assert web.get("/console/audit?operation=drop_table").status_code == 400
         assert web.get("/console/audit/0").status_code == 422
         assert web.get("/console/report?since=2026-02-30").status_code == 400
+
+
+def test_an_auditor_sees_its_own_entries_and_an_operator_none(server: Server, browser: webdriver.Chrome) -> None:
+    police_deny = next(e for e in reversed(audit_rows(server, "search_image")) if e["tenant"] == "metro-police")
+    sign_in(browser, server, "city-auditor", "/console/audit")
+    tenants = {r.find_elements(By.TAG_NAME, "td")[2].text
+               for r in browser.find_elements(By.CSS_SELECTOR, "#entries tbody tr")}
+    assert tenants == {"city-auditor"}  # its sign-in at least; nobody else's entry
+    browser.get(f"{server.url}/console/audit?tenant=metro-police")
+    assert browser.find_element(By.CSS_SELECTOR, "#entries tbody").text == "No entry matches."
+    browser.get(f"{server.url}/console/audit/{police_deny['seq']}")  # another tenant's entry: missing
+    assert browser.find_element(By.TAG_NAME, "h1").text == "404: Not found"
+    assert "NOT_FOUND" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    browser.get(f"{server.url}/console/bias")  # the recorded audit is the local operator's
+    assert not browser.find_elements(By.CSS_SELECTOR, "article.audit")
+    assert "missing_person" in browser.find_element(By.ID, "requirements").text
+    with session_client(browser, server) as web:
+        own = web.get("/console/report.json").json()
+        assert set(own["by_sector"]) == {"government"} and "law_enforcement" not in json.dumps(own)
+        assert own["total"]["requests"] < server.cli("audit", "report")["total"]["requests"]
+    sign_in(browser, server, "board", "/console/audit?tenant=metro-police")  # oversight: every tenant's
+    assert any("moratorium:law-enforcement-2020" in r.text
+               for r in browser.find_elements(By.CSS_SELECTOR, "#entries tbody tr"))
+    with session_client(browser, server) as web:
+        assert "law_enforcement" in web.get("/console/report.json").json()["by_sector"]
+    recorded = [e for e in audit_rows(server, "audit_read") if e["tenant"] in ("city-auditor", "board")]
+    scopes = {(e["tenant"], e["rule"], json.loads(str(e["details"])).get("scope")) for e in recorded}
+    assert {("city-auditor", "role:auditor", "city-auditor"), ("board", "role:oversight", "all")} <= scopes
+    sign_in(browser, server, "newsroom")  # an operator reads nothing of the trail
+    for path in ("/console/audit", "/console/report", "/console/bias", f"/console/audit/{police_deny['seq']}"):
+        browser.get(f"{server.url}{path}")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "403: Not allowed", path
+        assert "ROLE_REQUIRED" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+
+
+def test_four_eyes_review_compares_key_holders(server: Server, browser: webdriver.Chrome) -> None:
+    made = server.cli_all([["key", "create", "hope-ngo", "--holder", h] for h in ("alice", "alice", "bob")])
+    server.keys.update({"alice-search": str(made[0]["key"]), "alice-review": str(made[1]["key"]),
+                        "bob": str(made[2]["key"])})
+    with server.client(server.keys["alice-search"]) as alice:
+        found = alice.search(GALLERY, lfw("Colin_Powell", 5), purpose="victim_identification", case_reference=CASES[1])
+        assert found["matches"]
+    leads = [r for r in server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]
+             if r["searcher_holder"] == "alice" and r["status"] == "pending"]
+    lead = leads[0]["review_id"]
+    # Alice again, with another key: the same person, so the four-eyes purpose refuses her.
+    sign_in(browser, server, "alice-review", "/console/review", shown="hope-ngo")
+    assert "of alice" in browser.find_element(By.CSS_SELECTOR, ".who").text
+    row = browser.find_element(By.ID, f"lead-{lead}")
+    navigates(browser, row.find_element(By.CSS_SELECTOR, "button[value=confirm]").click)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "403: Not allowed"
+    assert "FOUR_EYES_REQUIRED" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    browser.get(f"{server.url}/console/review")
+    assert browser.find_elements(By.ID, f"lead-{lead}")  # still pending
+    # Bob, a second person of the same tenant, decides it.
+    sign_in(browser, server, "bob", "/console/review", shown="hope-ngo")
+    row = browser.find_element(By.ID, f"lead-{lead}")
+    row.find_element(By.NAME, "note").send_keys("second reviewer: same person")
+    navigates(browser, row.find_element(By.CSS_SELECTOR, "button[value=confirm]").click)
+    assert "confirmed" in browser.find_element(By.ID, f"decided-{lead}").text
+    reviews = audit_rows(server, "review")
+    refused = [e for e in reviews if '"error":"FOUR_EYES_REQUIRED"' in str(e["details"])]
+    accepted = [e for e in reviews if f'"review_id":{lead}' in str(e["details"]) and '"verdict"' in str(e["details"])]
+    assert [(e["key_holder"], e["key_id"]) for e in refused] == [("alice", made[1]["key_id"])]
+    assert [(e["key_holder"], e["key_id"], e["decision"]) for e in accepted] == [("bob", made[2]["key_id"], "allow")]
+    decided = next(r for r in server.cli("review", "list", "--tenant", "hope-ngo", "--status", "all")["reviews"]
+                   if r["review_id"] == lead)
+    assert (decided["status"], decided["searcher_holder"], decided["reviewer_holder"]) == ("confirmed", "alice", "bob")
+    # The trail filtered by key holder: alice's refused review is there, bob's is not.
+    sign_in(browser, server, "board", "/console/audit?key=alice&operation=review")
+    shown = browser.find_elements(By.CSS_SELECTOR, "#entries tbody tr")
+    assert shown and all(r.find_elements(By.TAG_NAME, "td")[3].text == "alice" for r in shown)
+    seqs = {int(r.find_element(By.TAG_NAME, "a").text) for r in shown}
+    assert {e["seq"] for e in refused} <= seqs and not {e["seq"] for e in accepted} & seqs
