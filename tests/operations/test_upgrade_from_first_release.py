@@ -26,6 +26,7 @@ from facegate.gate import Caller
 from facegate.governance import authenticate
 from facegate.operations import admin, audit, collections, search
 from facegate.settings import Settings
+from facegate.store.migrations import MIGRATIONS
 from tests.conftest import LFW, REPO
 
 BEFORE = "87ff696"
@@ -112,7 +113,9 @@ def test_a_data_directory_of_the_previous_release_upgrades_in_place(tmp_path: Pa
     try:
         verified = audit.verify_chain(engine, Caller())  # opening the catalog migrates it
         assert verified.ok and verified.entries == len(entries_before)
-        assert _rows(home, "SELECT max(version) FROM schema_version") == [(2,)]
+        # every step since the first release ran, tenant boundaries (2) among them
+        assert _rows(home, "SELECT version FROM schema_version ORDER BY version") == [(m.version,) for m in MIGRATIONS]
+        assert (2,) in _rows(home, "SELECT version FROM schema_version")
         assert _rows(home, f"SELECT seq, entry_hash FROM audit_log WHERE seq <= {len(entries_before)} ORDER BY seq") \
             == entries_before
         assert _rows(home, "SELECT face_id, collection_id, template FROM faces ORDER BY face_id") == faces_before
