@@ -13,12 +13,15 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
+from importlib import resources
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.gate import Gatekeeper
 from facegate.governance import Policy, PolicyHolder
+from facegate.governance.checkpoints import load_signing_key
 from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store.db import open_engine, session_factory, sqlite_url
@@ -28,6 +31,8 @@ from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
 from facegate.vision.embed import MODEL_ID
+from facegate.vision.group_calibration import GroupCalibration, load_group_calibration
+from facegate.vision.score_normalization import Scorer, normalization_file_name, scorer_for
 from facegate.vision.types import Face
 
 
@@ -71,8 +76,26 @@ class Facegate:
         return f"{MODEL_ID}{'+flip' if self.config.flip else ''}"
 
     @cached_property
+    def scorer(self) -> Scorer:
+        """Raw or fair-normalized similarity (setting `score_normalization`); "auto" is fair
+        when the template space ships a normalization, raw otherwise."""
+        mode = self.settings.score_normalization
+        if mode == "auto":
+            shipped = resources.files("facegate.vision").joinpath(
+                "calibration", normalization_file_name(self.template_id)
+            )
+            mode = "fair" if shipped.is_file() else "raw"
+        return scorer_for(self.template_id, mode)
+
+    @cached_property
     def calibration(self) -> Calibration:
-        return load_calibration(self.template_id)
+        """The population calibration of the scores this engine reports (raw or normalized)."""
+        return load_calibration(self.scorer.score_id)
+
+    @cached_property
+    def group_calibration(self) -> GroupCalibration | None:
+        """Per-group curves of the same scores, if shipped (estimates and every-group thresholds)."""
+        return load_group_calibration(self.scorer.score_id)
 
     def load_models(self) -> None:
         """Load the models now, once, under the analysis lock (service warm-up and readiness)."""
@@ -117,7 +140,16 @@ class Facegate:
 
     @cached_property
     def gate(self) -> Gatekeeper:
-        return Gatekeeper(self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock)
+        return Gatekeeper(
+            self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
+            groups=lambda: self.group_calibration,
+        )
+
+    @cached_property
+    def signing_key(self) -> Ed25519PrivateKey | None:
+        """The audit signing key (FACEGATE_AUDIT_SIGNING_KEY), or None when none is configured."""
+        path = self.settings.audit_signing_key
+        return None if path is None else load_signing_key(path)
 
     def now(self) -> datetime:
         return self._clock()

@@ -50,6 +50,7 @@ from facegate.governance.operations import MATCHING_OPERATIONS, PURPOSE_OPERATIO
 from facegate.governance.request import Calibration, CollectionAccess
 from facegate.store.catalog import collection_not_found
 from facegate.store.grants import owner_and_grants
+from facegate.vision.group_calibration import GroupCalibration
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -108,10 +109,12 @@ class Gatekeeper:
         calibration: Callable[[], Calibration],
         model_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        groups: Callable[[], GroupCalibration | None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self._policy = policy
         self._calibration = calibration
+        self._groups = groups
         self._model_id = model_id
         self.clock = clock
 
@@ -150,7 +153,8 @@ class Gatekeeper:
         matching = request.operation in MATCHING_OPERATIONS
         audits = recorded_audits(session, self._model_id) if matching else ()
         calibration = self._calibration() if matching else _NO_THRESHOLDS
-        return decide(self._policy.current(), request, now, calibration, audits)
+        groups = self._groups() if matching else None
+        return decide(self._policy.current(), request, now, calibration, audits, groups)
 
     def _entry(self, request: GateRequest, decision: Decision, caller: Caller, probe: str | None) -> AuditEntry:
         entry = AuditEntry.of(

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     embedder_runtime: Literal["onnx", "dlib"] = "onnx"
     max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # fair score normalization (docs/fairness.md): "auto" = on when the template space ships it
+    score_normalization: Literal["auto", "fair", "raw"] = "auto"
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
     workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")
@@ -44,6 +46,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
     console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="console sign-in lifetime")
+    # audit integrity and retention
+    audit_signing_key: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM) that signs audit checkpoints; kept outside the catalog"
+    )
+    checkpoint_dir: Path | None = Field(default=None, description="where `serve` writes signed checkpoints")
+    checkpoint_interval_seconds: int = Field(default=3600, ge=0, description="serve: between checkpoints; 0 = off")
+    retention_interval_seconds: int = Field(default=86400, ge=0, description="serve: between retention runs; 0 = off")
 
     @field_validator("template_key")
     @classmethod

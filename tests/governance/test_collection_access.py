@@ -12,12 +12,13 @@ from facegate.governance.policy import Policy
 from facegate.governance.policy_loading import parse_policy
 from facegate.governance.request import CollectionAccess, GateRequest
 from facegate.governance.tenants import local_operator
-from tests.governance.gov_support import EXAMPLE_POLICY, TableCalibration, at, tenant
+from tests.governance.gov_support import EXAMPLE_POLICY, TableCalibration, at, table_groups, tenant
 
 NGO = tenant("polaris", "nonprofit", {"victim_identification", "missing_person"})
 POLICE = tenant("metro-police", "law_enforcement", {"victim_identification", "criminal_investigation"})
 WHEN = at("2026-07-01T10:00:00Z")
 CAL = TableCalibration()
+GROUPS = table_groups()  # the example policy promises its rates for every group
 GALLERY = "ngo-gallery"
 
 
@@ -28,7 +29,7 @@ def _search(who, access: CollectionAccess | None, op: Operation = Operation.SEAR
 
 
 def _key(policy: Policy, request: GateRequest) -> tuple[bool, ErrorCode | None, str, str]:
-    d = decide(policy, request, WHEN, CAL)
+    d = decide(policy, request, WHEN, CAL, groups=GROUPS)
     return d.allowed, d.code, d.rule, d.reason
 
 
@@ -47,7 +48,7 @@ def test_every_collection_operation_is_checked(op: Operation, example_policy: Po
     purpose = "victim_identification" if op in (Operation.INDEX, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT) else None
     other = tenant("other-ngo", "nonprofit", {"victim_identification"})
     request = _search(other, CollectionAccess("polaris"), op, purpose)
-    assert decide(example_policy, request, WHEN, CAL).code is ErrorCode.COLLECTION_NOT_FOUND
+    assert decide(example_policy, request, WHEN, CAL, groups=GROUPS).code is ErrorCode.COLLECTION_NOT_FOUND
 
 
 def test_a_grant_opens_exactly_its_operations_and_purposes(example_policy: Policy) -> None:
@@ -69,7 +70,7 @@ def test_the_policys_collection_rules_still_apply_on_top_of_a_grant(example_poli
     request = GateRequest(tenant=shop, operation=Operation.SEARCH_IMAGE, purpose="photo_library",
                           collection_id="victims-2020",
                           collection_access=CollectionAccess("polaris", (("search_image", None),)))
-    decision = decide(example_policy, request, WHEN, CAL)
+    decision = decide(example_policy, request, WHEN, CAL, groups=GROUPS)
     assert (decision.code, decision.rule) == (ErrorCode.COLLECTION_FORBIDDEN, "collection:victim-galleries")
 
 

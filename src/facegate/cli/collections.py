@@ -24,14 +24,17 @@ def collection() -> None:
 @collection.command("create")
 @click.argument("name")
 @click.option("--description", default="", help="What the collection holds and why.")
+@click.option("--retention-days", type=click.IntRange(min=1), default=None,
+              help="Erase faces this many days after enrolment (`facegate retention apply`).")
 @caller_options
 @engine_options
 @json_option
 @handles_errors
-def collection_create(name: str, description: str, data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None) -> None:
+def collection_create(name: str, description: str, retention_days: int | None, data_dir: Path | None,
+                      policy: Path | None, as_json: bool, **who: str | None) -> None:
     """Create an empty collection bound to the current model."""
     engine = build_engine(data_dir, policy)
-    info = collections.create_collection(engine, make_caller(**who), name, description).value
+    info = collections.create_collection(engine, make_caller(**who), name, description, retention_days).value
     emit(as_json, collections.info_dict(info), lambda: stdout.print(f"created collection {info.collection_id} ({info.template_id})"))
 
 

@@ -15,6 +15,7 @@ from facegate.cli.common import (
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import parse_operation
+from facegate.governance.checkpoints import read_checkpoint
 from facegate.operations import admin, audit
 
 
@@ -238,24 +239,44 @@ def policy_check(operation: str, at: str | None, collection: str | None, mode: s
     emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
 
 
+@policy_group.command("thresholds")
+@engine_options
+@json_option
+@handles_errors
+def policy_thresholds(data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Per purpose: population and every-group thresholds, and each group's FMR and FNMR there."""
+    from facegate.cli.thresholds import show_thresholds  # the table needs rich only here
+
+    show_thresholds(build_engine(data_dir, policy), as_json)
+
+
 @click.group("audit")
 def audit_group() -> None:
-    """The tamper-evident audit trail: verify, export, transparency report."""
+    """The tamper-evident audit trail: verify, export, transparency report, signed checkpoints, proofs."""
 
 
 @audit_group.command("verify")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(path_type=Path), default=None,
+              help="A signed checkpoint (JSON) that the log must extend.")
+@click.option("--public-key", default=None,
+              help="With --checkpoint: the public key (base64) it must be signed by, as pinned by its keeper.")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
-def audit_verify(as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
-    """Re-walk the hash chain; name the first broken entry and exit 1 if any."""
+def audit_verify(checkpoint_file: Path | None, public_key: str | None, as_tenant: str | None, data_dir: Path | None,
+                 policy: Path | None, as_json: bool) -> None:
+    """Re-walk the hash chain (and check it extends --checkpoint); name the first problem and exit 1 if any."""
     engine = build_engine(data_dir, policy)
-    result = audit.verify_chain(engine, admin_caller(as_tenant))
+    document = None if checkpoint_file is None else read_checkpoint(checkpoint_file)
+    result = audit.verify_chain(engine, admin_caller(as_tenant), document, public_key)
     payload = result.to_dict()
+    redactions = payload["redactions"]["count"]
     emit(as_json, payload, lambda: stdout.print(
-        f"audit chain OK: {result.entries} entries" if result.ok
-        else f"audit chain BROKEN at entry {result.first_bad_entry}: {payload.get('problem')}"
+        f"audit chain OK: {result.entries} entries, {redactions} redacted"
+        + (f"; extends the checkpoint at entry {document.get('seq')}" if document is not None else "")
+        if result.ok
+        else f"audit chain BROKEN ({result.kind}) at entry {result.first_bad_entry}: {payload.get('problem')}"
     ))
     if not result.ok:
         sys.exit(1)

@@ -37,6 +37,8 @@ class Operation(StrEnum):
     CONSOLE_SIGN_OUT = "console_sign_out"
     POLICY_READ = "policy_read"
     SHARE = "share"
+    RETENTION = "retention"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
 
 
 class Mode(StrEnum):
@@ -78,6 +80,8 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.BIAS_AUDIT: Role.AUDITOR,
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
+    Operation.RETENTION: Role.ADMIN,
+    Operation.AUDIT_CHECKPOINT: Role.ADMIN,
 }
 
 # Operations open to every role (each tenant holds at least one): signing in to the console

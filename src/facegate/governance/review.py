@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.governance.audit import AuditEntry, append_entry
+from facegate.governance.audit import AuditEntry, MatchRef, append_entry
 from facegate.store.governance_tables import AuditLogRow, ReviewRow
 
 VERDICTS = {"confirm": "confirmed", "reject": "rejected", "confirmed": "confirmed", "rejected": "rejected"}
@@ -174,9 +174,11 @@ def decide_review(
     row.reviewer_key_id, row.reviewer_holder = record.key_id, record.key_holder
     row.note, row.decided_at = note, record.time
     session.flush()
-    entry = replace(record, purpose=row.purpose, case_reference=row.case_reference).with_details(
-        action="review", review_id=review_id, verdict=row.status, lead_audit_seq=row.audit_seq,
-        face_id=row.face_id, subject=row.subject, similarity=row.similarity, note=note,
+    # The lead goes in `results`, the entry's redactable part, so the purpose's retention
+    # removes it from this entry as from the search's (details are never redacted).
+    lead = MatchRef(row.face_id, row.subject, row.similarity)
+    entry = replace(record, purpose=row.purpose, case_reference=row.case_reference, results=(lead,)).with_details(
+        action="review", review_id=review_id, verdict=row.status, lead_audit_seq=row.audit_seq, note=note,
         searcher_holder=row.searcher_holder,
     )  # fmt: skip
     append_entry(session, entry)

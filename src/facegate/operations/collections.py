@@ -29,14 +29,16 @@ def tenant_name(caller: Caller) -> str:
 
 
 def create_collection(
-    engine: Facegate, caller: Caller, collection_id: str, description: str = ""
+    engine: Facegate, caller: Caller, collection_id: str, description: str = "", retention_days: int | None = None
 ) -> Gated[CollectionInfo]:
-    """A new, empty collection bound to this engine's template space."""
+    """A new, empty collection bound to this engine's template space (`retention_days`:
+    faces older than that are erased by `facegate retention apply`)."""
     return engine.gate.run(
         caller, Operation.CREATE_COLLECTION, collection_id=collection_id,
         commit=lambda session, _d, _p: Outcome(catalog.create_collection(
             session, collection_id=collection_id, description=description, model_id=engine.model_id,
             template_id=engine.template_id, dimension=DIMENSION, now=engine.now(), owner=tenant_name(caller),
+            retention_days=retention_days,
         ), details={"owner": tenant_name(caller)}),
     )
 
@@ -141,4 +143,5 @@ def info_dict(info: CollectionInfo) -> dict[str, object]:
         "dimension": info.dimension,
         "created_at": info.created_at.isoformat(),
         "owner": info.owner,
+        "retention_days": info.retention_days,
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Outcome
+from facegate.operations.scoring import stored_offsets
 from facegate.governance import Operation
 from facegate.store import faces as store_faces
 from facegate.store import subjects as store_subjects
@@ -115,7 +116,7 @@ def index_analysed(
         stored = store_faces.add_faces(
             session, collection_id=collection_id, faces=keep, image_sha256=image_sha256,
             external_image_id=external_image_id, subject_id=subject, template_id=engine.template_id,
-            codec=engine.codec, now=engine.now(),
+            codec=engine.codec, now=engine.now(), score_offsets=stored_offsets(engine, keep),
         )
         details: dict[str, object] = {"indexed": [f.face_id for f in stored], "unindexed": [u.reason for u in dropped]}
         if subject is not None:

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from facegate.engine import Facegate
 from facegate.errors import FacegateError
 from facegate.service import console, errors
+from facegate.service.housekeeping import Housekeeping, signing_status
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects
@@ -52,9 +53,15 @@ def create_app(settings: Settings) -> FastAPI:
         engine.db  # noqa: B018 - open and migrate the catalog before the first request
         app.state.engine = engine
         threading.Thread(target=_warm_up, args=(engine,), name="facegate-warm-up", daemon=True).start()
+        signing = signing_status(engine)
+        if signing != "ok":
+            log.warning("audit checkpoint signing %s", signing)
+        housekeeping = Housekeeping(engine)
+        housekeeping.start()
         try:
             yield
         finally:
+            housekeeping.stop()
             engine.close()
 
     app = FastAPI(title="facegate", version=version("facegate"), description=DESCRIPTION, lifespan=lifespan)

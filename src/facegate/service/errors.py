@@ -33,7 +33,7 @@ E = ErrorCode
 STATUS: dict[ErrorCode, int] = {
     **dict.fromkeys((
         E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST,
-        E.FILE_NOT_FOUND,
+        E.FILE_NOT_FOUND, E.CHECKPOINT_INVALID,
         # A policy file is the server's: `facegate serve` refuses a broken one at start and a
         # hot reload keeps the old one, so no request meets this code (docs/errors.md: 400).
         E.POLICY_INVALID,
@@ -44,12 +44,12 @@ STATUS: dict[ErrorCode, int] = {
         E.PURPOSE_REQUIRED, E.PURPOSE_UNKNOWN, E.PURPOSE_NOT_APPROVED, E.MORATORIUM,
         E.CASE_REFERENCE_REQUIRED, E.CONSENT_REFERENCE_REQUIRED, E.LIVE_USE_FORBIDDEN, E.TENANT_SUSPENDED,
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED,
-        E.FOUR_EYES_REQUIRED,
+        E.FMR_NOT_CERTIFIABLE, E.FOUR_EYES_REQUIRED,
     ), 403),
     E.CSRF_INVALID: 403,  # a console form posted without its session's token
     **dict.fromkeys((
         E.COLLECTION_NOT_FOUND, E.FACE_NOT_FOUND, E.SUBJECT_NOT_FOUND, E.TENANT_NOT_FOUND,
-        E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND,
+        E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND, E.CHECKPOINT_NOT_FOUND,
     ), 404),
     E.METHOD_NOT_ALLOWED: 405,
     **dict.fromkeys((E.COLLECTION_EXISTS, E.SUBJECT_EXISTS, E.TENANT_EXISTS, E.MODEL_MISMATCH), 409),
@@ -60,6 +60,8 @@ STATUS: dict[ErrorCode, int] = {
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
     **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500),
+    # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
+    **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),
 }
 
 # Statuses of HTTP errors raised by the framework itself (no route, wrong method, ...).

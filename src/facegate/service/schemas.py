@@ -79,6 +79,9 @@ class CreateCollectionRequest(Strict):
 
     collection_id: str = Field(pattern=COLLECTION_ID, max_length=128)
     description: str = Field(default="", max_length=1000)
+    retention_days: int | None = Field(
+        default=None, ge=1, le=36500, description="Erase faces this many days after enrolment."
+    )
 
 
 class IndexFacesParams(Purposeful):

@@ -45,6 +45,7 @@ class CollectionInfo:
     dimension: int
     created_at: datetime
     owner: str = "local"  # the tenant that created it
+    retention_days: int | None = None  # faces older than this are erased by retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ def _info(row: CollectionRow) -> CollectionInfo:
         row.dimension,
         as_utc(row.created_at),
         row.owner or "local",
+        row.retention_days,
     )
 
 
@@ -152,10 +154,13 @@ def create_collection(
     now: datetime,
     description: str = "",
     owner: str = "local",
+    retention_days: int | None = None,
 ) -> CollectionInfo:
     validate_name(collection_id, "collection_id")
     if dimension < 1:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "dimension must be positive")
+    if retention_days is not None and retention_days < 1:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "retention_days must be at least 1", field="retention_days")
     if session.get(CollectionRow, collection_id) is not None:
         raise FacegateError(
             ErrorCode.COLLECTION_EXISTS,
@@ -170,6 +175,7 @@ def create_collection(
         dimension=dimension,
         created_at=as_utc(now),
         owner=owner,
+        retention_days=retention_days,
     )
     session.add(row)
     session.flush()

@@ -88,10 +88,12 @@ class PurposeApprovalRow(Base):
 
 
 class AuditLogRow(Base):
-    """One hash-chained audit entry. Never updated or deleted by facegate.
+    """One hash-chained audit entry. Never deleted by facegate; only retention updates it,
+    redacting `probe_sha256`, `results` and `salt` of a format-2 entry (see governance/audit.py).
 
     `results` and `details` hold canonical JSON text, `time` ISO-8601 UTC text: the
-    verifier re-hashes exactly what is stored.
+    verifier re-hashes exactly what is stored. `format` is NULL for entries written before
+    format 2.
     """
 
     __tablename__ = "audit_log"
@@ -120,6 +122,10 @@ class AuditLogRow(Base):
     details: Mapped[str] = mapped_column(Text)
     # Added after the first release: hashed only when set, so older entries still verify.
     key_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    format: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    redactable_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    salt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    redacted_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
 
@@ -132,6 +138,18 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
     seq: Mapped[int] = mapped_column(Integer)
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the audit log (kept here so the next one names it, and also
+    written outside the catalog, where the copies that matter live)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    checkpoint_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, index=True)
+    checkpoint_hash: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)  # the checkpoint as JSON, signature included
 
 
 class ReviewRow(Base):

@@ -72,9 +72,25 @@ def _tenant_boundaries(conn: Connection) -> None:
     conn.execute(text("UPDATE collections SET owner = 'local' WHERE owner IS NULL"))
 
 
+def _audit_integrity(conn: Connection) -> None:
+    """Entry format 2 (redactable digest), signed checkpoints, collection retention."""
+    create_missing_tables(conn)
+    add_missing_columns(conn, "audit_log")
+    add_missing_columns(conn, "collections")
+
+
+def _score_offsets(conn: Connection) -> None:
+    """Step 6: the per-face fair score normalization offset (nullable). Faces enrolled
+    before have none; search computes theirs from the template (no backfill needed here,
+    which could not decrypt keyed templates anyway)."""
+    add_missing_columns(conn, "faces")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
+    Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
+    Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
     Migration(9, "console sessions", create_missing_tables),
 )
 

@@ -35,6 +35,7 @@ class CollectionRow(Base):
     template_id: Mapped[str] = mapped_column(String(64))  # model id + template recipe
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # faces older are erased
     # The tenant that created it ("local": the CLI's local operator, and every collection
     # made before collections had owners). Nullable only so the migration can add it.
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -98,6 +99,9 @@ class FaceRow(Base):
     quality: Mapped[dict] = mapped_column(JSON)
     template: Mapped[bytes] = mapped_column(LargeBinary)  # float32 bytes, encrypted if keyed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Fair score normalization: this template's cluster offset (similarity points), stored at
+    # enrolment; NULL for faces enrolled before it (or with it off): computed when searched.
+    score_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class FaceChangeRow(Base):

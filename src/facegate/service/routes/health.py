@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from facegate.errors import FacegateError
 from facegate.service.deps import EngineDep
+from facegate.service.housekeeping import signing_status
 from facegate.service.responses import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -41,5 +42,6 @@ def readyz(engine: EngineDep) -> Any:
     except FacegateError as exc:
         checks["models"] = f"{exc.code.value}: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    # Informative, not a readiness check: a service without a signing key still serves.
+    body = {"status": "ready" if ready else "unavailable", "checks": checks, "audit_signing": signing_status(engine)}
     return body if ready else JSONResponse(body, status_code=503)
