@@ -168,11 +168,16 @@ def test_an_auditor_reads_only_its_own_tenants_trail_and_bias_audits(settings: S
     engine = Facegate(settings.model_copy(update={"policy": EXAMPLE_POLICY}), clock=lambda: START)
     for name, sector, purposes, roles in (("board", "government", [], ["auditor", "oversight"]),
                                           ("city", "government", [], ["auditor"]),
-                                          ("desk", "commercial", ["photo_library"], ["reviewer"])):
+                                          ("desk", "commercial", ["photo_library"], ["reviewer"]),
+                                          ("ngo", "nonprofit", ["missing_person"], ["operator"])):
         admin.new_tenant(engine, Caller(), name, sector, purposes, roles)
     board, city, desk = (Caller(tenant=t, request_id=t[0]) for t in ("board", "city", "desk"))
     console.policy_in_force(engine, desk)
     console.policy_in_force(engine, city)
+    asked = Caller(tenant="ngo", purpose="missing_person", case_reference="MP-1")
+    unaudited = admin.policy_check(engine, asked, Operation.SEARCH_IMAGE, START)
+    assert unaudited.code is ErrorCode.AUDIT_REQUIRED
+    assert console.bias_audits(engine, board).in_force["missing_person"] == unaudited.reason
     local_audit, city_audit = _record_bias_audit(engine, Caller(), "lfw"), _record_bias_audit(engine, city, "mine")
     seen = console.audit_trail(engine, city, AuditFilter())
     assert seen and {e["tenant"] for e in seen} == {"city"}
@@ -194,6 +199,7 @@ def test_an_auditor_reads_only_its_own_tenants_trail_and_bias_audits(settings: S
     # The verdict in force is the gate's, from every recorded audit: the latest on "lfw" is
     # the local operator's, which the auditor of "city" does not see listed.
     assert mine.in_force == every.in_force and mine.in_force["missing_person"] is None
+    assert admin.policy_check(engine, asked, Operation.SEARCH_IMAGE, START).allowed  # the gate agrees
     scopes = rows(engine, "SELECT tenant, rule, json_extract(details, '$.scope') FROM audit_log "
                           "WHERE operation = 'audit_read' AND tenant IN ('board', 'city') "
                           "AND json_extract(details, '$.error') IS NULL")

@@ -47,7 +47,7 @@ from facegate.governance.console_sessions import (
     find_session,
     open_session,
 )
-from facegate.governance.decision import bias_audit_problem
+from facegate.governance.decision import Promise, bias_audit_problem, purpose_promise
 from facegate.governance.keys import key_holder
 from facegate.operations.admin import policy_check
 from facegate.operations.audit import scope
@@ -190,11 +190,17 @@ def bias_audits(engine: Facegate, caller: Caller) -> BiasAuditBoard:
     ), action="bias_audit_list")
     active = [a.summary for a in audits if a.model_id == engine.model_id]
     checks, in_force = [], {}
-    for name, purpose in engine.policy.rules.purposes.items():
+    rules = engine.policy.rules
+    for name, purpose in rules.purposes.items():
         need = purpose.require_bias_audit
         if need is None:
             continue
-        threshold = engine.calibration.threshold_at_fmr(purpose.max_fmr)
+        # The threshold the gate would use: the purpose's promise (population or every group).
+        promise = purpose_promise(rules, name, purpose.max_fmr, engine.calibration, engine.group_calibration)
+        if not isinstance(promise, Promise):
+            in_force[name] = promise.reason  # refused before any audit is consulted
+            continue
+        threshold = promise.threshold
         checks += [RequirementCheck(name, a.audit_id, bias_audit_problem(need, [a], threshold)) for a in active]
         in_force[name] = bias_audit_problem(need, every, threshold)
     return BiasAuditBoard(audits, engine.model_id, checks, in_force)
