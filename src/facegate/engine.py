@@ -26,6 +26,7 @@ from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store.db import open_engine, session_factory, sqlite_url
 from facegate.store.migrations import migrate
+from facegate.store.sealing import SecretBox, load_or_create_kek
 from facegate.store.vector_store import VectorStore
 from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
@@ -124,6 +125,13 @@ class Facegate:
     @cached_property
     def codec(self) -> TemplateCodec:
         return TemplateCodec(self.settings.template_key_bytes)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        """Seals the secrets the server must read back (AWS secret keys), under a key file
+        beside the catalog, never inside it."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        return SecretBox(load_or_create_kek(self.settings.home))
 
     @cached_property
     def vectors(self) -> VectorStore:

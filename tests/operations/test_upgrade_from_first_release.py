@@ -113,7 +113,8 @@ def test_a_data_directory_of_the_previous_release_upgrades_in_place(tmp_path: Pa
     try:
         verified = audit.verify_chain(engine, Caller())  # opening the catalog migrates it
         assert verified.ok and verified.entries == len(entries_before)
-        assert _rows(home, "SELECT max(version) FROM schema_version") == [(MIGRATIONS[-1].version,)]
+        # every step in force: tenant boundaries (2), and whatever later lines added (7: AWS credentials)
+        assert _rows(home, "SELECT version FROM schema_version ORDER BY version") == [(m.version,) for m in MIGRATIONS]
         assert _rows(home, f"SELECT seq, entry_hash FROM audit_log WHERE seq <= {len(entries_before)} ORDER BY seq") \
             == entries_before
         assert _rows(home, "SELECT face_id, collection_id, template FROM faces ORDER BY face_id") == faces_before
@@ -123,6 +124,7 @@ def test_a_data_directory_of_the_previous_release_upgrades_in_place(tmp_path: Pa
         assert _rows(home, "SELECT review_id, face_id, status FROM reviews ORDER BY review_id") == leads_before
         assert _rows(home, "SELECT collection_id, owner FROM collections") == [("old-gallery", "local")]
         assert _rows(home, "SELECT key_holder FROM audit_log WHERE key_holder IS NOT NULL") == []
+        assert _rows(home, "SELECT holder, purpose, aws_access_key_id FROM api_keys") == [(None, None, None)]
         # the old key still opens; existing collections are the local operator's
         with engine.sessions() as session:
             view, _ = authenticate(session, old["key"], engine.now())
@@ -134,6 +136,7 @@ def test_a_data_directory_of_the_previous_release_upgrades_in_place(tmp_path: Pa
         assert len(admin.pending_reviews(engine, Caller(), status=None)) == len(leads_before)
         # new entries (with a key holder) chain onto the old ones, and the whole still verifies
         new = admin.new_key(engine, Caller(), "ngo-old", holder="Olga")
+        assert new.holder == "Olga" and new.aws_access_key_id is not None  # a new key gets AWS credentials
         collections.share(engine, Caller(key_holder="the operator"), "old-gallery", "ngo-old", ["list"])
         assert collections.list_collections(engine, Caller(tenant="ngo-old", key_id=new.key_id,
                                                             key_holder="Olga")).value

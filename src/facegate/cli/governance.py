@@ -135,16 +135,25 @@ def key_group() -> None:
 @click.argument("tenant")
 @click.option("--expires", default=None, help="ISO 8601 expiry time (default: never).")
 @click.option("--holder", default=None, help="The person or system the key belongs to (recorded with each request).")
+@click.option("--purpose", default=None, help="Bind the key to this purpose: every request made with it declares it.")
+@click.option("--case-reference", "case_reference", default=None,
+              help="Bind the key to this case too (with --purpose): a credential for one investigation.")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
-def key_create(tenant: str, expires: str | None, holder: str | None, as_tenant: str | None, data_dir: Path | None,
-               policy: Path | None, as_json: bool) -> None:
-    """Create a key for TENANT; the key is printed once and cannot be shown again."""
+def key_create(tenant: str, expires: str | None, holder: str | None, purpose: str | None,
+               case_reference: str | None, as_tenant: str | None, data_dir: Path | None, policy: Path | None,
+               as_json: bool) -> None:
+    """Create a key for TENANT (with AWS credentials); it is printed once and cannot be shown again."""
     engine = build_engine(data_dir, policy)
-    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"), holder)
-    emit(as_json, new.to_dict(), lambda: stdout.print(f"key id {new.key_id}\nkey    {new.key}\n(shown once: store it now)"))
+    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"), holder,
+                        purpose=purpose, case_reference=case_reference)
+    emit(as_json, new.to_dict(), lambda: stdout.print(
+        f"key id                {new.key_id}\nkey                   {new.key}\n"
+        f"aws_access_key_id     {new.aws_access_key_id}\naws_secret_access_key {new.aws_secret_access_key}\n"
+        "(shown once: store it now)"
+    ))
 
 
 @key_group.command("revoke")

@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import (
     AuditEntry,
@@ -68,10 +69,15 @@ def set_tenant_status(engine: Facegate, caller: Caller, name: str, status: str) 
 
 
 def new_key(
-    engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None, holder: str | None = None
+    engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None, holder: str | None = None,
+    purpose: str | None = None, case_reference: str | None = None,
 ) -> NewKey:
+    """A key (with AWS credentials) naming its holder, optionally bound to a purpose the policy defines."""
+    if purpose is not None and purpose not in engine.policy.rules.purposes:
+        raise FacegateError(ErrorCode.PURPOSE_UNKNOWN, f"purpose {purpose!r} is not defined by the policy")
     return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: create_key(
-        s, tenant=tenant_name, expires_at=expires_at, holder=holder, record=record
+        s, tenant=tenant_name, expires_at=expires_at, holder=holder, record=record, purpose=purpose,
+        case_reference=case_reference, sealer=engine.secret_box,
     ))
 
 

@@ -22,6 +22,7 @@ from facegate.errors import FacegateError
 from facegate.service import console, errors
 from facegate.service.housekeeping import Housekeeping, signing_status
 from facegate.service.middleware import RequestIdMiddleware
+from facegate.service.aws import dispatch as aws
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects
 from facegate.settings import Settings
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (collections, faces, subjects, search, compare, audit, reviews, health):
         app.include_router(module.router)
     console.install(app)
+    app.include_router(aws.router)  # Rekognition's JSON 1.1 protocol at the base URL
     return app
 
 

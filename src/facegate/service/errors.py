@@ -44,7 +44,7 @@ STATUS: dict[ErrorCode, int] = {
         E.PURPOSE_REQUIRED, E.PURPOSE_UNKNOWN, E.PURPOSE_NOT_APPROVED, E.MORATORIUM,
         E.CASE_REFERENCE_REQUIRED, E.CONSENT_REFERENCE_REQUIRED, E.LIVE_USE_FORBIDDEN, E.TENANT_SUSPENDED,
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED,
-        E.FMR_NOT_CERTIFIABLE, E.FOUR_EYES_REQUIRED,
+        E.FMR_NOT_CERTIFIABLE, E.FOUR_EYES_REQUIRED, E.KEY_BOUND,
     ), 403),
     E.CSRF_INVALID: 403,  # a console form posted without its session's token
     **dict.fromkeys((
@@ -59,7 +59,8 @@ STATUS: dict[ErrorCode, int] = {
     E.RATE_LIMITED: 429,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
-    **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500),
+    **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
+                       E.CREDENTIALS_KEY_INVALID), 500),
     # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
     **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),
 }

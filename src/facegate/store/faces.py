@@ -59,6 +59,7 @@ class StoredFace:
     image_sha256: str
     created_at: datetime
     score_offset: float | None = None  # fair score normalization offset; None: not stored
+    image_size: tuple[int, int] | None = None  # (width, height) of its image, when known
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -109,6 +110,7 @@ def _stored(row: Any, subject: str | None) -> StoredFace:
         image_sha256=row.image_sha256,
         created_at=as_utc(row.created_at),
         score_offset=row.score_offset,
+        image_size=(row.image_width, row.image_height) if row.image_width and row.image_height else None,
     )
 
 
@@ -146,6 +148,7 @@ def add_faces(
     codec: TemplateCodec,
     now: datetime,
     score_offsets: Sequence[float] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> list[StoredFace]:
     """Store faces of one image (creating the subject if new), each with an 'add' change;
     `score_offsets` (one per face) are their fair score normalization offsets, if on."""
@@ -190,6 +193,8 @@ def add_faces(
             template=codec.encode(face.template),
             created_at=as_utc(now),
             score_offset=None if score_offsets is None else float(score_offsets[i]),
+            image_width=image_size[0] if image_size else None,
+            image_height=image_size[1] if image_size else None,
         )
         for i, face in enumerate(faces)
     ]

@@ -68,6 +68,12 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     holder: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the person or system
+    # A key bound to one purpose and case (a credential for one investigation), and its
+    # AWS credentials for SigV4: the secret sealed under the data directory's KEK.
+    purpose: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_reference: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    aws_access_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True, index=True)
+    aws_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class PurposeApprovalRow(Base):

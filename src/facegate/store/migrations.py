@@ -86,11 +86,21 @@ def _score_offsets(conn: Connection) -> None:
     add_missing_columns(conn, "faces")
 
 
+def _aws_credentials(conn: Connection) -> None:
+    """Step 7: keys bound to a purpose and case, their AWS credentials, and the size of
+    the image each face came from (Rekognition's boxes are fractions of it)."""
+    add_missing_columns(conn, "api_keys")
+    add_missing_columns(conn, "faces")
+    for index in Base.metadata.tables["api_keys"].indexes:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
     Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
+    Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
     Migration(9, "console sessions", create_missing_tables),
 )
 

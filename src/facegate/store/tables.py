@@ -102,6 +102,9 @@ class FaceRow(Base):
     # Fair score normalization: this template's cluster offset (similarity points), stored at
     # enrolment; NULL for faces enrolled before it (or with it off): computed when searched.
     score_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Size of the (EXIF-rotated) image the face came from; unknown for faces enrolled before.
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class FaceChangeRow(Base):
