@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from importlib import resources
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +36,7 @@ from facegate.vision.embed import MODEL_ID
 from facegate.vision.group_calibration import GroupCalibration, load_group_calibration
 from facegate.vision.score_normalization import Scorer, normalization_file_name, scorer_for
 from facegate.vision.types import Face
+from facegate.vision.video import VideoLimits
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -103,6 +105,16 @@ class Facegate:
         with self._pipeline_lock:
             self.pipeline  # noqa: B018 - the cached property loads them
         self.calibration  # noqa: B018
+
+    def analyze_frame(self, image: np.ndarray) -> list[Face]:
+        """Faces of a decoded video frame, under the same lock. No fallback detector: on a
+        stretch without faces it would run on every frame, and the next frame is near."""
+        with self._pipeline_lock:
+            return self.pipeline.faces(image, fallback=False)
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(max_seconds=self.settings.max_video_seconds, max_pixels=self.settings.max_video_pixels)
 
     def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
         """Faces of encoded image bytes; one analysis at a time per engine (dlib is not

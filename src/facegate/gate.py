@@ -217,8 +217,9 @@ class Gatekeeper:
         return request, decision
 
     def admit(self, caller: Caller, operation: Operation, collection_id: str | None = None) -> Decision:
-        """Check before long work (a demographic audit, a bulk enrolment): a denial is
-        recorded and raised; an allowed decision is recorded later, with the work's results."""
+        """Check before long work (a demographic audit, a bulk enrolment, a queued video search):
+        a denial is recorded and raised; an allowed decision is recorded later, with the work's
+        results."""
         return self._admit(caller, operation, collection_id, Limits(), None)[1]
 
     def run_recorded(self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R]) -> R:

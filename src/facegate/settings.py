@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # fair score normalization (docs/fairness.md): "auto" = on when the template space ships it
     score_normalization: Literal["auto", "fair", "raw"] = "auto"
+    # video
+    video_fps: float = Field(default=4.0, gt=0, le=60, description="frames sampled per second of video")
+    max_video_seconds: float = Field(default=3 * 3600.0, gt=0)
+    max_video_pixels: int = Field(default=3840 * 2160, ge=1024)
+    max_pending_video_jobs: int = Field(
+        default=4, ge=1, description="queued or running video searches per tenant (uploads wait on disk)"
+    )
+    video_job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a running job not renewed for this long is resumed by another runner"
+    )
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
     workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")

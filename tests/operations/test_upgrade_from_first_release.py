@@ -43,6 +43,7 @@ from facegate.gate import Caller
 from facegate.governance import PolicyDenied
 from facegate.operations import admin, collections, faces, search
 from facegate.settings import Settings
+from facegate.store.migrations import MIGRATIONS
 
 home, photos = Path(sys.argv[1]), json.loads(sys.argv[2])
 assert [str(Path(p).resolve()) for p in facegate.__path__] == [sys.argv[3]], list(facegate.__path__)
@@ -113,8 +114,9 @@ def test_a_data_directory_of_the_previous_release_upgrades_in_place(tmp_path: Pa
     try:
         verified = audit.verify_chain(engine, Caller())  # opening the catalog migrates it
         assert verified.ok and verified.entries == len(entries_before)
-        # every step in force: tenant boundaries (2), and whatever later lines added (7: AWS credentials)
+        # every step of this release ran (2 tenant boundaries, 8 video jobs, ...)
         assert _rows(home, "SELECT version FROM schema_version ORDER BY version") == [(m.version,) for m in MIGRATIONS]
+        assert _rows(home, "SELECT count(*) FROM video_jobs") == [(0,)]
         assert _rows(home, f"SELECT seq, entry_hash FROM audit_log WHERE seq <= {len(entries_before)} ORDER BY seq") \
             == entries_before
         assert _rows(home, "SELECT face_id, collection_id, template FROM faces ORDER BY face_id") == faces_before

@@ -21,7 +21,8 @@ def test_every_code_has_a_status_and_only_server_faults_are_500() -> None:
     server_faults = {ErrorCode.INTERNAL, ErrorCode.UNKNOWN_MODEL, ErrorCode.TEMPLATE_KEY_MISMATCH,
                      ErrorCode.AUDIT_CHAIN_BROKEN, ErrorCode.AUDIT_SIGNING_KEY_MISSING,
                      ErrorCode.AUDIT_SIGNING_KEY_INVALID,
-                     ErrorCode.CREDENTIALS_KEY_INVALID}
+                     ErrorCode.CREDENTIALS_KEY_INVALID,
+                     ErrorCode.VIDEO_JOB_INTERRUPTED}
     assert {code for code, status in STATUS.items() if status >= 500} == server_faults
 
 

@@ -149,7 +149,7 @@ def test_a_grant_opens_exactly_its_operations_and_purposes_and_revocation_holds_
         granted = a.share_collection(A_SHARED, "ngo-c", ["search", "list"], ["research"])
         assert {(g["operation"], tuple(g["purposes"])) for g in granted["grants"]} == {
             ("search_image", ("research",)), ("search_face", ("research",)), ("search_subject", ("research",)),
-            ("list", ("research",))}
+            ("video_search", ("research",)), ("list", ("research",))}
         assert A_SHARED in {x["collection_id"] for x in c.list_collections()["collections"]}
         found = c.search(A_SHARED, probe, purpose="research")
         assert found["decision"]["decision"] == "allow" and found["matches"]
@@ -169,7 +169,7 @@ def test_a_grant_opens_exactly_its_operations_and_purposes_and_revocation_holds_
         assert police.search(A_SHARED, exact, purpose="victim_identification", case_reference=CASE)["matches"]
         # revoked: the very next request is refused
         assert sorted(a.unshare_collection(A_SHARED, "ngo-c", ["search"])["revoked"]) == [
-            "search_face", "search_image", "search_subject"]
+            "search_face", "search_image", "search_subject", "video_search"]
         with pytest.raises(FacegateHTTPError) as raised:
             c.search(A_SHARED, probe, purpose="research")
         assert (raised.value.status, raised.value.code) == (404, "COLLECTION_NOT_FOUND")

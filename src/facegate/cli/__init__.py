@@ -19,6 +19,7 @@ from facegate.cli.governance import (
 from facegate.cli.retention import retention_group
 from facegate.cli.search import search
 from facegate.cli.serve import serve
+from facegate.cli.video import video_group
 from facegate.cli.vision import compare, detect
 
 
@@ -32,6 +33,6 @@ def main() -> None:
 for command in (
     detect, compare, evaluate, collection, index, faces_group, subject_group, search,
     tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
-    serve, audit_bias_command, retention_group,
+    serve, audit_bias_command, retention_group, video_group,
 ):
     main.add_command(command)

@@ -83,7 +83,8 @@ def collection_delete(name: str, data_dir: Path | None, policy: Path | None, as_
 @click.argument("name")
 @click.option("--with", "grantee", required=True, help="The tenant to share with.")
 @click.option("--operations", required=True,
-              help="Comma-separated: search (the three searches), list, index, delete, erase, create_subject, associate.")
+              help="Comma-separated: search (the searches, video_search included), list, index, delete, "
+                   "erase, create_subject, associate.")
 @click.option("--purposes", default=None, help="Comma-separated purposes the grant is limited to (default: any).")
 @caller_options
 @engine_options

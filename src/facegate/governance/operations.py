@@ -36,6 +36,7 @@ class Operation(StrEnum):
     CONSOLE_SIGN_IN = "console_sign_in"
     CONSOLE_SIGN_OUT = "console_sign_out"
     POLICY_READ = "policy_read"
+    VIDEO_SEARCH = "video_search"
     SHARE = "share"
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"
@@ -56,7 +57,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-SEARCH_OPERATIONS = frozenset({Operation.SEARCH_IMAGE, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT})
+# A video search is a search: moratoria and collection rules naming "search" cover it.
+SEARCH_OPERATIONS = frozenset({
+    Operation.SEARCH_IMAGE, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT, Operation.VIDEO_SEARCH,
+})
 
 # Operations that compare templates against a threshold: the purpose's max FMR, max results,
 # human review and bias-audit requirement apply to them.

@@ -72,7 +72,7 @@ def delete_collection(engine: Facegate, caller: Caller, collection_id: str) -> G
 
 
 def _operations(names: Sequence[str]) -> list[str]:
-    """Operation names of a grant (`search` means the three searches); only shareable ones."""
+    """Operation names of a grant (`search` means the searches, video included); only shareable ones."""
     try:
         chosen = expand_operations(list(names))
     except ValueError as exc:

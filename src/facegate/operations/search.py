@@ -130,6 +130,18 @@ def _search(
     return matches, _vote(engine, per_probe, exclude_subject, max_results)
 
 
+def search_templates(
+    engine: Facegate, collection_id: str, probes: np.ndarray, decision: Decision
+) -> tuple[list[FaceHit], list[SubjectHit]]:
+    """Matches of templates an operation made itself (a video's tracks) under `decision`."""
+    return _search(engine, collection_id, probes, decision)
+
+
+def threshold_of(engine: Facegate, decision: Decision) -> float:
+    """The similarity threshold a search under `decision` applies."""
+    return _limits(engine, decision)[0]
+
+
 def bound_model(engine: Facegate, collection_id: str) -> None:
     """Refuse a search of a collection whose templates another model or recipe made
     (MODEL_MISMATCH): their similarities would mean nothing."""

@@ -24,7 +24,8 @@ from facegate.service.housekeeping import Housekeeping, signing_status
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.aws import dispatch as aws
 from facegate.service.ratelimit import RateLimiter
-from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects
+from facegate.operations.video_jobs import JobRunner
+from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects, video
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
@@ -59,9 +60,12 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("audit checkpoint signing %s", signing)
         housekeeping = Housekeeping(engine)
         housekeeping.start()
+        app.state.video_jobs = JobRunner(engine)  # resumes the jobs a stopped service left
+        app.state.video_jobs.start()
         try:
             yield
         finally:
+            app.state.video_jobs.stop()
             housekeeping.stop()
             engine.close()
 
@@ -70,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
-    for module in (collections, faces, subjects, search, compare, audit, reviews, health):
+    for module in (collections, faces, subjects, search, compare, audit, reviews, health, video):
         app.include_router(module.router)
     console.install(app)
     app.include_router(aws.router)  # Rekognition's JSON 1.1 protocol at the base URL

@@ -33,7 +33,7 @@ E = ErrorCode
 STATUS: dict[ErrorCode, int] = {
     **dict.fromkeys((
         E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST,
-        E.FILE_NOT_FOUND, E.CHECKPOINT_INVALID,
+        E.FILE_NOT_FOUND, E.CHECKPOINT_INVALID, E.VIDEO_CORRUPT, E.VIDEO_TRUNCATED, E.NO_VIDEO_STREAM, E.VIDEO_DIMENSIONS,
         # A policy file is the server's: `facegate serve` refuses a broken one at start and a
         # hot reload keeps the old one, so no request meets this code (docs/errors.md: 400).
         E.POLICY_INVALID,
@@ -49,18 +49,18 @@ STATUS: dict[ErrorCode, int] = {
     E.CSRF_INVALID: 403,  # a console form posted without its session's token
     **dict.fromkeys((
         E.COLLECTION_NOT_FOUND, E.FACE_NOT_FOUND, E.SUBJECT_NOT_FOUND, E.TENANT_NOT_FOUND,
-        E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND, E.CHECKPOINT_NOT_FOUND,
+        E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND, E.CHECKPOINT_NOT_FOUND, E.VIDEO_JOB_NOT_FOUND,
     ), 404),
     E.METHOD_NOT_ALLOWED: 405,
     **dict.fromkeys((E.COLLECTION_EXISTS, E.SUBJECT_EXISTS, E.TENANT_EXISTS, E.MODEL_MISMATCH), 409),
-    **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), 413),
-    **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), 415),
+    **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE, E.VIDEO_TOO_LONG), 413),
+    **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE, E.INVALID_VIDEO), 415),
     E.VALIDATION_ERROR: 422,
     E.RATE_LIMITED: 429,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
     **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
-                       E.CREDENTIALS_KEY_INVALID), 500),
+                       E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED), 500),
     # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
     **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),
 }

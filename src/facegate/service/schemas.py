@@ -177,8 +177,8 @@ class GrantRequest(Strict):
 
     operations: list[Annotated[str, Field(max_length=32)]] = Field(
         min_length=1, max_length=16,
-        description="Operations to grant: search (the three searches), search_image, search_face, "
-        "search_subject, list, index, delete, erase, create_subject, associate.",
+        description="Operations to grant: search (the searches, video_search included), search_image, "
+        "search_face, search_subject, video_search, list, index, delete, erase, create_subject, associate.",
         examples=[["search", "list"]],
     )
     purposes: list[Annotated[str, Field(max_length=64)]] | None = Field(

@@ -18,6 +18,7 @@ from sqlalchemy.schema import CreateColumn
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
 from facegate.store import console_tables  # noqa: F401  (console sessions)
+from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
 
 
@@ -95,12 +96,19 @@ def _aws_credentials(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _video_jobs(conn: Connection) -> None:
+    """The jobs table of asynchronous video searches, with the key holder each job records."""
+    create_missing_tables(conn)
+    add_missing_columns(conn, "video_jobs")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
     Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
+    Migration(8, "video-search jobs", _video_jobs),
     Migration(9, "console sessions", create_missing_tables),
 )
 
