@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # service
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
+    console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="console sign-in lifetime")
     # audit integrity and retention
     audit_signing_key: Path | None = Field(
         default=None, description="Ed25519 private key (PEM) that signs audit checkpoints; kept outside the catalog"

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from facegate.engine import Facegate
 from facegate.errors import FacegateError
-from facegate.service import errors
+from facegate.service import console, errors
 from facegate.service.housekeeping import Housekeeping, signing_status
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.aws import dispatch as aws
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (collections, faces, subjects, search, compare, audit, reviews, health, video):
         app.include_router(module.router)
+    console.install(app)
     app.include_router(aws.router)  # Rekognition's JSON 1.1 protocol at the base URL
     return app
 

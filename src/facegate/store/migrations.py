@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
 
@@ -60,7 +61,8 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 
 # Step numbers are reserved per line of work so that parallel branches never collide:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
-# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
+# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video,
+# 9 oversight console.
 # Steps are applied in version order; a gap is harmless.
 def _tenant_boundaries(conn: Connection) -> None:
     """Collections get an owner (existing ones: the local operator) and grants; keys name
@@ -107,6 +109,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
     Migration(8, "video-search jobs", _video_jobs),
+    Migration(9, "console sessions", create_missing_tables),
 )
 
 

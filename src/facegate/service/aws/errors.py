@@ -49,12 +49,13 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     ), NOT_FOUND),
     **dict.fromkeys((E.COLLECTION_EXISTS, E.TENANT_EXISTS), ("ResourceAlreadyExistsException", 400)),
     E.SUBJECT_EXISTS: ("ConflictException", 400),
-    # Every decision of the policy that denies, and a key used against its binding.
+    # Every decision of the policy that denies, a key used against its binding, and a console
+    # form without its CSRF token (never met through this door; the table is complete).
     **dict.fromkeys((
         E.PURPOSE_REQUIRED, E.PURPOSE_UNKNOWN, E.PURPOSE_NOT_APPROVED, E.MORATORIUM,
         E.CASE_REFERENCE_REQUIRED, E.CONSENT_REFERENCE_REQUIRED, E.LIVE_USE_FORBIDDEN, E.TENANT_SUSPENDED,
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED, E.FOUR_EYES_REQUIRED,
-        E.KEY_BOUND, E.FMR_NOT_CERTIFIABLE,
+        E.KEY_BOUND, E.FMR_NOT_CERTIFIABLE, E.CSRF_INVALID,
     ), ACCESS_DENIED),
     E.UNAUTHENTICATED: ("UnrecognizedClientException", 400),
     E.RATE_LIMITED: ("ThrottlingException", 500),
