@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from facegate.cli.bias import audit_bias_command
+from facegate.cli.catalog import catalog_group
 from facegate.cli.collections import collection, faces_group, index, subject_group
 from facegate.cli.evaluate import evaluate
 from facegate.cli.governance import (
@@ -30,6 +31,6 @@ def main() -> None:
 for command in (
     detect, compare, evaluate, collection, index, faces_group, subject_group, search,
     tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
-    serve, audit_bias_command,
+    serve, audit_bias_command, catalog_group,
 ):
     main.add_command(command)

@@ -18,7 +18,7 @@ import uvicorn
 
 from facegate.cli.common import engine_options, handles_errors
 from facegate.engine import Facegate
-from facegate.settings import Settings
+from facegate.settings import load_settings
 
 APP = "facegate.service.app:from_environment"
 
@@ -36,8 +36,11 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
         os.environ["FACEGATE_HOME"] = str(data_dir.resolve())
     if policy is not None:
         os.environ["FACEGATE_POLICY"] = str(policy.resolve())
-    settings = Settings()
-    in_force = Facegate(settings).policy  # a broken policy file stops here, with its line and field
+    settings = load_settings()
+    engine = Facegate(settings)
+    engine.db  # noqa: B018 - a template key that is not the catalog's stops here, before any write
+    in_force = engine.policy  # a broken policy file stops here, with its line and field
+    engine.close()
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
     where = f" --data-dir {shlex.quote(str(settings.home))}" if data_dir is not None else ""
     click.echo(f"facegate listening on {url}  (docs {url}/docs, OpenAPI {url}/openapi.json)", err=True)

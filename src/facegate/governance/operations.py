@@ -33,6 +33,7 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    CATALOG_REKEY = "catalog_rekey"
 
 
 class Mode(StrEnum):
@@ -64,6 +65,7 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.BIAS_AUDIT: Role.AUDITOR,
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
+    Operation.CATALOG_REKEY: Role.ADMIN,
 }
 
 # Names a policy file may use for several operations at once.

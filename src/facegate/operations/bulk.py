@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegate.engine import Facegate
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import ITEM_CODES, ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, PolicyDenied
 from facegate.operations.faces import DEFAULT_QUALITY_FILTER, index_analysed
@@ -138,6 +138,8 @@ def _commit_one(
     except PolicyDenied:
         raise
     except FacegateError as exc:  # NO_FACE, and whatever else refused this one image
+        if exc.code not in ITEM_CODES:
+            raise  # the catalog or the key, not this image: stop, the CLI exits non-zero
         report.unindexed.append({**where, "reason": exc.code.value, "message": exc.message})
         return
     for face in gated.value.indexed:

@@ -17,7 +17,9 @@ from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last good policies)
 from facegate.store.db import Base
+from facegate.store.template_key import record_from_templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,17 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _template_key_and_policies(conn: Connection) -> None:
+    """Step 4: catalog settings and kept policies; an existing catalog's template key
+    fingerprint is read from its templates (store/template_key.py)."""
+    create_missing_tables(conn)
+    record_from_templates(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(4, "template key fingerprint, last good policies", _template_key_and_policies),
+)
 
 
 def current_version(conn: Connection) -> int:
