@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # service
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
+    unauthenticated_per_minute: int = Field(
+        default=30, ge=0, description="unauthenticated or failed-auth requests per client address and worker; 0 = off"
+    )
+    max_concurrent_analyses: int = Field(default=2, ge=1, le=64, description="image requests in flight per worker")
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="time for a request body to arrive")
 
     @field_validator("template_key")
     @classmethod

@@ -37,9 +37,14 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
     if policy is not None:
         os.environ["FACEGATE_POLICY"] = str(policy.resolve())
     settings = load_settings()
-    engine = Facegate(settings)
+    engine = Facegate(settings, keep_last_good_policy=True)
     engine.db  # noqa: B018 - a template key that is not the catalog's stops here, before any write
-    in_force = engine.policy  # a broken policy file stops here, with its line and field
+    # A broken policy file stops here, with its line and field, unless the catalog keeps a
+    # last good policy: then the workers decide with that one (and /readyz says "stale").
+    in_force = engine.policy
+    if engine.policy_holder.stale is not None:
+        click.echo(f"WARNING policy file refused ({engine.policy_holder.stale}); serving the last good "
+                   f"policy {in_force.version}", err=True)
     engine.close()
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
     where = f" --data-dir {shlex.quote(str(settings.home))}" if data_dir is not None else ""

@@ -5,11 +5,19 @@ parses bodies before it runs dependencies, so a dependency would come too late) 
 
 1. notes which gated operation the route performs (`x-facegate-operation` in its
    OpenAPI entry), so that a refusal is recorded under the right operation;
-2. authenticates `Authorization: Bearer <key>` (401 UNAUTHENTICATED);
-3. takes a token from the key's bucket (429 RATE_LIMITED);
-4. reads the body with a cap: a declared Content-Length over the limit is refused at
-   once, a body that streams past it is refused as soon as it does (413
-   REQUEST_TOO_LARGE), so an oversized upload is never held in memory whole.
+2. refuses at once a client address that sent too many unauthenticated or failed-auth
+   requests (429 RATE_LIMITED, before any key is looked up);
+3. authenticates `Authorization: Bearer <key>` (401 UNAUTHENTICATED; counts against the
+   client address);
+4. takes a token from the key's bucket (429 RATE_LIMITED);
+5. for routes that take an image, takes one of the worker's analysis slots (503
+   OVERLOADED when all are busy), before the body is read: a worker never holds more
+   image bodies than it can analyse;
+6. reads the body with a cap and a deadline: a declared Content-Length over the limit is
+   refused at once, a body that streams past it is refused as soon as it does (413
+   REQUEST_TOO_LARGE), a body that has not arrived in `body_timeout_seconds` is refused
+   (408 REQUEST_TIMEOUT), a client that goes away mid-body is recorded
+   (CLIENT_DISCONNECTED); a JSON route refuses any other media type (415).
 
 Each refusal is a `RequestRefused`, recorded in the audit log by the error handler. What
 passes is decided by the policy inside the operation the endpoint calls: admission knows
@@ -18,12 +26,14 @@ who asks, the gate decides what they may do.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive
 
@@ -74,7 +84,8 @@ def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str]
     return view.name, key_id
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
+async def read_capped(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, or a refusal: too large, too slow (slowloris), or abandoned."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -84,14 +95,50 @@ async def read_capped(request: Request, limit: int) -> bytes:
                 ErrorCode.REQUEST_TOO_LARGE, f"a body of {declared} bytes is over the limit of {limit}", limit=limit
             )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestRefused(
-                ErrorCode.REQUEST_TOO_LARGE, f"the body is over the limit of {limit} bytes", limit=limit
-            )
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestRefused(
+                        ErrorCode.REQUEST_TOO_LARGE, f"the body is over the limit of {limit} bytes", limit=limit
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestRefused(
+            ErrorCode.REQUEST_TIMEOUT, f"the body did not arrive within {timeout:g} seconds",
+            timeout_seconds=timeout, received_bytes=size,
+        ) from None
+    except ClientDisconnect:
+        raise RequestRefused(
+            ErrorCode.CLIENT_DISCONNECTED, "the client went away before its body arrived", received_bytes=size
+        ) from None
     return b"".join(chunks)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+class AnalysisSlots:
+    """At most `limit` image requests in flight in this worker (event-loop only, no lock)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def take(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def give_back(self) -> None:
+        self.in_use -= 1
 
 
 def replay(body: bytes, receive: Receive) -> Receive:
@@ -109,18 +156,36 @@ def replay(body: bytes, receive: Receive) -> Receive:
 
 
 class GatedRoute(APIRoute):
-    """Authenticate, rate-limit and cap the body before FastAPI runs the endpoint."""
+    """Refuse floods, authenticate, rate-limit, cap and time the body before FastAPI runs the endpoint."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        operation = Operation((self.openapi_extra or {})[OPERATION_KEY])
+        extra = self.openapi_extra or {}
+        operation = Operation(extra[OPERATION_KEY])
+        takes_image = "requestBody" in extra  # image routes publish their own (bodies.image_request_body)
+        takes_json = self.body_field is not None
 
         async def admitted(request: Request) -> Response:
             request.state.operation = operation
             state = request.app.state
-            name, key_id = await run_in_threadpool(
-                authenticate_header, state.engine, request.headers.get("authorization")
-            )
+            if state.engine_problem is not None:  # e.g. the wrong template key: nothing may be written
+                raise FacegateError(state.engine_problem.code, state.engine_problem.message)
+            address = client_address(request)
+            wait = state.address_limiter.wait(address)
+            if wait:
+                raise RequestRefused(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many unauthenticated requests from {address}: over "
+                    f"{state.address_limiter.per_minute} a minute",
+                    retry_after_seconds=wait,
+                )
+            try:
+                name, key_id = await run_in_threadpool(
+                    authenticate_header, state.engine, request.headers.get("authorization")
+                )
+            except RequestRefused:
+                state.address_limiter.take(address)
+                raise
             request.state.tenant = Tenant(name, key_id, request.state.request_id)
             wait = state.limiter.take(key_id)
             if wait:
@@ -128,7 +193,22 @@ class GatedRoute(APIRoute):
                     ErrorCode.RATE_LIMITED, f"key {key_id} is over {state.limiter.per_minute} requests a minute",
                     retry_after_seconds=wait,
                 )
-            body = await read_capped(request, state.settings.max_request_bytes)
-            return await handler(Request(request.scope, replay(body, request.receive)))
+            if takes_image and not state.slots.take():
+                raise RequestRefused(
+                    ErrorCode.OVERLOADED, f"all {state.slots.limit} image analyses of this worker are busy",
+                    retry_after_seconds=1,
+                )
+            try:
+                settings = state.settings
+                body = await read_capped(request, settings.max_request_bytes, settings.body_timeout_seconds)
+                media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if takes_json and body and not is_json(media):
+                    raise RequestRefused(
+                        ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send application/json, not {media or 'no Content-Type'}"
+                    )
+                return await handler(Request(request.scope, replay(body, request.receive)))
+            finally:
+                if takes_image:
+                    state.slots.give_back()
 
         return admitted

@@ -9,6 +9,7 @@ for them, and saves the vector indexes on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -18,14 +19,20 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from facegate.engine import Facegate
-from facegate.errors import FacegateError
+from sqlalchemy.exc import SQLAlchemyError
+
+from facegate.errors import ErrorCode, FacegateError
 from facegate.service import errors
 from facegate.service.middleware import RequestIdMiddleware
+from facegate.service.admission import AnalysisSlots
 from facegate.service.ratelimit import RateLimiter
+from facegate.service.refusals import RefusalLedger
 from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
+
+REFUSAL_FLUSH_SECONDS = 5.0
 
 DESCRIPTION = """\
 Face search that enforces who may use it for what. Every call under `/v1` carries
@@ -43,23 +50,60 @@ def _warm_up(engine: Facegate) -> None:
         log.error("models could not be loaded: %s %s", exc.code.value, exc.message)
 
 
+def _open_catalog(engine: Facegate) -> FacegateError | None:
+    """Open (and migrate) the catalog and read the policy before the first request.
+
+    A template key that is not the catalog's leaves the worker up but closed: /readyz
+    says why (503) and every API request is refused before it could write anything.
+    `facegate serve` checks the same before it starts workers; this covers a worker that
+    uvicorn or a supervisor starts on its own."""
+    try:
+        engine.db  # noqa: B018
+    except FacegateError as exc:
+        if exc.code is not ErrorCode.TEMPLATE_KEY_MISMATCH:
+            raise
+        log.error("catalog closed to this worker: %s %s", exc.code.value, exc.message)
+        return exc
+    engine.policy_holder  # noqa: B018 - last good policy from the catalog if the file is broken
+    return None
+
+
+async def _flush_refusals(ledger: RefusalLedger) -> None:
+    """Close the minute windows of aggregated refusals as their minute ends."""
+    while True:
+        await asyncio.sleep(REFUSAL_FLUSH_SECONDS)
+        try:
+            await asyncio.to_thread(ledger.flush)
+        except (FacegateError, SQLAlchemyError) as exc:  # retried at the next tick
+            log.error("aggregated refusals not recorded yet: %s", exc)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app for one data directory; it builds its engine when it starts serving."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = Facegate(settings)
-        engine.db  # noqa: B018 - open and migrate the catalog before the first request
+        engine = Facegate(settings, keep_last_good_policy=True)
         app.state.engine = engine
-        threading.Thread(target=_warm_up, args=(engine,), name="facegate-warm-up", daemon=True).start()
+        app.state.engine_problem = _open_catalog(engine)
+        if app.state.engine_problem is None:
+            threading.Thread(target=_warm_up, args=(engine,), name="facegate-warm-up", daemon=True).start()
+        flusher = asyncio.create_task(_flush_refusals(app.state.refusals))
         try:
             yield
         finally:
-            engine.close()
+            flusher.cancel()
+            if app.state.engine_problem is None:
+                await asyncio.to_thread(app.state.refusals.flush, True)
+                engine.close()
 
     app = FastAPI(title="facegate", version=version("facegate"), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.address_limiter = RateLimiter(settings.unauthenticated_per_minute)
+    app.state.slots = AnalysisSlots(settings.max_concurrent_analyses)
+    app.state.engine_problem = None
+    app.state.refusals = RefusalLedger(lambda: app.state.engine.gate)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
     for module in (collections, faces, subjects, search, compare, audit, health):
