@@ -65,3 +65,16 @@ def test_a_refusal_in_a_new_minute_closes_the_old_one_first(settings: Settings) 
     assert phases == [("open", 1), ("closed", 3), ("open", 1)]
     ledger.flush(everything=True)  # shutdown: a window with one refusal adds nothing
     assert len(rows(settings)) == 3
+
+
+def test_the_flood_gate_counts_only_into_a_window_already_on_record(settings: Settings) -> None:
+    engine, clock = Facegate(settings), Clock()
+    ledger = RefusalLedger(lambda: engine.gate, clock)
+    assert not ledger.count_if_open("127.0.0.9", ErrorCode.RATE_LIMITED)  # must go the recorded way
+    ledger.refused("127.0.0.9", Operation.LIST, FacegateError(ErrorCode.UNAUTHENTICATED, "no key"), "a")
+    assert all(ledger.count_if_open("127.0.0.9", ErrorCode.RATE_LIMITED) for _ in range(99))
+    clock.now += 60
+    assert not ledger.count_if_open("127.0.0.9", ErrorCode.RATE_LIMITED)  # a new minute opens on record
+    ledger.flush()
+    [_, (_, _, closed)] = rows(settings)
+    assert (closed["count"], closed["codes"]) == (100, {"UNAUTHENTICATED": 1, "RATE_LIMITED": 99})

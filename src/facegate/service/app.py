@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.service import errors
+from facegate.service.flood import FloodGate
 from facegate.service.middleware import RequestIdMiddleware
 from facegate.service.admission import AnalysisSlots
 from facegate.service.ratelimit import RateLimiter
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine_problem = None
     app.state.refusals = RefusalLedger(lambda: app.state.engine.gate)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(FloodGate)  # outermost: a flooded address costs a lookup, nothing more
     errors.install(app)
     for module in (collections, faces, subjects, search, compare, audit, health):
         app.include_router(module.router)

@@ -70,6 +70,17 @@ class RefusalLedger:
         if opening:
             self._write(address, minute, operation, exc, request_id, "open", {exc.code.value: 1})
 
+    def count_if_open(self, address: str, code: ErrorCode) -> bool:
+        """Count a refusal in the address's window of this minute if it has one (no I/O);
+        False when the refusal would open a window, which the caller must record in full."""
+        minute = int(self._clock() // 60)
+        with self._lock:
+            window = self._open.get(address)
+            if window is None or window.minute != minute:
+                return False
+            window.codes[code.value] += 1
+            return True
+
     def flush(self, everything: bool = False) -> int:
         """Close the windows whose minute has ended (all of them at shutdown); how many."""
         minute = int(self._clock() // 60)
