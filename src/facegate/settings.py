@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     unauthenticated_per_minute: int = Field(
         default=30, ge=0, description="unauthenticated or failed-auth requests per client address and worker; 0 = off"
     )
-    max_concurrent_analyses: int = Field(default=2, ge=1, le=64, description="image requests in flight per worker")
+    max_concurrent_analyses: int = Field(default=2, ge=1, le=64, description="image analyses at once per worker")
+    max_body_bytes_in_flight: int = Field(
+        default=128 * 1024 * 1024, ge=1024, description="bytes of request bodies one worker holds at once"
+    )
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="time for a request body to arrive")
 
     @field_validator("template_key")

@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,7 @@ from tests.service.server import Server, lfw, running_server
 COLLECTION = "abuse"
 PER_ADDRESS = 5
 BODY_TIMEOUT = 2.0
+BUDGET = 24 * 1024 * 1024
 JPEG = lfw("Colin_Powell", 2).read_bytes()
 
 
@@ -37,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     settings = {
         "FACEGATE_UNAUTHENTICATED_PER_MINUTE": str(PER_ADDRESS), "FACEGATE_RATE_LIMIT_PER_MINUTE": "0",
         "FACEGATE_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT), "FACEGATE_MAX_CONCURRENT_ANALYSES": "1",
+        "FACEGATE_MAX_BODY_BYTES_IN_FLIGHT": str(BUDGET),
     }
     tenants = (("abuser", "commercial", "photo_library", "operator"),)
     with running_server(home, model_cache, settings=settings, tenants=tenants) as running:
@@ -189,25 +192,58 @@ def test_a_client_that_goes_away_mid_body_leaves_an_audit_entry_not_a_traceback(
     assert "Traceback" not in server.log.read_text()
 
 
+def _large_png() -> bytes:
+    """About 20 megapixels of a real face: seconds of analysis on a shared core."""
+    photo = Image.open(lfw("Colin_Powell", 1)).convert("RGB")
+    out = io.BytesIO()
+    photo.resize((4500, 4500), Image.Resampling.BICUBIC).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
 def test_a_worker_with_every_analysis_slot_busy_answers_503_with_retry_after(server: Server) -> None:
-    holder = _partial(server, "/v1/detect", server.keys["abuser"], 10_000, b"{")  # takes the only slot
+    large = _large_png()
+    assert len(large) < BUDGET // 2
+    with http(server, key=server.keys["abuser"]) as client, ThreadPoolExecutor(1) as pool:
+        def small() -> httpx.Response:
+            return client.post("/v1/detect", files={"image": ("a.jpg", JPEG, "image/jpeg")},
+                               data={"purpose": "photo_library"})
+
+        def meet_a_busy_slot() -> tuple[httpx.Response, Future[httpx.Response]] | None:
+            """Small requests while the large one runs; None if none met it busy (the small
+            one may take the slot while the large body is still uploading: try again)."""
+            running = pool.submit(client.post, "/v1/detect", files={"image": ("big.png", large, "image/png")},
+                                  data={"purpose": "photo_library"})
+            while not running.done():
+                if (answer := small()).status_code == 503:
+                    return answer, running
+            return None
+
+        response, running = next(filter(None, (meet_a_busy_slot() for _ in range(5))))
+        assert error(response) == (503, "OVERLOADED") and response.headers["Retry-After"] == "1"
+        assert "image analyses of this worker are busy" in response.json()["error"]["message"]
+        assert client.get("/v1/collections").status_code == 200  # other work goes on
+        assert running.result().status_code == 200 and running.result().json()["faces"]
+        served = small()
+        assert served.status_code == 200 and len(served.json()["faces"]) == 1
+
+
+def test_bodies_in_flight_are_bounded_per_worker_and_slow_ones_hold_only_what_they_sent(server: Server) -> None:
+    held = BUDGET - 64 * 1024  # the next body of 300 kB does not fit; it has 2 s (the body deadline)
+    hog = _partial(server, "/v1/detect", server.keys["abuser"], BUDGET + 1024, b"{" + b" " * (held - 1))
     try:
         with http(server, key=server.keys["abuser"]) as client:
-            def busy() -> httpx.Response | None:
-                answer = client.post("/v1/detect", files={"image": ("a.jpg", JPEG, "image/jpeg")},
+            def refused() -> httpx.Response | None:
+                answer = client.post("/v1/detect", files={"image": ("a.jpg", JPEG * 20, "image/jpeg")},
                                      data={"purpose": "photo_library"})
                 return answer if answer.status_code == 503 else None
-            response = wait_for(busy)
+
+            response = wait_for(refused)
             assert error(response) == (503, "OVERLOADED") and response.headers["Retry-After"] == "1"
-            assert client.get("/v1/collections").status_code == 200  # other work goes on
+            assert "bytes of bodies already" in response.json()["error"]["message"]
+            small = client.post("/v1/collections", json={"collection_id": "budget-ok"})
+            assert small.status_code == 201  # small bodies still fit
     finally:
-        holder.close()
-    with http(server, key=server.keys["abuser"]) as client:
-        def served() -> httpx.Response | None:
-            answer = client.post("/v1/detect", files={"image": ("a.jpg", JPEG, "image/jpeg")},
-                                 data={"purpose": "photo_library"})
-            return answer if answer.status_code == 200 else None
-        assert len(wait_for(served).json()["faces"]) == 1
+        hog.close()
 
 
 def test_the_data_directory_and_catalog_are_private(server: Server) -> None:

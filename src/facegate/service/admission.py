@@ -10,14 +10,17 @@ parses bodies before it runs dependencies, so a dependency would come too late) 
 3. authenticates `Authorization: Bearer <key>` (401 UNAUTHENTICATED; counts against the
    client address);
 4. takes a token from the key's bucket (429 RATE_LIMITED);
-5. for routes that take an image, takes one of the worker's analysis slots (503
-   OVERLOADED when all are busy), before the body is read: a worker never holds more
-   image bodies than it can analyse;
-6. reads the body with a cap and a deadline: a declared Content-Length over the limit is
-   refused at once, a body that streams past it is refused as soon as it does (413
-   REQUEST_TOO_LARGE), a body that has not arrived in `body_timeout_seconds` is refused
-   (408 REQUEST_TIMEOUT), a client that goes away mid-body is recorded
-   (CLIENT_DISCONNECTED); a JSON route refuses any other media type (415).
+5. reads the body with a cap, a deadline and a budget: a declared Content-Length over
+   the limit is refused at once, a body that streams past it is refused as soon as it
+   does (413 REQUEST_TOO_LARGE); a body that has not arrived in `body_timeout_seconds`
+   is refused (408 REQUEST_TIMEOUT), a client that goes away mid-body is recorded
+   (CLIENT_DISCONNECTED); and the bytes of all bodies this worker holds may not pass
+   `max_body_bytes_in_flight` (503 OVERLOADED with Retry-After). A slow client holds
+   only the few bytes it sent, so slow bodies cannot starve anyone of memory or slots;
+6. a JSON route refuses any other media type (415 UNSUPPORTED_MEDIA_TYPE);
+7. for routes that take an image, takes one of the worker's analysis slots once the body
+   is in (503 OVERLOADED with Retry-After when all are busy): decoding is bounded by
+   `max_concurrent_analyses` images per worker, whatever the number of connections.
 
 Each refusal is a `RequestRefused`, recorded in the audit log by the error handler. What
 passes is decided by the policy inside the operation the endpoint calls: admission knows
@@ -84,8 +87,9 @@ def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str]
     return view.name, key_id
 
 
-async def read_capped(request: Request, limit: int, timeout: float) -> bytes:
-    """The whole body, or a refusal: too large, too slow (slowloris), or abandoned."""
+async def read_capped(request: Request, limit: int, timeout: float, budget: BodyBudget) -> bytes:
+    """The whole body, or a refusal: too large, too slow (slowloris), abandoned, or over the
+    worker's budget. The bytes read stay charged to `budget` until the caller releases them."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -103,6 +107,11 @@ async def read_capped(request: Request, limit: int, timeout: float) -> bytes:
                     raise RequestRefused(
                         ErrorCode.REQUEST_TOO_LARGE, f"the body is over the limit of {limit} bytes", limit=limit
                     )
+                if not budget.charge(request, len(chunk)):
+                    raise RequestRefused(
+                        ErrorCode.OVERLOADED, f"this worker holds {budget.limit} bytes of bodies already",
+                        retry_after_seconds=1,
+                    )
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestRefused(
@@ -116,6 +125,20 @@ async def read_capped(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that gives the body already read, then waits on the real one."""
+    pending = True
+
+    async def again() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
@@ -125,7 +148,7 @@ def is_json(media_type: str) -> bool:
 
 
 class AnalysisSlots:
-    """At most `limit` image requests in flight in this worker (event-loop only, no lock)."""
+    """At most `limit` image analyses in flight in this worker (event-loop only, no lock)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -141,18 +164,23 @@ class AnalysisSlots:
         self.in_use -= 1
 
 
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A receive channel that gives the body already read, then waits on the real one."""
-    pending = True
+class BodyBudget:
+    """Bytes of request bodies this worker holds, charged as they arrive (event-loop only)."""
 
-    async def again() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
 
-    return again
+    def charge(self, request: Request, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        request.state.body_bytes = getattr(request.state, "body_bytes", 0) + size
+        return True
+
+    def release(self, request: Request) -> None:
+        self.held -= getattr(request.state, "body_bytes", 0)
+        request.state.body_bytes = 0
 
 
 class GatedRoute(APIRoute):
@@ -193,22 +221,28 @@ class GatedRoute(APIRoute):
                     ErrorCode.RATE_LIMITED, f"key {key_id} is over {state.limiter.per_minute} requests a minute",
                     retry_after_seconds=wait,
                 )
-            if takes_image and not state.slots.take():
-                raise RequestRefused(
-                    ErrorCode.OVERLOADED, f"all {state.slots.limit} image analyses of this worker are busy",
-                    retry_after_seconds=1,
-                )
+            slot = False
             try:
                 settings = state.settings
-                body = await read_capped(request, settings.max_request_bytes, settings.body_timeout_seconds)
+                body = await read_capped(
+                    request, settings.max_request_bytes, settings.body_timeout_seconds, state.body_budget
+                )
                 media = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if takes_json and body and not is_json(media):
                     raise RequestRefused(
                         ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send application/json, not {media or 'no Content-Type'}"
                     )
+                if takes_image:
+                    slot = state.slots.take()
+                    if not slot:
+                        raise RequestRefused(
+                            ErrorCode.OVERLOADED, f"all {state.slots.limit} image analyses of this worker are busy",
+                            retry_after_seconds=1,
+                        )
                 return await handler(Request(request.scope, replay(body, request.receive)))
             finally:
-                if takes_image:
+                state.body_budget.release(request)
+                if slot:
                     state.slots.give_back()
 
         return admitted

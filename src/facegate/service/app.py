@@ -25,7 +25,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.service import errors
 from facegate.service.flood import FloodGate
 from facegate.service.middleware import RequestIdMiddleware
-from facegate.service.admission import AnalysisSlots
+from facegate.service.admission import AnalysisSlots, BodyBudget
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.refusals import RefusalLedger
 from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
@@ -103,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.address_limiter = RateLimiter(settings.unauthenticated_per_minute)
     app.state.slots = AnalysisSlots(settings.max_concurrent_analyses)
+    app.state.body_budget = BodyBudget(settings.max_body_bytes_in_flight)
     app.state.engine_problem = None
     app.state.refusals = RefusalLedger(lambda: app.state.engine.gate)
     app.add_middleware(RequestIdMiddleware)
