@@ -26,8 +26,10 @@ def key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def facegate(home: Path, template_key: str | None, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
+def facegate(
+    home: Path, template_key: str | None, *args: str, timeout: float = 180, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")} | (extra or {})
     env["FACEGATE_HOME"] = str(home)
     if template_key is not None:
         env["FACEGATE_TEMPLATE_KEY"] = template_key
@@ -104,7 +106,12 @@ def test_rekey_from_a_file_switches_the_key(keyed_catalog: tuple[Path, str], tmp
     assert facegate(home, old, "collection", "list").returncode == 1  # the old key is refused now
     found = facegate(home, new, "search", "people", str(peers / OBAMA), "--json")
     assert found.returncode == 0 and len(json.loads(found.stdout)["matches"]) == 1, found.stdout
+    third = key()  # and again, from an environment variable (kept out of shell history too)
+    again = facegate(home, new, "catalog", "rekey", "--new-key-env", "FG_NEXT_KEY", "--json",
+                     extra={"FG_NEXT_KEY": third})
+    assert again.returncode == 0 and json.loads(again.stdout)["resealed"] == 1, again.stdout
+    assert facegate(home, third, "collection", "list").returncode == 0
     bad_file = tmp_path / "bad.key"
     bad_file.write_text("zz")
-    refused = facegate(home, new, "catalog", "rekey", "--new-key-file", str(bad_file), "--json")
+    refused = facegate(home, third, "catalog", "rekey", "--new-key-file", str(bad_file), "--json")
     assert refused.returncode == 1 and json.loads(refused.stdout)["error"]["code"] == "TEMPLATE_KEY_INVALID"
