@@ -209,13 +209,18 @@ def test_a_worker_with_every_analysis_slot_busy_answers_503_with_retry_after(ser
                                data={"purpose": "photo_library"})
 
         def meet_a_busy_slot() -> tuple[httpx.Response, Future[httpx.Response]] | None:
-            """Small requests while the large one runs; None if none met it busy (the small
-            one may take the slot while the large body is still uploading: try again)."""
+            """Probes while the large one runs; None if none met it busy (a probe may hold the
+            slot just when the large body is in: try again)."""
             running = pool.submit(client.post, "/v1/detect", files={"image": ("big.png", large, "image/png")},
                                   data={"purpose": "photo_library"})
             while not running.done():
-                if (answer := small()).status_code == 503:
-                    return answer, running
+                # a probe that is refused as soon as it has a slot (not an image): it takes the
+                # slot for a moment only, so the large one finds it free when its body is in
+                probe = client.post("/v1/detect", files={"image": ("x.jpg", b"not an image", "image/jpeg")},
+                                    data={"purpose": "photo_library"})
+                if probe.status_code == 503:
+                    return probe, running
+                assert error(probe) == (415, "INVALID_IMAGE")
             return None
 
         response, running = next(filter(None, (meet_a_busy_slot() for _ in range(5))))
