@@ -34,7 +34,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -191,7 +191,8 @@ class GatedRoute(APIRoute):
         extra = self.openapi_extra or {}
         operation = Operation(extra[OPERATION_KEY])
         takes_image = "requestBody" in extra  # image routes publish their own (bodies.image_request_body)
-        takes_json = self.body_field is not None
+        # A route with a JSON body model (not form fields: fastapi.params.File is a Form too)
+        takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
 
         async def admitted(request: Request) -> Response:
             request.state.operation = operation
