@@ -7,8 +7,8 @@ Method (stated so the numbers can be judged):
 
 - The server: `facegate serve --host 127.0.0.1 --workers W` (default 2) on a free loopback
   port, a temporary data directory, default limits (30 unauthenticated requests a minute
-  per client address and worker, 2 analyses and 128 MiB of bodies in flight per worker,
-  30 s body deadline) except the per-key rate limit, turned off so that the legitimate
+  per client address and worker, 8 image requests and 128 MiB of bodies in flight per
+  worker, 30 s body deadline) except the per-key rate limit, turned off so that the legitimate
   clients are never limited. A tenant approved for `photo_library`, its key, and a
   collection of the first photo of 10 LFW people, enrolled over HTTP.
 - Legitimate clients: 2 threads, each from its own loopback address (127.0.0.21 and .22),

@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     unauthenticated_per_minute: int = Field(
         default=30, ge=0, description="unauthenticated or failed-auth requests per client address and worker; 0 = off"
     )
-    max_concurrent_analyses: int = Field(default=2, ge=1, le=64, description="image analyses at once per worker")
+    max_concurrent_analyses: int = Field(
+        default=8, ge=1, le=64, description="image requests admitted at once per worker (analysed one at a time)"
+    )
     max_body_bytes_in_flight: int = Field(
         default=128 * 1024 * 1024, ge=1024, description="bytes of request bodies one worker holds at once"
     )
