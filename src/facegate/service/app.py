@@ -17,15 +17,14 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
-
-from facegate.engine import Facegate
 from sqlalchemy.exc import SQLAlchemyError
 
+from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.service import errors
+from facegate.service.admission import AnalysisSlots, BodyBudget
 from facegate.service.flood import FloodGate
 from facegate.service.middleware import RequestIdMiddleware
-from facegate.service.admission import AnalysisSlots, BodyBudget
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.refusals import RefusalLedger
 from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
@@ -95,8 +94,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             flusher.cancel()
             if app.state.engine_problem is None:
-                await asyncio.to_thread(app.state.refusals.flush, True)
-                engine.close()
+                try:
+                    await asyncio.to_thread(app.state.refusals.flush, True)  # the open minutes' counts
+                finally:
+                    engine.close()
 
     app = FastAPI(title="facegate", version=version("facegate"), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
