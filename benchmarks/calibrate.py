@@ -10,6 +10,16 @@ impostor pair (about 18.9 million), and the table records, on a
 log-spaced grid of FMR from 1 down to 1/(number of impostor pairs), the similarity that
 this share of impostor pairs reaches. Genuine pairs (same person) are counted to report
 the true-match rate at each point. Deterministic: no sampling.
+
+`--score fair` measures the fair-normalized scores instead (the shipped normalization of
+the template space, see benchmarks/fair_normalization.py), for the score space
+`<template id>+fsn`:
+
+    .venv/bin/python benchmarks/calibrate.py --lfw ../shared/data/lfw --score fair \
+        --folds 3,4,5,6,7,8 --out src/facegate/vision/calibration/dlib-resnet-v1_flip_fsn.json
+
+(`--folds` keeps the manifest photos of those pairs folds: here, those the normalization
+was not fitted on.)
 """
 
 from __future__ import annotations
@@ -25,17 +35,22 @@ import numpy as np
 from facegate.evaluation.lfw_pairs import read_pairs
 from facegate.evaluation.templates import image_templates
 from facegate.vision import Pipeline, PipelineConfig
-from facegate.vision.calibration import Calibration, calibration_file_name, similarity_matrix
+from facegate.vision.calibration import Calibration, calibration_file_name
+from facegate.vision.score_normalization import Scorer, scorer_for
 
 DEFAULT_FMR = 1e-3  # the default operating point of `compare` and of searches without a purpose
 
 
-def impostor_and_genuine(templates: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Similarities of all pairs i<j, split by same/different subject (chunked, exact)."""
+def impostor_and_genuine(
+    templates: np.ndarray, subjects: np.ndarray, scorer: Scorer
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of all pairs i<j, split by same/different subject (chunked, exact)."""
     impostor, genuine = [], []
     n = len(templates)
+    offsets = scorer.offsets(templates)
     for start in range(0, n, 1024):
-        block = similarity_matrix(templates[start:start + 1024], templates).astype(np.float32)
+        block = scorer.matrix(templates[start:start + 1024], templates, offsets[start:start + 1024], offsets)
+        block = block.astype(np.float32)
         for row, i in enumerate(range(start, min(start + 1024, n))):
             scores = block[row, i + 1:]
             same = subjects[i + 1:] == subjects[i]
@@ -72,12 +87,17 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("benchmarks/out/template-cache"),
                         help="template cache (shared with the other evaluation runs)")
     parser.add_argument("--all", action="store_true", help="every manifest photo, not only pairs.txt's")
+    parser.add_argument("--score", choices=("raw", "fair"), default="raw", help="raw or fair-normalized scores")
+    parser.add_argument("--folds", default=None, help="only photos of these pairs folds (manifest pairs_fold)")
     args = parser.parse_args()
     with (args.lfw / "manifest.csv").open() as f:
         rows = list(csv.DictReader(f))
     if not args.all:
         wanted = set(read_pairs(args.lfw / "pairs.txt").images)
         rows = [r for r in rows if r["path"] in wanted]
+    if args.folds:
+        keep = set(args.folds.split(","))
+        rows = [r for r in rows if r["pairs_fold"] in keep]
     names = [r["path"] for r in rows]
     config = PipelineConfig(runtime=args.runtime)
     pipeline = Pipeline(config)
@@ -85,16 +105,19 @@ def main() -> None:
     kept = [r for r in rows if r["path"] in found.templates]
     templates = np.stack([found.templates[r["path"]] for r in kept])
     subjects = np.array([r["subject"] for r in kept])
-    impostor, genuine = impostor_and_genuine(templates, subjects)
+    scorer = scorer_for(pipeline.template_id, args.score)
+    impostor, genuine = impostor_and_genuine(templates, subjects, scorer)
     source = (
-        f"LFW deep-funneled, {'all photos' if args.all else 'images of pairs.txt folds 1-8'} "
+        f"{'fair-normalized scores, ' if scorer.normalized else ''}"
+        f"LFW deep-funneled, {'all photos' if args.all else 'images of pairs.txt folds 1-8'}"
+        f"{f' in folds {args.folds}' if args.folds else ''} "
         f"({len(kept)} photos with a face of {len(rows)}; "
         f"{len(impostor)} impostor and {len(genuine)} genuine pairs), benchmarks/calibrate.py"
     )
-    cal, points = table(impostor, genuine, pipeline.template_id, source)
+    cal, points = table(impostor, genuine, scorer.score_id, source)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(cal.to_dict(), indent=1) + "\n")
-    expected = calibration_file_name(pipeline.template_id)
+    expected = calibration_file_name(scorer.score_id)
     if args.out.name != expected:
         print(f"warning: the engine looks for {expected}", file=sys.stderr)
     print("| similarity | FMR | TMR |\n|---|---|---|")

@@ -169,6 +169,37 @@ class FacegateClient:
         fields = _fields(purpose=purpose, case_reference=case_reference)
         return self._image_call("/v1/detect", {"image": image}, fields, multipart)
 
+    # --- video (asynchronous jobs) --------------------------------------------------------
+    def start_video_search(
+        self, collection_id: str, video: Image, *, purpose: str | None = None, case_reference: str | None = None,
+        fps: float | None = None, max_fmr: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload a stored video for face search: `{"job_id"}` (202); poll `get_video_search`."""
+        fields = _fields(purpose=purpose, case_reference=case_reference, fps=fps, max_fmr=max_fmr)
+        return self._image_call(f"/v1/collections/{collection_id}/video-searches", {"video": video}, fields, True)
+
+    def get_video_search(self, job_id: str) -> dict[str, Any]:
+        """A video search's status, progress and (once succeeded) results."""
+        return self.request("GET", f"/v1/video-searches/{job_id}")
+
+    # --- sharing (the owner) and review (reviewer role) ------------------------------------
+    def share_collection(self, collection_id: str, tenant: str, operations: list[str],
+                         purposes: list[str] | None = None) -> dict[str, Any]:
+        body = _fields(operations=operations, purposes=purposes)
+        return self.request("PUT", f"/v1/collections/{collection_id}/grants/{tenant}", json=body)
+
+    def unshare_collection(self, collection_id: str, tenant: str, operations: list[str] | None = None) -> dict[str, Any]:
+        params = {"operations": operations} if operations else None
+        return self.request("DELETE", f"/v1/collections/{collection_id}/grants/{tenant}", params=params)
+
+    def list_reviews(self, *, status: str = "pending", case_reference: str | None = None, after_id: int = 0,
+                     limit: int = 100) -> dict[str, Any]:
+        params = _fields(status=status, case_reference=case_reference, after_id=after_id, limit=limit)
+        return self.request("GET", "/v1/reviews", params=params)
+
+    def review(self, review_id: int, verdict: str, note: str = "") -> dict[str, Any]:
+        return self.request("POST", f"/v1/reviews/{review_id}", json={"verdict": verdict, "note": note})
+
     # --- audit (auditor role) -----------------------------------------------------------
     def verify_audit(self) -> dict[str, Any]:
         return self.request("GET", "/v1/audit/verify")

@@ -14,7 +14,10 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
+from importlib import resources
 
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,18 +25,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from facegate.errors import FacegateError
 from facegate.gate import Gatekeeper
 from facegate.governance import Policy, PolicyHolder
+from facegate.governance.checkpoints import load_signing_key
 from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store import template_key
 from facegate.store.catalog_meta import last_good_policy, remember_policy
 from facegate.store.db import create_private_catalog, open_engine, session_factory, sqlite_url
 from facegate.store.migrations import migrate
+from facegate.store.sealing import SecretBox, load_or_create_kek
 from facegate.store.vector_store import VectorStore
 from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
 from facegate.vision.embed import MODEL_ID
+from facegate.vision.group_calibration import GroupCalibration, load_group_calibration
+from facegate.vision.score_normalization import Scorer, normalization_file_name, scorer_for
 from facegate.vision.types import Face
+from facegate.vision.video import VideoLimits
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +119,42 @@ class Facegate:
         return f"{MODEL_ID}{'+flip' if self.config.flip else ''}"
 
     @cached_property
+    def scorer(self) -> Scorer:
+        """Raw or fair-normalized similarity (setting `score_normalization`); "auto" is fair
+        when the template space ships a normalization, raw otherwise."""
+        mode = self.settings.score_normalization
+        if mode == "auto":
+            shipped = resources.files("facegate.vision").joinpath(
+                "calibration", normalization_file_name(self.template_id)
+            )
+            mode = "fair" if shipped.is_file() else "raw"
+        return scorer_for(self.template_id, mode)
+
+    @cached_property
     def calibration(self) -> Calibration:
-        return load_calibration(self.template_id)
+        """The population calibration of the scores this engine reports (raw or normalized)."""
+        return load_calibration(self.scorer.score_id)
+
+    @cached_property
+    def group_calibration(self) -> GroupCalibration | None:
+        """Per-group curves of the same scores, if shipped (estimates and every-group thresholds)."""
+        return load_group_calibration(self.scorer.score_id)
 
     def load_models(self) -> None:
         """Load the models now, once, under the analysis lock (service warm-up and readiness)."""
         with self._pipeline_lock:
             self.pipeline  # noqa: B018 - the cached property loads them
         self.calibration  # noqa: B018
+
+    def analyze_frame(self, image: np.ndarray) -> list[Face]:
+        """Faces of a decoded video frame, under the same lock. No fallback detector: on a
+        stretch without faces it would run on every frame, and the next frame is near."""
+        with self._pipeline_lock:
+            return self.pipeline.faces(image, fallback=False)
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(max_seconds=self.settings.max_video_seconds, max_pixels=self.settings.max_video_pixels)
 
     def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
         """Faces of encoded image bytes; one analysis at a time per engine (dlib is not
@@ -152,6 +188,13 @@ class Facegate:
         return TemplateCodec(self.settings.template_key_bytes)
 
     @cached_property
+    def secret_box(self) -> SecretBox:
+        """Seals the secrets the server must read back (AWS secret keys), under a key file
+        beside the catalog, never inside it."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        return SecretBox(load_or_create_kek(self.settings.home))
+
+    @cached_property
     def vectors(self) -> VectorStore:
         return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
 
@@ -167,7 +210,16 @@ class Facegate:
 
     @cached_property
     def gate(self) -> Gatekeeper:
-        return Gatekeeper(self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock)
+        return Gatekeeper(
+            self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
+            groups=lambda: self.group_calibration,
+        )
+
+    @cached_property
+    def signing_key(self) -> Ed25519PrivateKey | None:
+        """The audit signing key (FACEGATE_AUDIT_SIGNING_KEY), or None when none is configured."""
+        path = self.settings.audit_signing_key
+        return None if path is None else load_signing_key(path)
 
     def now(self) -> datetime:
         return self._clock()

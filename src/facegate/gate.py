@@ -10,8 +10,13 @@
    and open review items when the purpose requires human review.
 
 The operation and its audit entry commit together or not at all; a refusal after an
-allow (bad image, unknown collection) is recorded with its error code. So every
-operation leaves exactly one audit entry.
+allow (bad image, unknown face) is recorded with its error code. So every operation
+leaves exactly one audit entry.
+
+A request that names a collection carries what the catalog says of it (owner, grants to
+the caller); a collection that is missing, or that the caller neither owns nor was
+granted the operation on, is refused by the decision in step 1 with the same
+COLLECTION_NOT_FOUND error, message and cost in both cases.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from facegate.errors import FacegateError
+from facegate.errors import ErrorCode, FacegateError
 from facegate.governance import (
     AuditEntry,
     Decision,
@@ -42,7 +47,10 @@ from facegate.governance import (
     tenant_view,
 )
 from facegate.governance.operations import MATCHING_OPERATIONS, PURPOSE_OPERATIONS
-from facegate.governance.request import Calibration
+from facegate.governance.request import Calibration, CollectionAccess
+from facegate.store.catalog import collection_not_found
+from facegate.store.grants import owner_and_grants
+from facegate.vision.group_calibration import GroupCalibration
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -63,6 +71,7 @@ class Caller:
     consent_reference: str | None = None
     mode: str = "post_event"
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    key_holder: str | None = None  # the person or system the key names (recorded in the audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +109,12 @@ class Gatekeeper:
         calibration: Callable[[], Calibration],
         model_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        groups: Callable[[], GroupCalibration | None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self._policy = policy
         self._calibration = calibration
+        self._groups = groups
         self._model_id = model_id
         self.clock = clock
 
@@ -118,6 +129,11 @@ class Gatekeeper:
                 purpose = policy.rules.local_operator.default_purpose
         else:
             tenant = tenant_view(session, caller.tenant)
+        access = None
+        if collection_id is not None:
+            found = owner_and_grants(session, collection_id, tenant.name)
+            if found is not None:
+                access = CollectionAccess(found[0], tuple(found[1]))
         return GateRequest(
             tenant=tenant,
             operation=operation,
@@ -130,19 +146,22 @@ class Gatekeeper:
             requested_max_fmr=limits.max_fmr,
             requested_threshold=limits.threshold,
             requested_max_results=limits.max_results,
+            collection_access=access,
         )
 
     def decide(self, session: Session, request: GateRequest, now: datetime) -> Decision:
         matching = request.operation in MATCHING_OPERATIONS
         audits = recorded_audits(session, self._model_id) if matching else ()
         calibration = self._calibration() if matching else _NO_THRESHOLDS
-        return decide(self._policy.current(), request, now, calibration, audits)
+        groups = self._groups() if matching else None
+        return decide(self._policy.current(), request, now, calibration, audits, groups)
 
     def _entry(self, request: GateRequest, decision: Decision, caller: Caller, probe: str | None) -> AuditEntry:
-        return AuditEntry.of(
+        entry = AuditEntry.of(
             request, decision, time=self.clock(), request_id=caller.request_id,
             model_id=self._model_id, probe_sha256=probe,
         )
+        return replace(entry, key_holder=caller.key_holder)
 
     def run(
         self,
@@ -181,7 +200,7 @@ class Gatekeeper:
             self._record_failure(request, decision, caller, probe_sha256, exc)
             raise
         if denied is not None:
-            raise PolicyDenied(denied)
+            raise _refusal(denied, collection_id)
         return Gated(outcome.value, decision, seq)
 
     def _admit(
@@ -194,13 +213,14 @@ class Gatekeeper:
             if not decision.allowed:
                 append_entry(session, self._entry(request, decision, caller, probe))
         if not decision.allowed:
-            raise PolicyDenied(decision)
+            raise _refusal(decision, collection_id)
         return request, decision
 
-    def admit(self, caller: Caller, operation: Operation) -> Decision:
-        """Check before long work (a demographic audit): a denial is recorded and raised;
-        an allowed decision is recorded later, with the work's results, by `run_recorded`."""
-        return self._admit(caller, operation, None, Limits(), None)[1]
+    def admit(self, caller: Caller, operation: Operation, collection_id: str | None = None) -> Decision:
+        """Check before long work (a demographic audit, a bulk enrolment, a queued video search):
+        a denial is recorded and raised; an allowed decision is recorded later, with the work's
+        results."""
+        return self._admit(caller, operation, collection_id, Limits(), None)[1]
 
     def run_recorded(self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R]) -> R:
         """Decide an administrative step and let `act` perform it and append `entry` itself
@@ -238,9 +258,19 @@ class Gatekeeper:
             purpose=caller.purpose, case_reference=caller.case_reference, collection=collection_id,
             mode=caller.mode, code=exc.code.value, request_id=caller.request_id, model_id=self._model_id,
             details=dict(details or {}),
+            key_holder=caller.key_holder,
         )
         with self._sessions.begin() as session:
             append_entry(session, entry)
+
+
+def _refusal(decision: Decision, collection_id: str | None) -> FacegateError:
+    """The error a denial raises. A collection the caller may not know of is refused with
+    the catalog's own "no such collection" error, byte for byte: no rule, no decision body
+    that would tell a foreign collection from a missing one."""
+    if decision.code is ErrorCode.COLLECTION_NOT_FOUND and collection_id is not None:
+        return collection_not_found(collection_id)
+    return PolicyDenied(decision)
 
 
 class _NoThresholds:

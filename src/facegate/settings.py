@@ -39,6 +39,18 @@ class Settings(BaseSettings):
     embedder_runtime: Literal["onnx", "dlib"] = "onnx"
     max_image_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # fair score normalization (docs/fairness.md): "auto" = on when the template space ships it
+    score_normalization: Literal["auto", "fair", "raw"] = "auto"
+    # video
+    video_fps: float = Field(default=4.0, gt=0, le=60, description="frames sampled per second of video")
+    max_video_seconds: float = Field(default=3 * 3600.0, gt=0)
+    max_video_pixels: int = Field(default=3840 * 2160, ge=1024)
+    max_pending_video_jobs: int = Field(
+        default=4, ge=1, description="queued or running video searches per tenant (uploads wait on disk)"
+    )
+    video_job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a running job not renewed for this long is resumed by another runner"
+    )
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
     workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")
@@ -55,6 +67,13 @@ class Settings(BaseSettings):
         default=128 * 1024 * 1024, ge=1024, description="bytes of request bodies one worker holds at once"
     )
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="time for a request body to arrive")
+    # audit integrity and retention
+    audit_signing_key: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM) that signs audit checkpoints; kept outside the catalog"
+    )
+    checkpoint_dir: Path | None = Field(default=None, description="where `serve` writes signed checkpoints")
+    checkpoint_interval_seconds: int = Field(default=3600, ge=0, description="serve: between checkpoints; 0 = off")
+    retention_interval_seconds: int = Field(default=86400, ge=0, description="serve: between retention runs; 0 = off")
 
     @field_validator("template_key")
     @classmethod

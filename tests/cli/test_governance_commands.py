@@ -28,7 +28,9 @@ def test_tenant_key_and_policy_check(settings: Settings) -> None:
                        "--purposes", "criminal_investigation,victim_identification")
     assert code == 0 and tenant["sector"] == "law_enforcement"
     code, key = run(settings, "key", "create", "metro-police")
-    assert code == 0 and set(key) == {"key_id", "key"} and key["key"].startswith("fg_")
+    assert code == 0 and set(key) == {"key_id", "key", "tenant", "holder", "aws_access_key_id", "aws_secret_access_key"}
+    assert key["key"].startswith("fg_") and len(key["aws_access_key_id"]) == 20
+    assert key["tenant"] == "metro-police" and key["holder"] is None
     code, denied = run(settings, "policy", "check", "--tenant", "metro-police", "--purpose",
                        "criminal_investigation", "--operation", "search", "--at", "2020-07-01T12:00:00Z")
     assert code == 0
@@ -45,12 +47,15 @@ def test_tenant_key_and_policy_check(settings: Settings) -> None:
     # the key is stored only as a hash
     db = (settings.home / "catalog.sqlite3").read_bytes()
     assert key["key"].encode() not in db and key["key"].split("_")[-1].encode() not in db
+    assert key["aws_secret_access_key"].encode() not in db  # sealed, under a key kept outside it
 
 
 def test_denied_search_is_audited_and_chain_verifies(settings: Settings, peers: Path) -> None:
     run(settings, "tenant", "create", "metro-police", "--sector", "law_enforcement",
         "--purposes", "criminal_investigation,victim_identification")
     run(settings, "collection", "create", "leads")
+    code, _ = run(settings, "collection", "share", "leads", "--with", "metro-police", "--operations", "search")
+    assert code == 0
     image = peers / "face_recognition" / "tests" / "test_images" / "obama.jpg"
     code, out = run(settings, "search", "leads", str(image), "--tenant", "metro-police",
                     "--purpose", "criminal_investigation", "--case-reference", "case-1")
@@ -90,3 +95,18 @@ def test_audit_report_and_export(settings: Settings) -> None:
     result = CliRunner().invoke(main, ["audit", "export", "--data-dir", str(settings.home), "--policy", str(POLICY)])
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 0 and lines and all("entry_hash" in e for e in lines)
+
+
+def test_key_bound_to_a_purpose_and_case(settings: Settings) -> None:
+    run(settings, "tenant", "create", "polaris", "--sector", "nonprofit", "--purposes", "victim_identification")
+    code, key = run(settings, "key", "create", "polaris", "--purpose", "victim_identification",
+                    "--case-reference", "CASE-9", "--expires", "2099-01-01T00:00:00Z")
+    assert code == 0 and (key["purpose"], key["case_reference"]) == ("victim_identification", "CASE-9")
+    code, unknown = run(settings, "key", "create", "polaris", "--purpose", "mass_surveillance")
+    assert code == 1 and unknown["error"]["code"] == "PURPOSE_UNKNOWN"
+    code, alone = run(settings, "key", "create", "polaris", "--case-reference", "CASE-9")
+    assert code == 1 and alone["error"]["code"] == "INVALID_ARGUMENT"
+    with sqlite3.connect(settings.home / "catalog.sqlite3") as db:
+        row = db.execute("SELECT purpose, case_reference, aws_access_key_id FROM api_keys WHERE key_id = ?",
+                         (key["key_id"],)).fetchone()
+    assert row == ("victim_identification", "CASE-9", key["aws_access_key_id"])

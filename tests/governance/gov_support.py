@@ -7,9 +7,12 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from facegate.governance.audit import AuditEntry
 from facegate.governance.operations import Role
 from facegate.governance.request import TenantStatus, TenantView
+from facegate.vision.group_calibration import GroupCalibration, GroupCurve
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_POLICY = REPO / "examples" / "policy-2020-moratorium.toml"
@@ -33,6 +36,20 @@ class TableCalibration:
             if x1 <= x <= x0:
                 return s0 + (s1 - s0) * (x - x0) / (x1 - x0)
         return pts[-1][1]
+
+
+def table_groups(shift: float = 1.0) -> GroupCalibration:
+    """Two groups on TableCalibration's scale: one exactly like it, one `shift` points lower,
+    both vouched for down to 1e-7: the example policy's every-group purposes then derive
+    the population's thresholds, so the table's exact values still hold."""
+    pts = TableCalibration.POINTS + ((1e-7, 90.0),)
+    sims = np.array([s for _, s in pts])
+    fmr = np.array([f for f, _ in pts])
+
+    def curve(name: str, minus: float) -> GroupCurve:
+        return GroupCurve(name, 100, 500, 10**6, sims - minus, fmr, fmr, 1e-7)
+
+    return GroupCalibration("table", "table", "none", 0.95, (curve("g=a", 0.0), curve("g=b", shift)), "test table")
 
 
 def tenant(

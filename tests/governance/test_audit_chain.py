@@ -3,6 +3,7 @@ directly in the database is named by `verify`, and the slow verifier always agre
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -24,8 +25,9 @@ from facegate.governance.audit import (
     AuditEntry,
     MatchRef,
     append_entry,
+    canonical_json,
     chain_hash,
-    entry_body,
+    entry_hash_of,
     export_jsonl,
     head,
     read_entries,
@@ -105,11 +107,12 @@ def _check(data_dir: Path) -> tuple[VerifyResult, VerifyResult]:
 
 def _agree(data_dir: Path) -> VerifyResult:
     fast, naive = _check(data_dir)
-    assert (fast.ok, fast.entries, fast.first_bad_entry, fast.kind) == (
+    assert (fast.ok, fast.entries, fast.first_bad_entry, fast.kind, fast.redacted) == (
         naive.ok,
         naive.entries,
         naive.first_bad_entry,
         naive.kind,
+        naive.redacted,
     )
     return fast
 
@@ -139,7 +142,11 @@ def test_an_untouched_chain_verifies(pristine: Path, tmp_path: Path) -> None:
     assert set(result.to_dict()) >= {"ok", "entries", "first_bad_entry"}
 
 
-EDITABLE = [c for c in HASHED_FIELDS if c != "seq"] + ["prev_hash", "entry_hash"]
+# Every stored column: the format-2 columns too (an unredacted entry must keep its salt,
+# its digest, and no redaction time).
+EDITABLE = [c for c in HASHED_FIELDS if c != "seq"] + [
+    "format", "salt", "redactable_digest", "redacted_at", "prev_hash", "entry_hash",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("column", EDITABLE)
@@ -208,7 +215,7 @@ def test_swapped_entries_are_named(pristine: Path, tmp_path: Path, a: int, b: in
 def _forged_row(data_dir: Path, seq: int, prev_hash: str) -> dict[str, object]:
     """A plausible entry with a correctly computed hash: the intruder knows the algorithm."""
     values = _entry(3).columns(seq)
-    return {**values, "prev_hash": prev_hash, "entry_hash": chain_hash(prev_hash, entry_body(values))}
+    return {**values, "prev_hash": prev_hash, "entry_hash": entry_hash_of(prev_hash, values)}
 
 
 def _insert(data_dir: Path, row: dict[str, object]) -> tuple[str, tuple]:
@@ -337,8 +344,12 @@ def test_export_is_jsonl_that_an_officer_can_rehash(pristine: Path, tmp_path: Pa
     engine.dispose()
     prev = GENESIS
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    for line in lines:
-        body = {k: v for k, v in line.items() if k not in ("prev_hash", "entry_hash")}
+    for line in lines:  # the recipe of docs/governance.md, format 2
+        assert line["format"] == 2 and line["redacted_at"] is None
+        part = {"probe_sha256": line["probe_sha256"], "results": line["results"], "salt": line["salt"]}
+        assert hashlib.sha256(canonical_json(part)).hexdigest() == line["redactable_digest"]
+        unhashed = ("prev_hash", "entry_hash", "probe_sha256", "results", "salt", "redacted_at")
+        body = {k: v for k, v in line.items() if k not in unhashed}
         assert line["prev_hash"] == prev and chain_hash(prev, body) == line["entry_hash"]
         prev = line["entry_hash"]
     assert anchor is not None and anchor.entry_hash == prev

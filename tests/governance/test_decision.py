@@ -15,9 +15,9 @@ from facegate.governance.decision import Decision, PolicyDenied, decide
 from facegate.governance.operations import Mode, Operation, Role, parse_operation
 from facegate.governance.policy import Policy
 from facegate.governance.policy_loading import parse_policy
-from facegate.governance.request import BiasAuditSummary, GateRequest, TenantView
+from facegate.governance.request import BiasAuditSummary, CollectionAccess, GateRequest, TenantView
 from facegate.governance.tenants import local_operator
-from tests.governance.gov_support import EXAMPLE_POLICY, TableCalibration, at, tenant
+from tests.governance.gov_support import EXAMPLE_POLICY, TableCalibration, at, table_groups, tenant
 
 POLICE = tenant(
     "metro-police", "law_enforcement", {"criminal_investigation", "victim_identification", "missing_person"}
@@ -27,6 +27,7 @@ SHOP = tenant("acme-photos", "commercial", {"photo_library"})
 KYC = tenant("verify-co", "commercial", {"identity_verification"})
 AUDITOR = tenant("oversight-board", "government", set(), {Role.AUDITOR})
 CAL = TableCalibration()
+GROUPS = table_groups()
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,18 @@ ROWS = [
 
 
 def _request(row: Row) -> GateRequest:
+    """The row's request; a collection it names belongs to the tenant asking (ownership is
+    tested in test_collection_access.py)."""
+    owned = CollectionAccess(row.who.name) if "collection_id" in row.extra else None
     return GateRequest(
-        tenant=row.who, operation=row.operation, purpose=row.purpose, case_reference=row.case, **row.extra
+        tenant=row.who, operation=row.operation, purpose=row.purpose, case_reference=row.case,
+        collection_access=owned, **row.extra,
     )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.label for r in ROWS])
 def test_june_2020_table(row: Row, example_policy: Policy) -> None:
-    decision = decide(example_policy, _request(row), at(row.when), CAL, ())
+    decision = decide(example_policy, _request(row), at(row.when), CAL, (), GROUPS)
     assert (decision.allowed, decision.code, decision.rule) == (row.expect is None, row.expect, row.rule), (
         decision.reason
     )
@@ -136,7 +141,7 @@ def test_june_2020_table(row: Row, example_policy: Policy) -> None:
 
 def test_moratorium_denial_carries_the_policys_reason(example_policy: Policy) -> None:
     row = ROWS[0]
-    decision = decide(example_policy, _request(row), at(row.when), CAL)
+    decision = decide(example_policy, _request(row), at(row.when), CAL, groups=GROUPS)
     assert decision.reason == example_policy.rules.moratoria[0].reason
     assert "until further notice" in decision.reason
     assert (decision.max_fmr, decision.threshold, decision.max_results) == (None, None, None)
@@ -148,7 +153,7 @@ def test_moratorium_denial_carries_the_policys_reason(example_policy: Policy) ->
 
 
 def test_exempt_search_gets_the_purposes_threshold(example_policy: Policy) -> None:
-    decision = decide(example_policy, _request(ROWS[2]), at("2020-07-01T10:00:00Z"), CAL)
+    decision = decide(example_policy, _request(ROWS[2]), at("2020-07-01T10:00:00Z"), CAL, groups=GROUPS)
     assert decision.max_fmr == 1e-5
     assert decision.threshold == pytest.approx(83.0)
     assert decision.max_results == 20
@@ -163,7 +168,7 @@ def _limits(policy: Policy, **asked: object) -> Decision:
         case_reference="C-1",
         **asked,
     )
-    decision = decide(policy, request, at("2020-07-01T10:00:00Z"), CAL)
+    decision = decide(policy, request, at("2020-07-01T10:00:00Z"), CAL, groups=GROUPS)
     assert decision.allowed
     return decision
 
@@ -186,7 +191,7 @@ def test_to_dict_has_the_policy_check_contract(example_policy: Policy) -> None:
     body = _limits(example_policy).to_dict()
     assert {"decision", "code", "rule", "policy_version", "max_fmr", "threshold"} <= set(body)
     assert body["decision"] == "allow" and body["code"] is None
-    denied = decide(example_policy, _request(ROWS[0]), at(ROWS[0].when), CAL).to_dict()
+    denied = decide(example_policy, _request(ROWS[0]), at(ROWS[0].when), CAL, groups=GROUPS).to_dict()
     assert (denied["decision"], denied["code"], denied["threshold"]) == ("deny", "MORATORIUM", None)
 
 
@@ -196,8 +201,8 @@ def test_the_original_one_year_moratorium_ends_on_2021_06_10() -> None:
     )
     one_year = parse_policy(text.encode(), "one-year.toml")
     request = _request(ROWS[0])
-    assert decide(one_year, request, at("2021-06-09T23:59:59Z"), CAL).code is ErrorCode.MORATORIUM
-    assert decide(one_year, request, at("2021-06-10T00:00:00Z"), CAL).allowed
+    assert decide(one_year, request, at("2021-06-09T23:59:59Z"), CAL, groups=GROUPS).code is ErrorCode.MORATORIUM
+    assert decide(one_year, request, at("2021-06-10T00:00:00Z"), CAL, groups=GROUPS).allowed
 
 
 def test_local_operator_takes_sector_and_purposes_from_the_policy(example_policy: Policy) -> None:
@@ -205,15 +210,15 @@ def test_local_operator_takes_sector_and_purposes_from_the_policy(example_policy
     assert (me.name, me.sector, me.roles) == ("local", "nonprofit", frozenset(Role))
     assert me.purposes == {"victim_identification", "missing_person", "research"}
     request = GateRequest(tenant=me, operation=parse_operation("search"), purpose="research")
-    assert decide(example_policy, request, at("2020-07-01T10:00:00Z"), CAL).rule == "purpose:research"
+    assert decide(example_policy, request, at("2020-07-01T10:00:00Z"), CAL, groups=GROUPS).rule == "purpose:research"
     admin = GateRequest(tenant=me, operation=Operation.TENANT_ADMIN)
-    assert decide(example_policy, admin, at("2020-07-01T10:00:00Z"), CAL).rule == "role:admin"
+    assert decide(example_policy, admin, at("2020-07-01T10:00:00Z"), CAL, groups=GROUPS).rule == "role:admin"
 
 
 def test_a_tenant_whose_sector_left_the_policy_is_denied(example_policy: Policy) -> None:
     stray = tenant("old-co", "defence", {"photo_library"})
     request = GateRequest(tenant=stray, operation=Operation.SEARCH_IMAGE, purpose="photo_library")
-    decision = decide(example_policy, request, at("2020-07-01T10:00:00Z"), CAL)
+    decision = decide(example_policy, request, at("2020-07-01T10:00:00Z"), CAL, groups=GROUPS)
     assert (decision.code, decision.rule) == (ErrorCode.OPERATION_NOT_ALLOWED, "default:deny")
 
 
@@ -236,7 +241,7 @@ def test_bias_audit_gate_reads_the_latest_audit(example_policy: Policy) -> None:
         return BiasAuditSummary(audit_id=audit_id, created_at=at(day), **values)  # type: ignore[arg-type]
 
     good = audit(1, "2020-06-01")
-    assert decide(example_policy, request, when, CAL, [good]).allowed
+    assert decide(example_policy, request, when, CAL, [good], GROUPS).allowed
     cases = {
         "a newer failing audit": [good, audit(2, "2020-06-20", passed=False)],
         "another dataset only": [audit(3, "2020-06-01", dataset="utkface")],
@@ -245,7 +250,7 @@ def test_bias_audit_gate_reads_the_latest_audit(example_policy: Policy) -> None:
         "measured at a stricter threshold": [audit(6, "2020-06-01", threshold=90.0)],
     }
     for label, audits in cases.items():
-        decision = decide(example_policy, request, when, CAL, audits)
+        decision = decide(example_policy, request, when, CAL, audits, GROUPS)
         assert (decision.code, decision.rule) == (ErrorCode.AUDIT_REQUIRED, "purpose:missing_person"), label
     # a stricter request raises the threshold above the audit's: still covered
     stricter = GateRequest(
@@ -255,7 +260,7 @@ def test_bias_audit_gate_reads_the_latest_audit(example_policy: Policy) -> None:
         case_reference="MP-7",
         requested_max_fmr=1e-6,
     )
-    assert decide(example_policy, stricter, when, CAL, [good]).allowed
+    assert decide(example_policy, stricter, when, CAL, [good], GROUPS).allowed
     # the gate is for matching: enrolment needs no audit
     enrol = GateRequest(
         tenant=NGO,
@@ -264,7 +269,7 @@ def test_bias_audit_gate_reads_the_latest_audit(example_policy: Policy) -> None:
         case_reference="MP-7",
         consent_reference="C-1",
     )
-    assert decide(example_policy, enrol, when, CAL, []).allowed
+    assert decide(example_policy, enrol, when, CAL, [], GROUPS).allowed
 
 
 @pytest.mark.parametrize(
@@ -288,7 +293,7 @@ def test_decision_time_must_be_aware(example_policy: Policy) -> None:
     from datetime import datetime
 
     with pytest.raises(FacegateError) as raised:
-        decide(example_policy, _request(ROWS[0]), datetime(2020, 7, 1), CAL)
+        decide(example_policy, _request(ROWS[0]), datetime(2020, 7, 1), CAL, groups=GROUPS)
     assert raised.value.code is ErrorCode.INVALID_ARGUMENT
 
 

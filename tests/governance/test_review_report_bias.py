@@ -16,9 +16,9 @@ from facegate.governance.decision import decide
 from facegate.governance.operations import Operation, Role
 from facegate.governance.policy import Policy
 from facegate.governance.report import transparency_report
-from facegate.governance.request import GateRequest
+from facegate.governance.request import CollectionAccess, GateRequest
 from facegate.governance.review import decide_review, list_reviews, open_reviews
-from tests.governance.gov_support import TableCalibration, admin_record, at, tenant
+from tests.governance.gov_support import TableCalibration, admin_record, at, table_groups, tenant
 
 Catalog = tuple[Engine, sessionmaker[Session]]
 NGO = tenant(
@@ -38,9 +38,10 @@ def _gated(
         purpose=purpose,
         case_reference="CASE-1",
         collection_id="victims-2020",
+        collection_access=CollectionAccess(who.name),
         **kw,
     )  # type: ignore[arg-type]
-    decision = decide(policy, request, at(when), CAL)
+    decision = decide(policy, request, at(when), CAL, groups=table_groups())
     return AuditEntry.of(
         request, decision, time=at(when), request_id=f"req-{when}", model_id="dlib_resnet_v1",
         probe_sha256="ab" * 32, results=results if decision.allowed else (),
@@ -175,7 +176,7 @@ def test_audit_required_until_a_passing_audit_and_again_after_a_failing_one(
 
     def gate(when: str, model_id: str = "dlib_resnet_v1") -> ErrorCode | None:
         with sessions() as session:
-            return decide(example_policy, request, at(when), CAL, recorded_audits(session, model_id)).code
+            return decide(example_policy, request, at(when), CAL, recorded_audits(session, model_id), table_groups()).code
 
     assert gate("2024-01-01T00:00:00Z") is ErrorCode.AUDIT_REQUIRED
     with sessions.begin() as session:

@@ -117,7 +117,7 @@ def test_keys_are_shown_once_and_hashed_at_rest(
             record=admin_record(),
         )
         new = create_key(session, tenant="polaris", record=admin_record())
-    assert set(new.to_dict()) == {"key_id", "key"}
+    assert set(new.to_dict()) == {"key_id", "key", "tenant", "holder"} and new.holder is None
     prefix, secret = new.key.split(new.key_id + "_", 1)
     assert prefix == "fg_" and len(secret) >= 43  # 32 random bytes, URL-safe base64
     with sessions() as session:

@@ -18,7 +18,7 @@ from tests.service.server import Server, running_server
 
 TENANTS = (
     ("newsroom", "commercial", "photo_library", "operator"),  # test_operator_flow
-    ("watchdog", "research", "research", "auditor"),
+    ("watchdog", "research", "research", "oversight"),  # reads the whole trail
     ("leaver", "commercial", "photo_library", "operator"),
     ("intake", "nonprofit", "photo_library", "operator"),  # test_bad_input
     ("fuzzer", "commercial", "photo_library", "operator,auditor"),  # test_openapi_fuzz

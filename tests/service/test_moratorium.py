@@ -26,7 +26,7 @@ TENANTS = (
     ("metro-police", "law_enforcement", "criminal_investigation,victim_identification,missing_person", "operator"),
     ("polaris", "nonprofit", "victim_identification,missing_person", "operator"),
     ("acme-photos", "commercial", "photo_library", "operator"),
-    ("oversight-board", "government", "", "auditor"),
+    ("oversight-board", "government", "", "oversight"),  # reads the whole trail
     ("hammer", "commercial", "photo_library", "operator"),
 )
 RATE_LIMIT = 30  # requests a minute per key: above what any tenant of the table sends
@@ -44,6 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
             for n in (1, 2):
                 polaris.index_faces(GALLERY, lfw("Tony_Blair", n), subject="person-1",
                                     purpose="victim_identification", case_reference=CASE)
+            # The gallery is polaris's: the police may search and enrol into it to identify
+            # victims only, and the commercial tenant may search it (where the policy's
+            # collection rule still closes it to its sector).
+            polaris.share_collection(GALLERY, "metro-police", ["search", "index"], ["victim_identification"])
+            polaris.share_collection(GALLERY, "acme-photos", ["search"])
         with running.client(running.keys["acme-photos"]) as acme:
             acme.create_collection("acme-staff")
         yield running
@@ -102,9 +107,9 @@ ROWS = [
         ("PURPOSE_UNKNOWN", "default:deny")),
     Row("commercial tenant searching a victim gallery", "acme-photos", "search",
         {**SEARCH, "purpose": "photo_library"}, ("COLLECTION_FORBIDDEN", "collection:victim-galleries")),
-    Row("auditor cannot search", "oversight-board", "search",
+    Row("oversight cannot search", "oversight-board", "search",
         {**SEARCH, "purpose": "victim_identification", "case_reference": CASE}, ("ROLE_REQUIRED", "role:operator")),
-    Row("auditor reads the audit log", "oversight-board", "verify_audit"),
+    Row("oversight reads the audit log", "oversight-board", "verify_audit"),
 ]
 
 

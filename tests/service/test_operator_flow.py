@@ -205,7 +205,7 @@ def test_auth_failures_are_401_and_recorded(server: Server, keys: dict[str, str]
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_the_audit_trail_is_for_auditors_and_verifies(server: Server, fg: FacegateClient, keys: dict[str, str]) -> None:
+def test_the_audit_trail_is_for_oversight_and_verifies(server: Server, fg: FacegateClient, keys: dict[str, str]) -> None:
     with pytest.raises(FacegateHTTPError) as exc:
         fg.verify_audit()
     assert (exc.value.status, exc.value.code) == (403, "ROLE_REQUIRED")
@@ -223,3 +223,16 @@ def test_the_audit_trail_is_for_auditors_and_verifies(server: Server, fg: Facega
     assert report["total"]["requests"] >= len(seqs) and report["by_operation"]["search_image"]["allowed"] >= 4
     verified = auditor.verify_audit()
     assert verified["ok"] is True and verified["first_bad_entry"] is None and verified["entries"] > len(seqs)
+
+
+def test_matches_carry_the_worst_group_estimate(fg: FacegateClient, enrolled: dict[str, list[str]]) -> None:
+    """Over HTTP, every match and comparison carries the population estimate and the worst
+    group's (issue 18), and the decision says for whom the rate holds."""
+    found = fg.search(COLLECTION, lfw("Colin_Powell", 4), purpose="photo_library")
+    assert found["matches"] and found["decision"]["fmr_holds_for"] == "population"
+    for match in [*found["matches"], *found["subjects"]]:
+        assert 0 < match["estimated_fmr"] <= match["estimated_fmr_worst_group"] <= 1
+        assert match["worst_group"].split("=")[0] in {"race", "gender"}
+    same = fg.compare(lfw("Tony_Blair", 1), lfw("Tony_Blair", 4), purpose="photo_library")
+    assert same["estimated_fmr_worst_group"] >= same["estimated_fmr"] and same["worst_group"]
+    assert all(t["worst_group"] for t in same["target_faces"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from facegate.cli import checkpoints  # noqa: F401  (adds keygen, checkpoint, prove to `audit`)
 from facegate.cli.bias import audit_bias_command
 from facegate.cli.catalog import catalog_group
 from facegate.cli.collections import collection, faces_group, index, subject_group
@@ -16,8 +17,10 @@ from facegate.cli.evaluate import evaluate
 from facegate.cli.governance import (
     approval_group, audit_group, key_group, policy_group, review_group, tenant_group,
 )
+from facegate.cli.retention import retention_group
 from facegate.cli.search import search
 from facegate.cli.serve import serve
+from facegate.cli.video import video_group
 from facegate.cli.vision import compare, detect
 
 
@@ -31,6 +34,6 @@ def main() -> None:
 for command in (
     detect, compare, evaluate, collection, index, faces_group, subject_group, search,
     tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
-    serve, audit_bias_command, catalog_group,
+    serve, audit_bias_command, retention_group, video_group, catalog_group,
 ):
     main.add_command(command)

@@ -24,14 +24,17 @@ def collection() -> None:
 @collection.command("create")
 @click.argument("name")
 @click.option("--description", default="", help="What the collection holds and why.")
+@click.option("--retention-days", type=click.IntRange(min=1), default=None,
+              help="Erase faces this many days after enrolment (`facegate retention apply`).")
 @caller_options
 @engine_options
 @json_option
 @handles_errors
-def collection_create(name: str, description: str, data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None) -> None:
+def collection_create(name: str, description: str, retention_days: int | None, data_dir: Path | None,
+                      policy: Path | None, as_json: bool, **who: str | None) -> None:
     """Create an empty collection bound to the current model."""
     engine = build_engine(data_dir, policy)
-    info = collections.create_collection(engine, make_caller(**who), name, description).value
+    info = collections.create_collection(engine, make_caller(**who), name, description, retention_days).value
     emit(as_json, collections.info_dict(info), lambda: stdout.print(f"created collection {info.collection_id} ({info.template_id})"))
 
 
@@ -74,6 +77,50 @@ def collection_delete(name: str, data_dir: Path | None, policy: Path | None, as_
     stats = collections.delete_collection(engine, make_caller(**who), name).value
     emit(as_json, {"deleted": collections.stats_dict(stats)},
          lambda: stdout.print(f"deleted {name}: {stats.face_count} faces, {stats.subject_count} subjects"))
+
+
+@collection.command("share")
+@click.argument("name")
+@click.option("--with", "grantee", required=True, help="The tenant to share with.")
+@click.option("--operations", required=True,
+              help="Comma-separated: search (the searches, video_search included), list, index, delete, "
+                   "erase, create_subject, associate.")
+@click.option("--purposes", default=None, help="Comma-separated purposes the grant is limited to (default: any).")
+@caller_options
+@engine_options
+@json_option
+@handles_errors
+def collection_share(name: str, grantee: str, operations: str, purposes: str | None, data_dir: Path | None,
+                     policy: Path | None, as_json: bool, **who: str | None) -> None:
+    """Grant another tenant named operations on a collection you own (audited)."""
+    engine = build_engine(data_dir, policy)
+    made = collections.share(engine, make_caller(**who), name, grantee, _csv(operations),
+                             _csv(purposes) if purposes else None).value
+    emit(as_json, {"grants": [g.to_dict() for g in made]}, lambda: [
+        stdout.print(f"{g.grantee}\t{g.operation}\t{','.join(g.purposes) if g.purposes else '(any purpose)'}")
+        for g in made
+    ])
+
+
+@collection.command("unshare")
+@click.argument("name")
+@click.option("--with", "grantee", required=True, help="The tenant to take grants back from.")
+@click.option("--operations", default=None, help="Comma-separated operations to revoke (default: all).")
+@caller_options
+@engine_options
+@json_option
+@handles_errors
+def collection_unshare(name: str, grantee: str, operations: str | None, data_dir: Path | None,
+                       policy: Path | None, as_json: bool, **who: str | None) -> None:
+    """Take back grants on a collection you own; they stop at the tenant's next request (audited)."""
+    engine = build_engine(data_dir, policy)
+    revoked = collections.unshare(engine, make_caller(**who), name, grantee,
+                                  _csv(operations) if operations else None).value
+    emit(as_json, {"revoked": revoked}, lambda: stdout.print(f"revoked from {grantee}: {', '.join(revoked) or 'nothing'}"))
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 @click.command("index")

@@ -13,7 +13,6 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.evaluation.identification import identify, split
 from facegate.evaluation.lfw_pairs import pair_scores, read_pairs, report
 from facegate.evaluation.templates import image_templates
-from facegate.vision.calibration import similarity
 
 
 def eval_cache(engine: Facegate) -> Path:
@@ -49,12 +48,13 @@ def pairs_command(
     found = image_templates(
         names, images_dir, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, no_face
     )
-    scores = pair_scores(pairs, found.templates, similarity)
+    scores = pair_scores(pairs, found.templates, lambda a, b: engine.scorer.pairs(a, b))
     cal = engine.calibration
     result = report(
         pairs, scores, len(names), len(found.no_face), no_face,
         cal.default_threshold, cal.default_fmr, engine.template_id,
     ).to_dict()
+    result["score_space"] = engine.scorer.score_id
     result["n_unreadable"] = len(found.unreadable)
 
     def human() -> None:
@@ -89,7 +89,7 @@ def identification_command(
     found = image_templates(
         names, manifest.parent, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, "reject"
     )
-    result = identify(split(rows, set(found.templates)), found.templates).to_dict()
+    result = identify(split(rows, set(found.templates)), found.templates, scorer=engine.scorer).to_dict()
     result["n_images_without_face"] = len(found.no_face)
     result["n_unreadable"] = len(found.unreadable)
 

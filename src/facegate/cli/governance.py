@@ -15,6 +15,7 @@ from facegate.cli.common import (
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import parse_operation
+from facegate.governance.checkpoints import read_checkpoint
 from facegate.operations import admin, audit
 
 
@@ -45,7 +46,8 @@ def tenant_group() -> None:
 @click.argument("name")
 @click.option("--sector", required=True, help="law_enforcement, government, commercial, nonprofit, research, ...")
 @click.option("--purposes", default="", help="Comma-separated purposes approved at once.")
-@click.option("--roles", default="operator", show_default=True, help="Comma-separated: operator,auditor,reviewer,admin")
+@click.option("--roles", default="operator", show_default=True,
+              help="Comma-separated: operator,reviewer,auditor,oversight,admin")
 @admin_option
 @engine_options
 @json_option
@@ -107,6 +109,23 @@ def tenant_activate(name: str, as_tenant: str | None, data_dir: Path | None, pol
     emit(as_json, info.to_dict(), lambda: stdout.print(f"activated {name}"))
 
 
+@tenant_group.command("roles")
+@click.argument("name")
+@click.option("--add", "add", multiple=True, help="Role to add (repeat or comma-separate).")
+@click.option("--remove", "remove", multiple=True, help="Role to remove (repeat or comma-separate).")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def tenant_roles(name: str, add: tuple[str, ...], remove: tuple[str, ...], as_tenant: str | None,
+                 data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Add or remove roles: operator, reviewer, auditor, oversight (local operator only), admin (audited)."""
+    engine = build_engine(data_dir, policy)
+    info = admin.tenant_roles(engine, admin_caller(as_tenant), name,
+                              [r for v in add for r in _csv(v)], [r for v in remove for r in _csv(v)])
+    emit(as_json, info.to_dict(), lambda: stdout.print(f"{name}: {', '.join(r.value for r in info.roles)}"))
+
+
 @click.group("key")
 def key_group() -> None:
     """API keys: shown once, stored only as a hash."""
@@ -115,16 +134,26 @@ def key_group() -> None:
 @key_group.command("create")
 @click.argument("tenant")
 @click.option("--expires", default=None, help="ISO 8601 expiry time (default: never).")
+@click.option("--holder", default=None, help="The person or system the key belongs to (recorded with each request).")
+@click.option("--purpose", default=None, help="Bind the key to this purpose: every request made with it declares it.")
+@click.option("--case-reference", "case_reference", default=None,
+              help="Bind the key to this case too (with --purpose): a credential for one investigation.")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
-def key_create(tenant: str, expires: str | None, as_tenant: str | None, data_dir: Path | None,
-               policy: Path | None, as_json: bool) -> None:
-    """Create a key for TENANT; the key is printed once and cannot be shown again."""
+def key_create(tenant: str, expires: str | None, holder: str | None, purpose: str | None,
+               case_reference: str | None, as_tenant: str | None, data_dir: Path | None, policy: Path | None,
+               as_json: bool) -> None:
+    """Create a key for TENANT (with AWS credentials); it is printed once and cannot be shown again."""
     engine = build_engine(data_dir, policy)
-    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"))
-    emit(as_json, new.to_dict(), lambda: stdout.print(f"key id {new.key_id}\nkey    {new.key}\n(shown once: store it now)"))
+    new = admin.new_key(engine, admin_caller(as_tenant), tenant, parse_time(expires, "--expires"), holder,
+                        purpose=purpose, case_reference=case_reference)
+    emit(as_json, new.to_dict(), lambda: stdout.print(
+        f"key id                {new.key_id}\nkey                   {new.key}\n"
+        f"aws_access_key_id     {new.aws_access_key_id}\naws_secret_access_key {new.aws_secret_access_key}\n"
+        "(shown once: store it now)"
+    ))
 
 
 @key_group.command("revoke")
@@ -219,24 +248,44 @@ def policy_check(operation: str, at: str | None, collection: str | None, mode: s
     emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
 
 
+@policy_group.command("thresholds")
+@engine_options
+@json_option
+@handles_errors
+def policy_thresholds(data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Per purpose: population and every-group thresholds, and each group's FMR and FNMR there."""
+    from facegate.cli.thresholds import show_thresholds  # the table needs rich only here
+
+    show_thresholds(build_engine(data_dir, policy), as_json)
+
+
 @click.group("audit")
 def audit_group() -> None:
-    """The tamper-evident audit trail: verify, export, transparency report."""
+    """The tamper-evident audit trail: verify, export, transparency report, signed checkpoints, proofs."""
 
 
 @audit_group.command("verify")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(path_type=Path), default=None,
+              help="A signed checkpoint (JSON) that the log must extend.")
+@click.option("--public-key", default=None,
+              help="With --checkpoint: the public key (base64) it must be signed by, as pinned by its keeper.")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
-def audit_verify(as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
-    """Re-walk the hash chain; name the first broken entry and exit 1 if any."""
+def audit_verify(checkpoint_file: Path | None, public_key: str | None, as_tenant: str | None, data_dir: Path | None,
+                 policy: Path | None, as_json: bool) -> None:
+    """Re-walk the hash chain (and check it extends --checkpoint); name the first problem and exit 1 if any."""
     engine = build_engine(data_dir, policy)
-    result = audit.verify_chain(engine, admin_caller(as_tenant))
+    document = None if checkpoint_file is None else read_checkpoint(checkpoint_file)
+    result = audit.verify_chain(engine, admin_caller(as_tenant), document, public_key)
     payload = result.to_dict()
+    redactions = payload["redactions"]["count"]
     emit(as_json, payload, lambda: stdout.print(
-        f"audit chain OK: {result.entries} entries" if result.ok
-        else f"audit chain BROKEN at entry {result.first_bad_entry}: {payload.get('problem')}"
+        f"audit chain OK: {result.entries} entries, {redactions} redacted"
+        + (f"; extends the checkpoint at entry {document.get('seq')}" if document is not None else "")
+        if result.ok
+        else f"audit chain BROKEN ({result.kind}) at entry {result.first_bad_entry}: {payload.get('problem')}"
     ))
     if not result.ok:
         sys.exit(1)
@@ -282,29 +331,40 @@ def review_group() -> None:
 
 
 @review_group.command("list")
-@click.option("--tenant", default=None, help="Whose leads (default: the local operator's).")
+@click.option("--tenant", default=None, help="Whose leads: the tenant acting (default: the local operator).")
+@click.option("--status", type=click.Choice(["pending", "confirmed", "rejected", "all"]), default="pending",
+              show_default=True)
+@click.option("--case-reference", default=None, help="Only the leads of this case.")
+@click.option("--after-id", type=click.IntRange(0), default=0, help="Leads after this review id (paging).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @engine_options
 @json_option
 @handles_errors
-def review_list(tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+def review_list(tenant: str | None, status: str, case_reference: str | None, after_id: int, limit: int,
+                data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Leads of one tenant, oldest first (a tenant sees only its own)."""
     engine = build_engine(data_dir, policy)
-    found = admin.pending_reviews(engine, Caller(tenant=tenant), tenant)
-    emit(as_json, {"reviews": [r.to_dict() for r in found]},
-         lambda: [stdout.print(json.dumps(r.to_dict(), default=str)) for r in found])
+    found = admin.pending_reviews(engine, Caller(tenant=tenant), status=None if status == "all" else status,
+                                  case_reference=case_reference, after_id=after_id, limit=limit)
+    leads = [admin.lead_dict(engine, r) for r in found]
+    emit(as_json, {"reviews": leads, "next_after_id": found[-1].review_id if len(found) == limit else None},
+         lambda: [stdout.print(json.dumps(lead, default=str)) for lead in leads])
 
 
 def _verdict(verdict: str):  # type: ignore[no-untyped-def]
     @click.argument("review_id", type=int)
     @click.option("--note", default="")
     @click.option("--tenant", default=None, help="Reviewer tenant (default: the local operator).")
+    @click.option("--holder", default=None,
+                  help="The person reviewing (compared with the searcher's key holder where the purpose needs four eyes).")
     @engine_options
     @json_option
     @handles_errors
-    def command(review_id: int, note: str, tenant: str | None, data_dir: Path | None, policy: Path | None,
-                as_json: bool) -> None:
+    def command(review_id: int, note: str, tenant: str | None, holder: str | None, data_dir: Path | None,
+                policy: Path | None, as_json: bool) -> None:
         engine = build_engine(data_dir, policy)
-        done = admin.review(engine, Caller(tenant=tenant), review_id, verdict, note)
-        emit(as_json, done.to_dict(), lambda: stdout.print(f"review {review_id}: {verdict}ed"))
+        done = admin.review(engine, Caller(tenant=tenant, key_holder=holder), review_id, verdict, note)
+        emit(as_json, admin.lead_dict(engine, done), lambda: stdout.print(f"review {review_id}: {verdict}ed"))
 
     command.__doc__ = f"{verdict.capitalize()} a candidate (the verdict is audited)."
     return review_group.command(verdict)(command)

@@ -66,7 +66,7 @@ def search(
         stdout.print(f"{len(result.matches)} match(es) at similarity >= {result.threshold:.2f}")
         for m in result.matches:
             stdout.print(
-                f"  {m.similarity:6.2f}  FMR~{m.estimated_fmr:.1e}  face {m.face_id}"
+                f"  {m.similarity:6.2f}  FMR~{m.estimated_fmr:.1e}{m.estimates.worst_text()}  face {m.face_id}"
                 f"  subject {m.subject or '-'}  external {m.external_id or '-'}"
             )
         if result.review_required:

@@ -70,7 +70,7 @@ def compare(
         verdict = "MATCH" if payload["match"] else "no match"
         stdout.print(
             f"{verdict}: similarity {payload['similarity']:.2f} (threshold {payload['threshold']:.2f}),"
-            f" estimated false-match rate {payload['estimated_fmr']:.2g}"
+            f" estimated false-match rate {payload['estimated_fmr']:.2g}{gated.value.best.estimates.worst_text()}"
         )
         for i, face in enumerate(payload["target_faces"]):
             stdout.print(f"  target face #{i}: similarity {face['similarity']:.2f} match={face['match']}")

@@ -27,6 +27,7 @@ from facegate.evaluation.template_cache import FACE, NO_FACE, cached_analyses
 from facegate.vision.calibration import Calibration
 from facegate.vision.parallel import PipelineFactory
 from facegate.vision.pipeline import Pipeline
+from facegate.vision.score_normalization import Scorer
 from facegate.vision.types import QualityFilter
 
 UNSTATED_LABELS = "not stated: the caller did not say where the manifest's labels come from"
@@ -64,6 +65,7 @@ class BiasReport:
     composition: tuple[CompositionRow, ...]
     images_analysed_now: int
     limits: tuple[str, ...]
+    score_space: str = ""  # raw template id, or <template id>+fsn with fair score normalization
 
     @property
     def max_group_fmr(self) -> float | None:
@@ -86,6 +88,7 @@ class BiasReport:
             "group_by": list(self.group_by),
             "model_id": self.model_id,
             "template_id": self.template_id,
+            "score_space": self.score_space or self.template_id,
             "quality_filter": self.quality_filter,
             "settings": asdict(self.settings),
             "calibrated_fmr_at_threshold": self.calibrated_fmr,
@@ -114,6 +117,7 @@ def run_bias_audit(
     cache_dir: Path,
     *,
     calibration: Calibration | None = None,
+    scorer: Scorer | None = None,
     quality_filter: QualityFilter = QualityFilter.LOW,
     seed: int = 8280,
     n_nonmated: int = 50_000,
@@ -126,7 +130,8 @@ def run_bias_audit(
     factory: PipelineFactory = Pipeline,
     progress: bool = True,
 ) -> BiasReport:
-    """Audit `pipeline` at `threshold` (similarity 0..100) on a labelled manifest."""
+    """Audit `pipeline` at `threshold` (similarity 0..100) on a labelled manifest; with a
+    normalizing `scorer`, pairs are scored exactly as search and compare score them."""
     settings = dm.AuditSettings(threshold, seed, n_nonmated, n_cross, max_mated_per_subject, n_boot)
     rows = read_manifest(manifest, group_by)
     counts: dict[str, int] = {}
@@ -141,6 +146,7 @@ def run_bias_audit(
         templates=analyses.templates,
         failure=np.array([_failure(o, lv, quality_filter) for o, lv in zip(analyses.outcome, analyses.level)],
                          dtype=object),
+        offsets=scorer.offsets(analyses.templates) if scorer is not None and scorer.normalized else None,
     )
     digest = hashlib.sha256(manifest.read_bytes())
     digest.update("\n".join(analyses.sha256).encode())
@@ -153,6 +159,7 @@ def run_bias_audit(
         dataset, tuple(group_by), pipeline.model_id, pipeline.template_id, quality_filter.value, settings,
         calibrated, verification, detection, _composition(data, group_by), analyses.computed,
         _limits(dataset, settings, verification, detection, quality_filter),
+        scorer.score_id if scorer is not None else pipeline.template_id,
     )
 
 

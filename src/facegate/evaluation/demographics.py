@@ -30,7 +30,7 @@ numpy counts instead; the tests hold both to the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -39,6 +39,7 @@ from scipy import sparse
 
 from facegate.evaluation.pair_sampling import cross_pairs, mated_pairs, nonmated_pairs
 from facegate.vision.calibration import similarity
+from facegate.vision.score_normalization import normalize
 
 USABLE, NO_FACE, LOW_QUALITY, UNREADABLE = "", "no_face", "low_quality", "unreadable"
 
@@ -53,6 +54,18 @@ class AuditInput:
     labels: Mapping[str, np.ndarray]  # column -> str per image; "" = unlabelled
     templates: np.ndarray = field(repr=False)  # (N, D) unit float32
     failure: np.ndarray  # str: USABLE, NO_FACE, LOW_QUALITY or UNREADABLE
+    # fair score normalization offset per image (Scorer.offsets); None: raw similarity
+    offsets: np.ndarray | None = field(default=None, repr=False)
+
+
+def _scorer(templates: np.ndarray, offsets: np.ndarray | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Scores of image pairs (a, b) exactly as the product reports them (normalized when on)."""
+    shifts = np.zeros(len(templates)) if offsets is None else offsets
+
+    def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return normalize(similarity(templates[a], templates[b]), shifts[a], shifts[b])
+
+    return score
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +171,9 @@ def verify(data: AuditInput, columns: Sequence[str], settings: AuditSettings) ->
     labels, mixed = {}, {}
     for c in columns:
         labels[c], mixed[c] = _majority(subject_of, data.labels[c][images], len(names))
-    templates = data.templates[images]
+    score = _scorer(data.templates[images], None if data.offsets is None else data.offsets[images])
     ma, mb = mated_pairs(subject_of, settings.max_mated_per_subject, rng)
-    mated = _Pairs(subject_of[ma], subject_of[ma], similarity(templates[ma], templates[mb]))
+    mated = _Pairs(subject_of[ma], subject_of[ma], score(ma, mb))
     finest = tuple(columns)
     rates: list[GroupRates] = []
     diffs, scores, finest_images, unlabelled = [], [], [], {}
@@ -173,7 +186,7 @@ def verify(data: AuditInput, columns: Sequence[str], settings: AuditSettings) ->
             group = tuple(zip(level, key))
             group_images = np.flatnonzero(members[subject_of])
             na, nb = nonmated_pairs(group_images, subject_of[group_images], settings.n_nonmated, rng)
-            nonmated = _Pairs(subject_of[na], subject_of[nb], similarity(templates[na], templates[nb]))
+            nonmated = _Pairs(subject_of[na], subject_of[nb], score(na, nb))
             level_rates.append(_rates(group, members, len(group_images), mated, nonmated, settings, rng))
             if level in ((), finest):
                 scores.append(GroupScores(group, mated.score[members[mated.a]], nonmated.score))
@@ -182,7 +195,7 @@ def verify(data: AuditInput, columns: Sequence[str], settings: AuditSettings) ->
         rates.extend(level_rates)
         if level:
             diffs.append(differentials(level, level_rates, settings.confidence))
-    cross = [_cross(a, b, templates, settings, rng) for a, b in combinations(finest_images, 2)]
+    cross = [_cross(a, b, score, settings, rng) for a, b in combinations(finest_images, 2)]
     return Verification(settings.threshold, rates[0], tuple(rates[1:]), tuple(diffs), tuple(cross),
                         tuple(scores), unlabelled, mixed)
 
@@ -301,11 +314,11 @@ def _spread(items: list[tuple[Group, float | None, int, int]], confidence: float
 
 
 def _cross(
-    ga: tuple[Group, np.ndarray], gb: tuple[Group, np.ndarray], templates: np.ndarray,
+    ga: tuple[Group, np.ndarray], gb: tuple[Group, np.ndarray], score: Callable[[np.ndarray, np.ndarray], np.ndarray],
     settings: AuditSettings, rng: np.random.Generator,
 ) -> CrossRate:
     a, b = cross_pairs(ga[1], gb[1], settings.n_cross, rng)
-    hits = int((similarity(templates[a], templates[b]) >= settings.threshold).sum())
+    hits = int((score(a, b) >= settings.threshold).sum())
     n = len(a)
     fmr = hits / n if n else 0.0
     upper = fmr if hits or not n else zero_event_bound(n, settings.confidence)

@@ -23,6 +23,7 @@ import numpy as np
 
 from facegate.store.index import ExactIndex
 from facegate.vision.calibration import similarity_from_cosine
+from facegate.vision.score_normalization import Scorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +81,35 @@ def _best(index: ExactIndex, labels: list[str], probes: list[np.ndarray]) -> tup
     return [labels[k] if k >= 0 else None for k in keys[:, 0]], similarity_from_cosine(sims[:, 0])
 
 
-def identify(split_: Split, templates: dict[str, np.ndarray], fpirs: Sequence[float] = (1e-2, 1e-3)) -> IdentificationReport:
-    """Search every probe against the gallery and compute the FRTE metrics."""
+def _best_scored(
+    scorer: Scorer, gallery: np.ndarray, labels: list[str], probes: list[np.ndarray]
+) -> tuple[list[str | None], np.ndarray]:
+    """Best gallery hit per probe by the scorer's (e.g. normalized) scores, exhaustively."""
+    if not probes:
+        return [], np.zeros(0)
+    scores = scorer.matrix(np.stack(probes), gallery)
+    best = np.argmax(scores, axis=1)
+    return [labels[k] for k in best], scores[np.arange(len(best)), best]
+
+
+def identify(
+    split_: Split, templates: dict[str, np.ndarray], fpirs: Sequence[float] = (1e-2, 1e-3),
+    scorer: Scorer | None = None,
+) -> IdentificationReport:
+    """Search every probe against the gallery and compute the FRTE metrics; with a
+    normalizing `scorer`, probes are ranked by its scores over the whole gallery."""
     labels = [s for _, s in split_.gallery]
-    index = ExactIndex(len(next(iter(templates.values()))))
-    index.add(np.arange(len(labels), dtype=np.int64), np.stack([templates[i] for i, _ in split_.gallery]))
+    gallery = np.stack([templates[i] for i, _ in split_.gallery])
     mated = [(i, s) for i, s in split_.mated if i in templates]
     nonmated = [(i, s) for i, s in split_.nonmated if i in templates]
-    m_hit, m_score = _best(index, labels, [templates[i] for i, _ in mated])
-    _, n_score = _best(index, labels, [templates[i] for i, _ in nonmated])
+    if scorer is not None and scorer.normalized:
+        m_hit, m_score = _best_scored(scorer, gallery, labels, [templates[i] for i, _ in mated])
+        _, n_score = _best_scored(scorer, gallery, labels, [templates[i] for i, _ in nonmated])
+    else:
+        index = ExactIndex(gallery.shape[1])
+        index.add(np.arange(len(labels), dtype=np.int64), gallery)
+        m_hit, m_score = _best(index, labels, [templates[i] for i, _ in mated])
+        _, n_score = _best(index, labels, [templates[i] for i, _ in nonmated])
     correct = np.array([hit == s for hit, (_, s) in zip(m_hit, mated)], dtype=bool)
     n_mated = len(split_.mated)  # unsearchable mated images count as misses
     fnir, thresholds = {}, {}

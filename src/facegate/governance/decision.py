@@ -16,10 +16,15 @@ Order of checks (the first that denies decides; see docs/governance.md):
     purpose not approved for the tenant       PURPOSE_NOT_APPROVED        default:deny
  8. live mode on a post-event purpose         LIVE_USE_FORBIDDEN          purpose:<id>
  9. case reference missing                    CASE_REFERENCE_REQUIRED     purpose:<id>
-10. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
-11. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
-12. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
-Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose.
+10. collection missing, or neither owned by   COLLECTION_NOT_FOUND        collection:not-found
+    the tenant nor granted for the operation (and purpose): the same answer either way
+11. collection closed to the sector           COLLECTION_FORBIDDEN        collection:<id>
+12. consent reference missing on index        CONSENT_REFERENCE_REQUIRED  collection:<id>
+13. max_fmr not certifiable for every group   FMR_NOT_CERTIFIABLE         purpose:<id>
+    (fmr_holds_for = "every_group" without accept_lowest_certifiable_fmr)
+14. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
+Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose
+(role:oversight or role:auditor for reading the audit trail: the scope of what is read).
 """
 
 from __future__ import annotations
@@ -32,14 +37,27 @@ from typing import Any
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.operations import (
+    ALSO_ADMITTED,
     MATCHING_OPERATIONS,
     PURPOSE_OPERATIONS,
     REQUIRED_ROLE,
     Mode,
     Operation,
+    Role,
 )
-from facegate.governance.policy import BiasAuditRequirement, Policy, PolicyRules, Purpose
-from facegate.governance.request import BiasAuditSummary, Calibration, GateRequest, TenantStatus
+from facegate.governance.policy import BiasAuditRequirement, Policy, PolicyRules
+from facegate.governance.request import (
+    LOCAL_OPERATOR,
+    BiasAuditSummary,
+    Calibration,
+    GateRequest,
+    TenantStatus,
+    TenantView,
+)
+from facegate.store.catalog import collection_not_found
+from facegate.vision.group_calibration import GroupCalibration
+
+COLLECTION_NOT_FOUND_RULE = "collection:not-found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +71,10 @@ class Decision:
     threshold: float | None = None
     max_results: int | None = None
     review_required: bool = False
+    fmr_holds_for: str | None = None  # "population" | "every_group", for matching operations
+    certified_fmr: float | None = None  # the rate the threshold holds (for every group, if so)
+    limiting_group: str | None = None  # the group whose threshold is the highest (every_group)
+    calibration: str | None = None  # which calibration(s) derived the threshold
 
     def to_dict(self) -> dict[str, Any]:
         """The shape of `facegate policy check --json` and of the `decision` in HTTP answers."""
@@ -66,6 +88,10 @@ class Decision:
             "threshold": self.threshold,
             "max_results": self.max_results,
             "review_required": self.review_required,
+            "fmr_holds_for": self.fmr_holds_for,
+            "certified_fmr": self.certified_fmr,
+            "limiting_group": self.limiting_group,
+            "calibration": self.calibration,
         }
 
 
@@ -107,14 +133,61 @@ def _audit_problem(
     return None
 
 
-def _limits(purpose: Purpose, request: GateRequest, calibration: Calibration) -> tuple[float, float, int]:
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """The threshold a purpose's rate derives, and for whom that rate holds."""
+
+    threshold: float
+    fmr_holds_for: str
+    certified_fmr: float
+    limiting_group: str | None
+    calibration: str
+
+
+def purpose_promise(
+    rules: PolicyRules, purpose_id: str, max_fmr: float, calibration: Calibration,
+    groups: GroupCalibration | None,
+) -> Promise | _Denial:
+    """Population: the calibration's threshold at max_fmr. Every group: the highest of that
+    and of every group's threshold at max_fmr (upper bounds); a group that cannot support
+    max_fmr denies, unless the policy accepts the lowest rate every group supports."""
+    mode, accept = rules.promise(purpose_id)
+    population = calibration.threshold_at_fmr(max_fmr)
+    cal_id = str(getattr(calibration, "template_id", ""))
+    if mode == "population":
+        return Promise(population, mode, max_fmr, None, cal_id)
+    rule = f"purpose:{purpose_id}"
+    if groups is None:
+        reason = (f"purpose {purpose_id!r} promises FMR {max_fmr:g} for every group, and no group "
+                  f"calibration is recorded for score space {cal_id!r}")
+        return _Denial(ErrorCode.FMR_NOT_CERTIFIABLE, rule, reason)
+    every = groups.every_group_threshold(max_fmr)
+    certified = max_fmr
+    if every.threshold is None:
+        if not accept:
+            reason = (f"purpose {purpose_id!r} promises FMR {max_fmr:g} for every group; the group "
+                      f"calibration {groups.calibration_id!r} cannot support it for {every.limiting_group} "
+                      f"(lowest certifiable rate {every.lowest_certifiable_fmr:.2g})")
+            return _Denial(ErrorCode.FMR_NOT_CERTIFIABLE, rule, reason)
+        certified = every.lowest_certifiable_fmr
+        every = groups.every_group_threshold(certified)
+    threshold = max(population, every.threshold or population)
+    return Promise(threshold, mode, certified, every.limiting_group, f"{cal_id} + {groups.calibration_id}")
+
+
+def _limits(
+    rules: PolicyRules, purpose_id: str, request: GateRequest, calibration: Calibration,
+    groups: GroupCalibration | None,
+) -> tuple[float, Promise | _Denial, int]:
     """The purpose's limits, tightened (never loosened) by what the caller asked for."""
+    purpose = rules.purposes[purpose_id]
     max_fmr = min(purpose.max_fmr, request.requested_max_fmr or math.inf)
-    threshold = calibration.threshold_at_fmr(max_fmr)
-    if request.requested_threshold is not None:
-        threshold = max(threshold, request.requested_threshold)
+    promise = purpose_promise(rules, purpose_id, max_fmr, calibration, groups)
+    if isinstance(promise, Promise) and request.requested_threshold is not None:
+        promise = Promise(max(promise.threshold, request.requested_threshold), promise.fmr_holds_for,
+                           promise.certified_fmr, promise.limiting_group, promise.calibration)
     max_results = min(purpose.max_results, request.requested_max_results or purpose.max_results)
-    return max_fmr, threshold, max_results
+    return max_fmr, promise, max_results
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +206,32 @@ def _check_tenant(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denia
         reason = f"sector {tenant.sector!r} is not in the policy"
         return _Denial(ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", reason)
     role = REQUIRED_ROLE[op]
-    if role not in tenant.roles:
+    if not effective_roles(rules, tenant) & ({role} | ALSO_ADMITTED.get(op, frozenset())):
         reason = f"operation {op.value!r} requires the {role.value!r} role"
         return _Denial(ErrorCode.ROLE_REQUIRED, f"role:{role.value}", reason)
     return None
+
+
+def effective_roles(rules: PolicyRules, tenant: TenantView) -> frozenset[Role]:
+    """The tenant's roles as the policy lets them count: oversight only in the sectors the
+    policy names for it (the local operator, the installation's own, always has it)."""
+    allowed = rules.oversight_sectors
+    if (
+        Role.OVERSIGHT in tenant.roles and tenant.name != LOCAL_OPERATOR
+        and allowed is not None and tenant.sector not in allowed
+    ):
+        return tenant.roles - {Role.OVERSIGHT}
+    return tenant.roles
+
+
+def _allowing_role(rules: PolicyRules, req: GateRequest) -> Role:
+    """The role an allowed operation without a purpose ran under; for reading the audit
+    trail it sets the scope (oversight: everything; auditor: the tenant's own entries)."""
+    if req.operation in ALSO_ADMITTED:
+        held = effective_roles(rules, req.tenant) & ALSO_ADMITTED[req.operation]
+        if held:
+            return min(held)
+    return REQUIRED_ROLE[req.operation]
 
 
 def _check_purpose_declared(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
@@ -185,8 +280,20 @@ def _check_purpose_terms(rules: PolicyRules, req: GateRequest, now: datetime) ->
     return None
 
 
+def _check_collection_access(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
+    """Step 10: a collection the tenant neither owns nor was granted the operation on is,
+    to it, a collection that does not exist: same code, rule and message as a missing one."""
+    if req.collection_id is None or req.operation is Operation.CREATE_COLLECTION:
+        return None
+    access = req.collection_access
+    if access is None or not access.permits(req.tenant.name, req.operation, req.declared_purpose):
+        reason = collection_not_found(req.collection_id).message  # the catalog's own words
+        return _Denial(ErrorCode.COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND_RULE, reason)
+    return None
+
+
 def _check_collection(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
-    """Steps 10-11: rules of the collection the operation touches (closed sectors, then consent)."""
+    """Steps 11-12: rules of the collection the operation touches (closed sectors, then consent)."""
     if req.collection_id is None:
         return None
     matching = [r for r in rules.collections if r.matches(req.collection_id)]
@@ -203,7 +310,10 @@ def _check_collection(rules: PolicyRules, req: GateRequest, now: datetime) -> _D
     return None
 
 
-CHECKS = (_check_tenant, _check_purpose_declared, _check_moratoria, _check_purpose_terms, _check_collection)
+CHECKS = (
+    _check_tenant, _check_purpose_declared, _check_moratoria, _check_purpose_terms, _check_collection_access,
+    _check_collection,
+)
 
 
 def decide(
@@ -212,6 +322,7 @@ def decide(
     now: datetime,
     calibration: Calibration,
     recorded_audits: Sequence[BiasAuditSummary] = (),
+    groups: GroupCalibration | None = None,
 ) -> Decision:
     """Allow or deny `request` at `now` under `policy`; see the module docstring for the order."""
     if now.tzinfo is None:
@@ -222,14 +333,17 @@ def decide(
             return Decision(False, denial.code, denial.rule, denial.reason, policy.version)
     op, purpose_id = request.operation, request.declared_purpose
     if purpose_id is None or op not in PURPOSE_OPERATIONS:
-        role = REQUIRED_ROLE[op]
+        role = _allowing_role(policy.rules, request)
         return Decision(
             True, None, f"role:{role.value}", f"allowed to the {role.value!r} role", policy.version
         )
     purpose = policy.rules.purposes[purpose_id]
     if op not in MATCHING_OPERATIONS:
         return Decision(True, None, f"purpose:{purpose_id}", purpose.description, policy.version)
-    max_fmr, threshold, max_results = _limits(purpose, request, calibration)
+    max_fmr, promise, max_results = _limits(policy.rules, purpose_id, request, calibration, groups)
+    if isinstance(promise, _Denial):
+        return Decision(False, promise.code, promise.rule, promise.reason, policy.version, max_fmr=max_fmr)
+    threshold = promise.threshold
     if purpose.require_bias_audit is not None:
         problem = _audit_problem(purpose.require_bias_audit, recorded_audits, threshold)
         if problem is not None:
@@ -244,4 +358,8 @@ def decide(
         threshold=threshold,
         max_results=max_results,
         review_required=purpose.human_review_required,
+        fmr_holds_for=promise.fmr_holds_for,
+        certified_fmr=promise.certified_fmr,
+        limiting_group=promise.limiting_group,
+        calibration=promise.calibration,
     )

@@ -33,6 +33,10 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    VIDEO_SEARCH = "video_search"
+    SHARE = "share"
+    RETENTION = "retention"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
     CATALOG_REKEY = "catalog_rekey"
 
 
@@ -46,11 +50,15 @@ class Mode(StrEnum):
 class Role(StrEnum):
     OPERATOR = "operator"
     AUDITOR = "auditor"
+    OVERSIGHT = "oversight"
     REVIEWER = "reviewer"
     ADMIN = "admin"
 
 
-SEARCH_OPERATIONS = frozenset({Operation.SEARCH_IMAGE, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT})
+# A video search is a search: moratoria and collection rules naming "search" cover it.
+SEARCH_OPERATIONS = frozenset({
+    Operation.SEARCH_IMAGE, Operation.SEARCH_FACE, Operation.SEARCH_SUBJECT, Operation.VIDEO_SEARCH,
+})
 
 # Operations that compare templates against a threshold: the purpose's max FMR, max results,
 # human review and bias-audit requirement apply to them.
@@ -59,14 +67,29 @@ MATCHING_OPERATIONS = SEARCH_OPERATIONS | {Operation.COMPARE}
 # Operations that process a face: a declared, approved purpose is required.
 PURPOSE_OPERATIONS = MATCHING_OPERATIONS | {Operation.INDEX, Operation.DETECT}
 
+# Operations on one existing collection: only its owner, or a tenant it granted the
+# operation to, may run them; to anyone else the collection does not exist.
+COLLECTION_OPERATIONS = SEARCH_OPERATIONS | {
+    Operation.INDEX, Operation.LIST, Operation.DELETE, Operation.ERASE, Operation.DELETE_COLLECTION, Operation.CREATE_SUBJECT, Operation.ASSOCIATE, Operation.SHARE,
+}
+
+# What an owner may share: deleting the collection and sharing it further stay the owner's.
+GRANTABLE_OPERATIONS = COLLECTION_OPERATIONS - {Operation.DELETE_COLLECTION, Operation.SHARE}
+
 REQUIRED_ROLE: dict[Operation, Role] = {
     **{op: Role.OPERATOR for op in Operation},
     Operation.AUDIT_READ: Role.AUDITOR,
     Operation.BIAS_AUDIT: Role.AUDITOR,
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
+    Operation.RETENTION: Role.ADMIN,
+    Operation.AUDIT_CHECKPOINT: Role.ADMIN,
     Operation.CATALOG_REKEY: Role.ADMIN,
 }
+
+# Roles that also admit an operation: the oversight board reads the audit trail (the whole
+# installation's, where an auditor reads only its own tenant's entries).
+ALSO_ADMITTED: dict[Operation, frozenset[Role]] = {Operation.AUDIT_READ: frozenset({Role.OVERSIGHT})}
 
 # Names a policy file may use for several operations at once.
 OPERATION_GROUPS: dict[str, frozenset[Operation]] = {

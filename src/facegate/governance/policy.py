@@ -60,9 +60,18 @@ class BiasAuditRequirement(_Rules):
     dataset_sha256: str | None = None  # pins one version of the dataset when given
 
 
+FmrHoldsFor = Literal["population", "every_group"]
+
+
 class Purpose(_Rules):
     description: str = Field(min_length=1)
     max_fmr: float = Field(gt=0, lt=1)
+    # Whom max_fmr is promised to: the population (one calibration over all impostor pairs)
+    # or every group of the recorded group calibration; None: the policy-wide setting.
+    fmr_holds_for: FmrHoldsFor | None = None
+    # With every_group: when a group cannot support max_fmr, match at the lowest rate every
+    # group supports (and report it) instead of refusing; None: the policy-wide setting.
+    accept_lowest_certifiable_fmr: bool | None = None
     max_results: int = Field(ge=1, le=1000)
     case_reference_required: bool = False
     human_review_required: bool = False
@@ -70,6 +79,9 @@ class Purpose(_Rules):
     retention_days: int = Field(ge=0)
     sectors: list[Slug] | None = None  # sectors that may be approved for it; None = any
     require_bias_audit: BiasAuditRequirement | None = None
+    # A lead found for this purpose must be confirmed or rejected by another person than the
+    # one who searched (compared by the holders of their API keys): FOUR_EYES_REQUIRED.
+    four_eyes: bool = False
 
 
 class Moratorium(_Rules):
@@ -127,6 +139,20 @@ class PolicyRules(_Rules):
     purposes: dict[Slug, Purpose]
     moratoria: list[Moratorium] = []
     collections: list[CollectionRule] = []
+    fmr_holds_for: FmrHoldsFor = "population"  # default of purposes that do not say
+    accept_lowest_certifiable_fmr: bool = False
+    # Sectors whose tenants may hold the oversight role (read the whole installation's audit
+    # trail and report); None: any sector. The local operator always has it.
+    oversight_sectors: list[Slug] | None = None
+
+    def promise(self, purpose_id: str) -> tuple[FmrHoldsFor, bool]:
+        """(fmr_holds_for, accept_lowest_certifiable_fmr) in force for a purpose."""
+        purpose = self.purposes[purpose_id]
+        mode = purpose.fmr_holds_for or self.fmr_holds_for
+        accept = self.accept_lowest_certifiable_fmr
+        if purpose.accept_lowest_certifiable_fmr is not None:
+            accept = purpose.accept_lowest_certifiable_fmr
+        return mode, accept
 
     @property
     def all_sectors(self) -> frozenset[str]:
@@ -148,6 +174,7 @@ class PolicyRules(_Rules):
             check(("local_operator", "purposes"), self.local_operator.purposes, purposes, "purpose")
         if self.local_operator.default_purpose is not None:
             check(("local_operator", "default_purpose"), [self.local_operator.default_purpose], purposes, "purpose")
+        check(("oversight_sectors",), self.oversight_sectors or [], sectors, "sector")
         for pid, purpose in self.purposes.items():
             check(("purposes", pid, "sectors"), purpose.sectors or [], sectors, "sector")
         groups: tuple[tuple[str, Sequence[Moratorium | CollectionRule]], ...] = (

@@ -109,9 +109,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def transparency_report(
-    session: Session, *, since: datetime | None = None, until: datetime | None = None
+    session: Session, *, since: datetime | None = None, until: datetime | None = None, tenant: str | None = None
 ) -> TransparencyReport:
-    """Counts over audit entries with since <= time < until (UTC), grouped in the database."""
+    """Counts over audit entries with since <= time < until (UTC), grouped in the database;
+    of one tenant's entries and leads only when `tenant` is given (its auditor's report)."""
     cols = (
         AuditLogRow.sector, AuditLogRow.purpose, AuditLogRow.operation, AuditLogRow.decision,
         AuditLogRow.code, AuditLogRow.rule, AuditLogRow.policy_version, func.substr(AuditLogRow.time, 1, 7),
@@ -122,6 +123,8 @@ def transparency_report(
         query = query.where(AuditLogRow.time >= lo)
     if hi is not None:
         query = query.where(AuditLogRow.time < hi)
+    if tenant is not None:
+        query = query.where(AuditLogRow.tenant == tenant)
     requests: dict[str, Counter[str]] = defaultdict(Counter)
     denied: dict[str, Counter[str]] = defaultdict(Counter)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -151,6 +154,8 @@ def transparency_report(
         review_query = review_query.where(ReviewRow.created_at >= since)
     if until is not None:
         review_query = review_query.where(ReviewRow.created_at < until)
+    if tenant is not None:
+        review_query = review_query.where(ReviewRow.tenant == tenant)
     reviews = {status: count for status, count in session.execute(review_query)}
     return TransparencyReport(
         since=lo,

@@ -25,6 +25,9 @@ from facegate.governance.operations import (
 )
 
 
+LOCAL_OPERATOR = "local"  # reserved tenant name: the CLI without --tenant, the installation's operator
+
+
 class TenantStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
@@ -61,6 +64,31 @@ class Calibration(Protocol):
     def threshold_at_fmr(self, fmr: float) -> float: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CollectionAccess:
+    """Who owns the collection a request names, and what it granted the requesting tenant.
+
+    The gate reads it from the catalog for every request that names a collection; `None`
+    in its place means the collection does not exist. `grants` maps an operation name to
+    the purposes it was granted for (None: any purpose).
+    """
+
+    owner: str
+    grants: tuple[tuple[str, frozenset[str] | None], ...] = ()
+
+    def permits(self, tenant: str, operation: Operation, purpose: str | None) -> bool:
+        """The owner may do anything; another tenant what was granted, for the granted
+        purposes (operations that declare no purpose need only the operation granted)."""
+        if tenant == self.owner:
+            return True
+        for name, purposes in self.grants:
+            if name != operation.value:
+                continue
+            if purposes is None or operation not in PURPOSE_OPERATIONS or purpose in purposes:
+                return True
+        return False
+
+
 def _invalid(field: str, message: str) -> FacegateError:
     return FacegateError(ErrorCode.INVALID_ARGUMENT, message, field=field)
 
@@ -80,6 +108,8 @@ class GateRequest:
     requested_max_fmr: float | None = None
     requested_threshold: float | None = None
     requested_max_results: int | None = None
+    # Facts about `collection_id` (None: no such collection). The gate always fills it in.
+    collection_access: CollectionAccess | None = None
 
     def __post_init__(self) -> None:
         # Accept the spelling callers have (CLI and HTTP pass strings); refuse unknown names.

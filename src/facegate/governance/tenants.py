@@ -24,10 +24,9 @@ from facegate.governance.approvals import ApprovalInfo, approvals_of, check_purp
 from facegate.governance.audit import AuditEntry, append_entry
 from facegate.governance.operations import Role
 from facegate.governance.policy import Policy
-from facegate.governance.request import TenantStatus, TenantView
+from facegate.governance.request import LOCAL_OPERATOR, TenantStatus, TenantView
 from facegate.store.governance_tables import ApiKeyRow, PurposeApprovalRow, TenantRow
 
-LOCAL_OPERATOR = "local"  # reserved: the CLI without --tenant
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -37,10 +36,12 @@ class KeyInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    holder: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key_id": self.key_id,
+            "holder": self.holder,
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
@@ -116,7 +117,7 @@ def describe_tenant(session: Session, name: str) -> TenantInfo:
         roles=tuple(Role(r) for r in row.roles),
         created_at=row.created_at,
         approvals=approvals_of(session, name),
-        keys=tuple(KeyInfo(k.key_id, k.created_at, k.expires_at, k.revoked_at) for k in keys),
+        keys=tuple(KeyInfo(k.key_id, k.created_at, k.expires_at, k.revoked_at, k.holder) for k in keys),
     )
 
 
@@ -127,7 +128,7 @@ def list_tenants(session: Session) -> list[TenantInfo]:
     ]
 
 
-def _roles(roles: Iterable[str]) -> list[Role]:
+def _roles(roles: Iterable[str], allow_empty: bool = False) -> list[Role]:
     items = list(roles)
     try:
         chosen = sorted({Role(r) for r in items})
@@ -136,7 +137,7 @@ def _roles(roles: Iterable[str]) -> list[Role]:
         raise FacegateError(
             ErrorCode.INVALID_ARGUMENT, f"unknown role in {items} (known: {known})", field="roles"
         ) from None
-    if not chosen:
+    if not chosen and not allow_empty:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "a tenant needs at least one role", field="roles")
     return chosen
 
@@ -164,6 +165,8 @@ def create_tenant(
             ErrorCode.INVALID_ARGUMENT, f"unknown sector {sector!r} (known: {known})", field="sector"
         )
     chosen_roles, chosen_purposes = _roles(roles), sorted(set(purposes))
+    if Role.OVERSIGHT in chosen_roles:
+        check_oversight_grant(policy, sector, record)
     for purpose in chosen_purposes:
         check_purpose_open(policy, purpose, sector)
     session.add(
@@ -209,6 +212,35 @@ def set_status(session: Session, name: str, status: TenantStatus | str, *, recor
         ),
     )
     return describe_tenant(session, name)
+
+
+def check_oversight_grant(policy: Policy, sector: str, record: AuditEntry) -> None:
+    """The oversight role reads every tenant's entries: only the local operator (the
+    installation itself) grants it, and only in the sectors the policy names for it."""
+    if record.tenant != LOCAL_OPERATOR:
+        raise FacegateError(
+            ErrorCode.ROLE_REQUIRED, "only the local operator may grant the oversight role", rule="role:oversight"
+        )
+    allowed = policy.rules.oversight_sectors
+    if allowed is not None and sector not in allowed:
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"the policy gives the oversight role only to sectors {', '.join(allowed)}, not {sector!r}",
+            field="roles",
+        )
+
+
+def change_roles(
+    session: Session, policy: Policy, name: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
+    record: AuditEntry,
+) -> TenantInfo:
+    """Add and remove roles (`facegate tenant roles NAME --add R --remove R`), audited."""
+    row = _row(session, name)
+    added, removed = _roles(add, allow_empty=True), _roles(remove, allow_empty=True)
+    if Role.OVERSIGHT in added and Role.OVERSIGHT.value not in row.roles:
+        check_oversight_grant(policy, row.sector, record)
+    chosen = (set(row.roles) | {r.value for r in added}) - {r.value for r in removed}
+    return set_roles(session, name, sorted(chosen), record=record)
 
 
 def set_roles(session: Session, name: str, roles: Iterable[str], *, record: AuditEntry) -> TenantInfo:

@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import (
     AuditEntry,
@@ -35,7 +36,7 @@ from facegate.governance import (
     set_status,
 )
 from facegate.governance.approvals import ApprovalInfo
-from facegate.governance.tenants import KeyInfo
+from facegate.governance.tenants import LOCAL_OPERATOR, KeyInfo, change_roles
 
 T = TypeVar("T")
 
@@ -67,9 +68,25 @@ def set_tenant_status(engine: Facegate, caller: Caller, name: str, status: str) 
     return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: set_status(s, name, status, record=record))
 
 
-def new_key(engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None) -> NewKey:
+def new_key(
+    engine: Facegate, caller: Caller, tenant_name: str, expires_at: datetime | None = None, holder: str | None = None,
+    purpose: str | None = None, case_reference: str | None = None,
+) -> NewKey:
+    """A key (with AWS credentials) naming its holder, optionally bound to a purpose the policy defines."""
+    if purpose is not None and purpose not in engine.policy.rules.purposes:
+        raise FacegateError(ErrorCode.PURPOSE_UNKNOWN, f"purpose {purpose!r} is not defined by the policy")
     return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: create_key(
-        s, tenant=tenant_name, expires_at=expires_at, record=record
+        s, tenant=tenant_name, expires_at=expires_at, holder=holder, record=record, purpose=purpose,
+        case_reference=case_reference, sealer=engine.secret_box,
+    ))
+
+
+def tenant_roles(
+    engine: Facegate, caller: Caller, name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+) -> TenantInfo:
+    """Add and remove a tenant's roles (oversight: granted by the local operator only)."""
+    return administer(engine, caller, Operation.TENANT_ADMIN, lambda s, record: change_roles(
+        s, engine.policy, name, add=add, remove=remove, record=record
     ))
 
 
@@ -91,15 +108,29 @@ def answer_approval(
     ))
 
 
-def pending_reviews(engine: Facegate, caller: Caller, tenant_name: str | None = None) -> list[Review]:
-    who = tenant_name or caller.tenant or "local"
-    return administer(engine, caller, Operation.REVIEW, lambda s, record: _read(s, record, list_reviews(s, tenant=who)))
+def pending_reviews(
+    engine: Facegate, caller: Caller, *, status: str | None = "pending", case_reference: str | None = None,
+    after_id: int = 0, limit: int = 100,
+) -> list[Review]:
+    """Leads of the caller's own tenant only: a review is visible inside the tenant that searched."""
+    who = caller.tenant or LOCAL_OPERATOR
+    return administer(engine, caller, Operation.REVIEW, lambda s, record: _read(s, record, list_reviews(
+        s, tenant=who, status=status, case_reference=case_reference, after_id=after_id, limit=limit
+    )))
 
 
 def review(engine: Facegate, caller: Caller, review_id: int, verdict: str, note: str = "") -> Review:
+    """A verdict on a lead of the caller's tenant; four eyes where the purpose demands it."""
+    four_eyes = frozenset(p for p, rules in engine.policy.rules.purposes.items() if rules.four_eyes)
     return administer(engine, caller, Operation.REVIEW, lambda s, record: decide_review(
-        s, review_id, verdict=verdict, note=note, record=record
+        s, review_id, verdict=verdict, note=note, record=record, four_eyes_purposes=four_eyes
     ))
+
+
+def lead_dict(engine: Facegate, lead: Review) -> dict[str, object]:
+    """A lead as `GET /v1/reviews` and `facegate review list --json` show it, with the
+    estimated false-match rate of its similarity under the model's calibration."""
+    return {**lead.to_dict(), "estimated_fmr": engine.calibration.estimated_fmr(lead.similarity)}
 
 
 def _read(session: Session, record: AuditEntry, value: T) -> T:

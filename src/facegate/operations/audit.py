@@ -1,17 +1,35 @@
-"""Reading the audit trail: verify the chain, export it, and the transparency report.
+"""Reading the audit trail: verify the chain, export it, the transparency report, and
+its signed checkpoints and inclusion proofs.
 
-Reading the trail is an operation like any other: it needs the auditor role and is
-itself recorded (after the read, so `verify` checks the chain as it was found).
+Reading the trail is an operation like any other: it is itself recorded (after the read,
+so `verify` checks the chain as it was found). What is read depends on the role the gate
+admitted it under (the rule of its decision): `oversight` (and the local operator, who
+holds every role) reads the whole installation's trail and report; `auditor` reads only
+its own tenant's entries and report; anyone else is refused (ROLE_REQUIRED). `verify`
+walks the whole chain for either role, since a chain can only be checked whole; it
+answers with counts and hashes, never another tenant's entries.
+Signed checkpoints and inclusion proofs live here too; a chain that cannot take
+its entry (its head is gone) still gets its `verify` finding reported.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.orm import Session
+
 from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.operations import Role
 from facegate.gate import Caller
 from facegate.governance import (
+    AuditEntry,
     Operation,
     TransparencyReport,
     VerifyResult,
@@ -21,21 +39,124 @@ from facegate.governance import (
     transparency_report,
     verify,
 )
+from facegate.governance.audit import head as chain_head
+from facegate.governance.audit_verify import last_checkpoint
+from facegate.governance.checkpoints import create_checkpoint, extension_finding, inclusion_proof
 
 
-def verify_chain(engine: Facegate, caller: Caller) -> VerifyResult:
-    def act(session, record) -> VerifyResult:  # type: ignore[no-untyped-def]
+def scope(record: AuditEntry) -> str | None:
+    """Whose entries the admitted reader may see: None (all) under oversight, else its own."""
+    return None if record.rule == f"role:{Role.OVERSIGHT.value}" else record.tenant
+
+
+def _record_if_possible(session: Session, entry: AuditEntry) -> None:
+    """Record a read; a broken chain refuses the entry, and the reader still gets the finding."""
+    try:
+        append_entry(session, entry)
+    except FacegateError as exc:
+        if exc.code is not ErrorCode.AUDIT_CHAIN_BROKEN:
+            raise
+
+
+def verify_chain(
+    engine: Facegate, caller: Caller, checkpoint: dict[str, Any] | None = None, public_key: str | None = None
+) -> VerifyResult:
+    """Verify the chain, and with `checkpoint`, that the log extends that signed checkpoint
+    (signed by `public_key`, when given)."""
+
+    def act(session: Session, record: AuditEntry) -> VerifyResult:
         result = verify(session)
-        append_entry(session, record.with_details(verified_ok=result.ok, entries=result.entries))
+        if checkpoint is not None:
+            summary = {k: checkpoint.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
+            result = replace(result, checkpoint=summary)
+            finding = extension_finding(session, checkpoint, result.entries, public_key) if result.ok else None
+            if finding is not None:
+                bad, kind, problem = finding
+                result = replace(result, ok=False, first_bad_entry=bad, kind=kind, problem=problem)
+        details: dict[str, Any] = {"verified_ok": result.ok, "entries": result.entries, "kind": result.kind}
+        if checkpoint is not None:
+            details["checkpoint_seq"] = checkpoint.get("seq")
+        _record_if_possible(session, record.with_details(**details))
         return result
+
+    return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+
+
+def _key(engine: Facegate) -> Ed25519PrivateKey:
+    key = engine.signing_key
+    if key is None:
+        raise FacegateError(
+            ErrorCode.AUDIT_SIGNING_KEY_MISSING,
+            "no audit signing key: create one with `facegate audit keygen --out FILE` "
+            "and set FACEGATE_AUDIT_SIGNING_KEY",
+        )
+    return key
+
+
+def checkpoint_is_due(engine: Facegate) -> bool:
+    """Whether entries were appended since the last checkpoint (the service's schedule signs
+    nothing, and records nothing, while the log stands still)."""
+    with engine.sessions() as session:
+        last, anchor = last_checkpoint(session), chain_head(session)
+    return last is None or anchor is None or last.get("seq") != anchor.seq
+
+
+def checkpoint(engine: Facegate, caller: Caller, out: Path | None = None) -> dict[str, Any]:
+    """Sign the log as it stands, its own request's entry included, and store the checkpoint."""
+    key = _key(engine)
+
+    def act(session: Session, record: AuditEntry) -> dict[str, Any]:
+        append_entry(session, record.with_details(action="checkpoint"))
+        return create_checkpoint(session, key, engine.now())
+
+    document = engine.gate.run_recorded(caller, Operation.AUDIT_CHECKPOINT, act)
+    if out is not None:
+        write_checkpoint(document, out)
+    return document
+
+
+def write_checkpoint(document: dict[str, Any], out: Path) -> None:
+    """Write atomically, so a reader (a sync to the oversight board) never sees half a file."""
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")  # workers may write at once
+    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    partial.replace(out)
+
+
+def latest_checkpoint(engine: Facegate, caller: Caller) -> dict[str, Any]:
+    def act(session: Session, record: AuditEntry) -> dict[str, Any] | None:
+        found = last_checkpoint(session)
+        append_entry(session, record.with_details(action="read_checkpoint"))
+        return found
+
+    found = engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+    if found is None:
+        raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no checkpoint has been signed yet")
+    return found
+
+
+def prove(
+    engine: Facegate, caller: Caller, seq: int, checkpoint_document: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An inclusion proof of entry `seq` against a checkpoint (default: the latest stored)."""
+
+    def act(session: Session, record: AuditEntry) -> dict[str, Any]:
+        document = checkpoint_document if checkpoint_document is not None else last_checkpoint(session)
+        if document is None:
+            raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no checkpoint has been signed yet")
+        proof = inclusion_proof(session, seq, document)
+        entries = read_entries(session, after_seq=seq - 1, limit=1, tenant=scope(record))
+        if not entries or entries[0]["seq"] != seq:  # the reader may not see it (or it is gone)
+            raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {seq}", seq=seq)
+        append_entry(session, record.with_details(action="prove", seq=seq, checkpoint_seq=document.get("seq")))
+        return {**proof, "entry": entries[0]}
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
 
 
 def export(engine: Facegate, caller: Caller, out: TextIO, since_seq: int | None = None, limit: int | None = None) -> int:
     def act(session, record) -> int:  # type: ignore[no-untyped-def]
-        count = export_jsonl(session, out, since_seq=since_seq, limit=limit)
-        append_entry(session, record.with_details(exported=count, since_seq=since_seq))
+        count = export_jsonl(session, out, since_seq=since_seq, limit=limit, tenant=scope(record))
+        append_entry(session, record.with_details(exported=count, since_seq=since_seq, scope=scope(record) or "all"))
         return count
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
@@ -43,8 +164,10 @@ def export(engine: Facegate, caller: Caller, out: TextIO, since_seq: int | None 
 
 def page(engine: Facegate, caller: Caller, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     def act(session, record) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-        rows = read_entries(session, after_seq=after_seq, limit=limit)
-        append_entry(session, record.with_details(after_seq=after_seq, returned=len(rows)))
+        rows = read_entries(session, after_seq=after_seq, limit=limit, tenant=scope(record))
+        append_entry(session, record.with_details(
+            after_seq=after_seq, returned=len(rows), scope=scope(record) or "all"
+        ))
         return rows
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
@@ -54,8 +177,8 @@ def report(
     engine: Facegate, caller: Caller, since: datetime | None = None, until: datetime | None = None
 ) -> TransparencyReport:
     def act(session, record) -> TransparencyReport:  # type: ignore[no-untyped-def]
-        result = transparency_report(session, since=since, until=until)
-        append_entry(session, record)
+        result = transparency_report(session, since=since, until=until, tenant=scope(record))
+        append_entry(session, record.with_details(scope=scope(record) or "all"))
         return result
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)

@@ -16,6 +16,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.evaluation.bias_audit import BiasReport, run_bias_audit
 from facegate.gate import Caller
 from facegate.governance import Operation, append_entry, record_bias_audit
+from facegate.governance.decision import Promise, purpose_promise
 from facegate.vision.types import QualityFilter
 
 
@@ -35,7 +36,11 @@ def threshold_for(engine: Facegate, purpose: str | None, threshold: float | None
         found = engine.policy.rules.purposes.get(purpose)
         if found is None:
             raise FacegateError(ErrorCode.PURPOSE_UNKNOWN, f"purpose {purpose!r} is not defined by the policy")
-        return engine.calibration.threshold_at_fmr(found.max_fmr), found.max_fmr
+        promise = purpose_promise(engine.policy.rules, purpose, found.max_fmr, engine.calibration,
+                                  engine.group_calibration)
+        if not isinstance(promise, Promise):  # the gate would refuse the purpose: nothing to audit at
+            raise FacegateError(promise.code, promise.reason, rule=promise.rule)
+        return promise.threshold, found.max_fmr
     return float(threshold or 0.0), None
 
 
@@ -73,7 +78,7 @@ def audit_bias(
     engine.gate.admit(caller, Operation.BIAS_AUDIT)  # before the long work; denial recorded
     report = run_bias_audit(
         manifest, list(group_by), operating, engine.pipeline, engine.settings.home / "evaluation-cache",
-        calibration=engine.calibration, quality_filter=quality_filter, label_source=label_source,
+        calibration=engine.calibration, scorer=engine.scorer, quality_filter=quality_filter, label_source=label_source,
         min_images_per_subject=min_images_per_subject, workers=workers or engine.settings.workers,
     )
     passed = judge(engine, report, purpose)

@@ -101,6 +101,8 @@ def index_manifest(
 ) -> BulkReport:
     """Enrol every image of a manifest; a policy denial stops the run, bad rows do not."""
     rows, broken = read_manifest(manifest)
+    # Decided before any file is read: a collection the caller may not use costs no work.
+    engine.gate.admit(caller, Operation.INDEX, collection_id)
     report = BulkReport(unindexed=list(broken))
     done = _already(engine, collection_id, rows)
     report.skipped = len(done)
@@ -139,7 +141,9 @@ def _commit_one(
         raise
     except FacegateError as exc:  # NO_FACE, and whatever else refused this one image
         if exc.code not in ITEM_CODES:
-            raise  # the catalog or the key, not this image: stop, the CLI exits non-zero
+            # the catalog or the key, not this image; or the collection was deleted (or its
+            # grant revoked) during the run: stop, the CLI exits non-zero
+            raise
         report.unindexed.append({**where, "reason": exc.code.value, "message": exc.message})
         return
     for face in gated.value.indexed:

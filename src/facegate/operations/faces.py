@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Outcome
+from facegate.operations.scoring import stored_offsets
 from facegate.governance import Operation
 from facegate.store import faces as store_faces
 from facegate.store import subjects as store_subjects
 from facegate.store.catalog import Page
 from facegate.store.faces import FaceDeletion, StoredFace
 from facegate.store.subjects import Association, Erasure, SubjectInfo
+from facegate.vision.image import image_size as size_of
 from facegate.vision.quality import passes
 from facegate.vision.types import Face, QualityFilter
 
@@ -79,7 +81,7 @@ def index_faces(
     return index_analysed(
         engine, caller, collection_id, hashlib.sha256(image).hexdigest(), lambda: engine.analyze(image),
         subject=subject, external_image_id=external_image_id, max_faces=max_faces,
-        quality_filter=quality_filter,
+        quality_filter=quality_filter, image_size=size_of(image),
     )
 
 
@@ -95,6 +97,7 @@ def index_analysed(
     max_faces: int | None = None,
     quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
     refresh: bool = True,
+    image_size: tuple[int, int] | None = None,
 ) -> Gated[IndexResult]:
     """Enrol faces that `analyse` finds (bulk enrolment analyses in worker processes).
 
@@ -115,7 +118,8 @@ def index_analysed(
         stored = store_faces.add_faces(
             session, collection_id=collection_id, faces=keep, image_sha256=image_sha256,
             external_image_id=external_image_id, subject_id=subject, template_id=engine.template_id,
-            codec=engine.codec, now=engine.now(),
+            codec=engine.codec, now=engine.now(), score_offsets=stored_offsets(engine, keep),
+            image_size=image_size,
         )
         details: dict[str, object] = {"indexed": [f.face_id for f in stored], "unindexed": [u.reason for u in dropped]}
         if subject is not None:
@@ -173,6 +177,29 @@ def associate_faces(
             session, collection_id=collection_id, subject_id=subject, face_ids=face_ids
         ), details={"subject": subject, "face_ids": list(face_ids)}),
     )
+
+
+def disassociate_faces(
+    engine: Facegate, caller: Caller, collection_id: str, subject: str, face_ids: Sequence[str]
+) -> Gated[Association]:
+    """Detach faces from a subject (DisassociateFaces), decided as the `associate` operation."""
+    return engine.gate.run(
+        caller, Operation.ASSOCIATE, collection_id=collection_id,
+        commit=lambda session, _d, _p: Outcome(store_subjects.disassociate_faces(
+            session, collection_id=collection_id, subject_id=subject, face_ids=face_ids
+        ), details={"action": "disassociate", "subject": subject, "face_ids": list(face_ids)}),
+    )
+
+
+def delete_subject(engine: Facegate, caller: Caller, collection_id: str, subject: str) -> Gated[Erasure]:
+    """Remove a subject but keep its faces (DeleteUser), decided as the `delete` operation."""
+
+    def commit(session, _d, _p) -> Outcome[Erasure]:  # type: ignore[no-untyped-def]
+        removed = store_subjects.delete_subject(session, collection_id=collection_id, subject_id=subject)
+        return Outcome(removed, details={"action": "delete_subject", "subject": subject,
+                                         "unassociated_faces": len(removed.face_ids)})
+
+    return engine.gate.run(caller, Operation.DELETE, collection_id=collection_id, commit=commit)
 
 
 def list_subjects(

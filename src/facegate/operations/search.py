@@ -18,10 +18,10 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
+from facegate.operations.scoring import Estimates, estimates, scored_search
 from facegate.store.catalog import ensure_template, get_collection
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
-from facegate.vision.calibration import similarity_from_cosine
 from facegate.vision.types import Face
 
 LEAD_NOTICE = (
@@ -36,7 +36,11 @@ class FaceHit:
     subject: str | None
     external_id: str | None
     similarity: float
-    estimated_fmr: float
+    estimates: Estimates
+
+    @property
+    def estimated_fmr(self) -> float:
+        return self.estimates.estimated_fmr
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -44,7 +48,7 @@ class FaceHit:
             "subject": self.subject,
             "external_id": self.external_id,
             "similarity": round(self.similarity, 4),
-            "estimated_fmr": self.estimated_fmr,
+            **self.estimates.to_dict(),
         }
 
 
@@ -52,14 +56,18 @@ class FaceHit:
 class SubjectHit:
     subject: str
     similarity: float  # best face of the subject
-    estimated_fmr: float
+    estimates: Estimates
     votes: int  # probe faces x subject faces that passed the threshold
+
+    @property
+    def estimated_fmr(self) -> float:
+        return self.estimates.estimated_fmr
 
     def to_dict(self) -> dict[str, object]:
         return {
             "subject": self.subject,
             "similarity": round(self.similarity, 4),
-            "estimated_fmr": self.estimated_fmr,
+            **self.estimates.to_dict(),
             "votes": self.votes,
         }
 
@@ -76,17 +84,12 @@ class SearchResult:
         return LEAD_NOTICE if self.review_required else None
 
 
-def _cosine_floor(threshold: float) -> float:
-    return threshold / 50.0 - 1.0  # inverse of similarity = 50 (1 + cos)
-
-
-def _hits(engine: Facegate, matches: list[FaceMatch]) -> list[FaceHit]:
-    cal = engine.calibration
-    out = []
-    for m in matches:
-        s = float(similarity_from_cosine(m.similarity))
-        out.append(FaceHit(m.face.face_id, m.face.subject, m.face.external_image_id, s, cal.estimated_fmr(s)))
-    return out
+def _hits(engine: Facegate, matches: list[tuple[FaceMatch, float]]) -> list[FaceHit]:
+    """Scored matches (normalized when on) as hits with both FMR estimates."""
+    return [
+        FaceHit(m.face.face_id, m.face.subject, m.face.external_image_id, s, estimates(engine, s))
+        for m, s in matches
+    ]
 
 
 def _vote(engine: Facegate, per_probe: list[list[FaceHit]], exclude: str | None, limit: int) -> list[SubjectHit]:
@@ -99,7 +102,7 @@ def _vote(engine: Facegate, per_probe: list[list[FaceHit]], exclude: str | None,
             votes[hit.subject] += 1
             best[hit.subject] = max(best.get(hit.subject, 0.0), hit.similarity)
     ranked = sorted(best, key=lambda s: (-votes[s], -best[s]))[:limit]
-    return [SubjectHit(s, best[s], engine.calibration.estimated_fmr(best[s]), votes[s]) for s in ranked]
+    return [SubjectHit(s, best[s], estimates(engine, best[s]), votes[s]) for s in ranked]
 
 
 def _limits(engine: Facegate, decision: Decision) -> tuple[float, int]:
@@ -112,9 +115,8 @@ def _search(
     exclude_rows: frozenset[int] = frozenset(), exclude_subject: str | None = None,
 ) -> tuple[list[FaceHit], list[SubjectHit]]:
     threshold, max_results = _limits(engine, decision)
-    found = engine.vectors.search(
-        collection_id, probes, max_results=max_results, min_similarity=_cosine_floor(threshold),
-        exclude_row_ids=exclude_rows,
+    found = scored_search(
+        engine, collection_id, probes, threshold=threshold, max_results=max_results, exclude_rows=exclude_rows
     )
     per_probe = [_hits(engine, matches) for matches in found]
     merged: dict[str, FaceHit] = {}
@@ -126,6 +128,18 @@ def _search(
                 merged[hit.face_id] = hit
     matches = sorted(merged.values(), key=lambda h: -h.similarity)[:max_results]
     return matches, _vote(engine, per_probe, exclude_subject, max_results)
+
+
+def search_templates(
+    engine: Facegate, collection_id: str, probes: np.ndarray, decision: Decision
+) -> tuple[list[FaceHit], list[SubjectHit]]:
+    """Matches of templates an operation made itself (a video's tracks) under `decision`."""
+    return _search(engine, collection_id, probes, decision)
+
+
+def threshold_of(engine: Facegate, decision: Decision) -> float:
+    """The similarity threshold a search under `decision` applies."""
+    return _limits(engine, decision)[0]
 
 
 def bound_model(engine: Facegate, collection_id: str) -> None:

@@ -9,7 +9,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, Operation
-from facegate.vision.calibration import similarity
+from facegate.operations.scoring import Estimates, estimates, face_scores
 from facegate.vision.types import Face
 
 
@@ -18,14 +18,18 @@ class Match:
     """A scored comparison against the operating threshold."""
 
     similarity: float
-    estimated_fmr: float
+    estimates: Estimates
     threshold: float
     match: bool
 
-    def to_dict(self) -> dict[str, float | bool]:
+    @property
+    def estimated_fmr(self) -> float:
+        return self.estimates.estimated_fmr
+
+    def to_dict(self) -> dict[str, object]:
         return {
             "similarity": round(self.similarity, 4),
-            "estimated_fmr": self.estimated_fmr,
+            **self.estimates.to_dict(),
             "threshold": round(self.threshold, 4),
             "match": self.match,
         }
@@ -65,8 +69,8 @@ def detect(engine: Facegate, caller: Caller, image: bytes) -> Gated[list[Face]]:
 
 
 def score(engine: Facegate, a: Face, b: Face, threshold: float) -> Match:
-    s = float(similarity(a.template, b.template)[0])
-    return Match(s, engine.calibration.estimated_fmr(s), threshold, s >= threshold)
+    s = face_scores(engine, a, b)
+    return Match(s, estimates(engine, s), threshold, s >= threshold)
 
 
 def compare(

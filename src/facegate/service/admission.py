@@ -44,6 +44,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, authenticate
+from facegate.governance.keys import apply_binding, key_binding, key_holder
 from facegate.service.errors import RequestRefused
 
 OPERATION_KEY = "x-facegate-operation"
@@ -56,14 +57,22 @@ class Tenant:
     name: str
     key_id: str
     request_id: str
+    key_holder: str | None = None  # the person or system the key names
+    binding: tuple[str | None, str | None] = (None, None)  # the key's (purpose, case reference)
 
     def caller(
         self, purpose: str | None = None, case_reference: str | None = None,
         consent_reference: str | None = None, mode: str = "post_event",
     ) -> Caller:
+        """The request's caller; a key bound to a purpose (and case) declares them itself."""
+        try:
+            purpose, case_reference = apply_binding(*self.binding, purpose, case_reference)
+        except FacegateError as exc:
+            raise RequestRefused(exc.code, exc.message, **exc.details) from None
         return Caller(
             tenant=self.name, key_id=self.key_id, purpose=purpose, case_reference=case_reference,
             consent_reference=consent_reference, mode=mode, request_id=self.request_id,
+            key_holder=self.key_holder,
         )
 
 
@@ -72,8 +81,8 @@ def gated(operation: Operation, **extra: Any) -> dict[str, Any]:
     return {OPERATION_KEY: operation.value, **extra}
 
 
-def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str]:
-    """(tenant, key id) of a bearer key, in a short transaction of its own."""
+def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str, str | None]:
+    """(tenant, key id, key holder) of a bearer key, in a short transaction of its own."""
     if not header:
         raise RequestRefused(ErrorCode.UNAUTHENTICATED, "missing Authorization: Bearer <key>")
     scheme, _, key = header.partition(" ")
@@ -82,9 +91,15 @@ def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str]
     try:
         with engine.sessions.begin() as session:
             view, key_id = authenticate(session, key.strip(), engine.now())
+            holder = key_holder(session, key_id)
     except FacegateError as exc:
         raise RequestRefused(exc.code, exc.message) from None
-    return view.name, key_id
+    return view.name, key_id, holder
+
+
+def binding_of(engine: Facegate, key_id: str) -> tuple[str | None, str | None]:
+    with engine.sessions.begin() as session:
+        return key_binding(session, key_id)
 
 
 async def read_capped(request: Request, limit: int, timeout: float, budget: BodyBudget) -> bytes:
@@ -209,13 +224,14 @@ class GatedRoute(APIRoute):
                     retry_after_seconds=wait,
                 )
             try:
-                name, key_id = await run_in_threadpool(
+                name, key_id, holder = await run_in_threadpool(
                     authenticate_header, state.engine, request.headers.get("authorization")
                 )
             except RequestRefused:
                 state.address_limiter.take(address)
                 raise
-            request.state.tenant = Tenant(name, key_id, request.state.request_id)
+            binding = await run_in_threadpool(binding_of, state.engine, key_id)
+            request.state.tenant = Tenant(name, key_id, request.state.request_id, holder, binding)
             wait = state.limiter.take(key_id)
             if wait:
                 raise RequestRefused(

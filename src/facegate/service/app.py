@@ -24,10 +24,13 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.service import errors
 from facegate.service.admission import AnalysisSlots, BodyBudget
 from facegate.service.flood import FloodGate
+from facegate.service.housekeeping import Housekeeping, signing_status
 from facegate.service.middleware import RequestIdMiddleware
+from facegate.service.aws import dispatch as aws
 from facegate.service.ratelimit import RateLimiter
 from facegate.service.refusals import RefusalLedger
-from facegate.service.routes import audit, collections, compare, faces, health, search, subjects
+from facegate.operations.video_jobs import JobRunner
+from facegate.service.routes import audit, collections, compare, faces, health, reviews, search, subjects, video
 from facegate.settings import Settings
 
 log = logging.getLogger("facegate.service")
@@ -86,18 +89,34 @@ def create_app(settings: Settings) -> FastAPI:
         engine = Facegate(settings, keep_last_good_policy=True)
         app.state.engine = engine
         app.state.engine_problem = _open_catalog(engine)
-        if app.state.engine_problem is None:
-            threading.Thread(target=_warm_up, args=(engine,), name="facegate-warm-up", daemon=True).start()
+        if app.state.engine_problem is not None:  # closed: nothing may write, not even housekeeping
+            flusher = asyncio.create_task(_flush_refusals(app.state.refusals))
+            try:
+                yield
+            finally:
+                flusher.cancel()
+            return
+        threading.Thread(target=_warm_up, args=(engine,), name="facegate-warm-up", daemon=True).start()
+        signing = signing_status(engine)
+        if signing != "ok":
+            log.warning("audit checkpoint signing %s", signing)
+        # Both write (retention, checkpoints, resumed jobs): started only once the template
+        # key check above has passed.
+        housekeeping = Housekeeping(engine)
+        housekeeping.start()
+        app.state.video_jobs = JobRunner(engine)  # resumes the jobs a stopped service left
+        app.state.video_jobs.start()
         flusher = asyncio.create_task(_flush_refusals(app.state.refusals))
         try:
             yield
         finally:
             flusher.cancel()
-            if app.state.engine_problem is None:
-                try:
-                    await asyncio.to_thread(app.state.refusals.flush, True)  # the open minutes' counts
-                finally:
-                    engine.close()
+            try:
+                app.state.video_jobs.stop()
+                housekeeping.stop()
+                await asyncio.to_thread(app.state.refusals.flush, True)  # the open minutes' counts
+            finally:
+                engine.close()
 
     app = FastAPI(title="facegate", version=version("facegate"), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
@@ -110,8 +129,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(FloodGate)  # outermost: a flooded address costs a lookup, nothing more
     errors.install(app)
-    for module in (collections, faces, subjects, search, compare, audit, health):
+    for module in (collections, faces, subjects, search, compare, audit, reviews, health, video):
         app.include_router(module.router)
+    app.include_router(aws.router)  # Rekognition's JSON 1.1 protocol at the base URL
     return app
 
 

@@ -34,6 +34,7 @@ STATUS: dict[ErrorCode, int] = {
     **dict.fromkeys((
         E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST,
         E.FILE_NOT_FOUND, E.TEMPLATE_KEY_INVALID, E.SETTINGS_INVALID,
+        E.CHECKPOINT_INVALID, E.VIDEO_CORRUPT, E.VIDEO_TRUNCATED, E.NO_VIDEO_STREAM, E.VIDEO_DIMENSIONS,
         # Nobody reads it (the client is gone); the code is for the audit entry.
         E.CLIENT_DISCONNECTED,
         # A policy file is the server's: `facegate serve` refuses a broken one at start and a
@@ -46,22 +47,26 @@ STATUS: dict[ErrorCode, int] = {
         E.PURPOSE_REQUIRED, E.PURPOSE_UNKNOWN, E.PURPOSE_NOT_APPROVED, E.MORATORIUM,
         E.CASE_REFERENCE_REQUIRED, E.CONSENT_REFERENCE_REQUIRED, E.LIVE_USE_FORBIDDEN, E.TENANT_SUSPENDED,
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED,
+        E.FMR_NOT_CERTIFIABLE, E.FOUR_EYES_REQUIRED, E.KEY_BOUND,
     ), 403),
     **dict.fromkeys((
         E.COLLECTION_NOT_FOUND, E.FACE_NOT_FOUND, E.SUBJECT_NOT_FOUND, E.TENANT_NOT_FOUND,
-        E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND,
+        E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND, E.CHECKPOINT_NOT_FOUND, E.VIDEO_JOB_NOT_FOUND,
     ), 404),
     E.METHOD_NOT_ALLOWED: 405,
     E.REQUEST_TIMEOUT: 408,
     **dict.fromkeys((E.COLLECTION_EXISTS, E.SUBJECT_EXISTS, E.TENANT_EXISTS, E.MODEL_MISMATCH), 409),
-    **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), 413),
-    **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), 415),
+    **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE, E.VIDEO_TOO_LONG), 413),
+    **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE, E.INVALID_VIDEO), 415),
     E.VALIDATION_ERROR: 422,
     E.RATE_LIMITED: 429,
     E.OVERLOADED: 503,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
-    **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL), 500),
+    **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
+                       E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED), 500),
+    # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
+    **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),
 }
 
 # Statuses of HTTP errors raised by the framework itself (no route, wrong method, ...).
@@ -108,7 +113,7 @@ def record_refusal(request: Request, exc: FacegateError) -> None:
         return
     caller = Caller(
         tenant=tenant.name if tenant else None, key_id=tenant.key_id if tenant else None,
-        request_id=request_id(request) or "",
+        request_id=request_id(request) or "", key_holder=tenant.key_holder if tenant else None,
     )
     collection = request.path_params.get("collection_id")
     request.app.state.engine.gate.refuse(caller, operation, exc, collection[:255] if collection else None)

@@ -25,6 +25,13 @@ class DecisionOut(BaseModel):
     threshold: float | None = Field(description="Similarity threshold derived from max_fmr (matching operations).")
     max_results: int | None
     review_required: bool
+    fmr_holds_for: Literal["population", "every_group"] | None = Field(
+        default=None, description="Whom max_fmr is promised to (matching operations); docs/fairness.md.")
+    certified_fmr: float | None = Field(
+        default=None, description="The rate the threshold holds: max_fmr, or the lowest rate every group "
+        "supports when the policy accepts it.")
+    limiting_group: str | None = Field(default=None, description="The group whose threshold is the highest.")
+    calibration: str | None = Field(default=None, description="The calibration(s) that derived the threshold.")
 
 
 class ErrorDetail(BaseModel):
@@ -53,6 +60,8 @@ class CollectionOut(BaseModel):
     template_id: str = Field(description="The template space (model + recipe) every face in it belongs to.")
     dimension: int
     created_at: str
+    owner: str = Field(description="The tenant the collection belongs to.")
+    retention_days: int | None = Field(default=None, description="Faces older than this are erased.")
 
 
 class CollectionStatsOut(CollectionOut):
@@ -168,18 +177,26 @@ class SubjectErased(Gated):
     face_ids: list[str]
 
 
-class MatchOut(BaseModel):
+class Estimates(BaseModel):
+    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
+    estimated_fmr_worst_group: float | None = Field(
+        default=None,
+        description="The same share among pairs of two different people of one group, for the group where it "
+        "is highest (upper confidence bound of the shipped group calibration); null without one.",
+    )
+    worst_group: str | None = Field(default=None, description="That group, e.g. race=Asian.")
+
+
+class MatchOut(Estimates):
     face_id: str
     subject: str | None
     external_id: str | None
     similarity: float = Field(description="0-100; higher is more alike.")
-    estimated_fmr: float = Field(description="Share of different-person pairs that score this high or higher.")
 
 
-class SubjectMatchOut(BaseModel):
+class SubjectMatchOut(Estimates):
     subject: str
     similarity: float
-    estimated_fmr: float
     votes: int
 
 
@@ -195,16 +212,14 @@ class SearchResults(Leads):
     searched_face: FaceOut | None = None
 
 
-class TargetFaceOut(FaceOut):
+class TargetFaceOut(FaceOut, Estimates):
     similarity: float
-    estimated_fmr: float
     threshold: float
     match: bool
 
 
-class Comparison(Leads):
+class Comparison(Leads, Estimates):
     similarity: float
-    estimated_fmr: float
     threshold: float
     match: bool
     source_face: FaceOut
@@ -220,6 +235,55 @@ class AnchorOut(BaseModel):
     entry_hash: str
 
 
+class GrantOut(BaseModel):
+    collection_id: str
+    grantee: str
+    operation: str
+    purposes: list[str] | None = Field(description="Purposes the grant is limited to; null: any.")
+    granted_by: str
+    granted_at: str
+
+
+class GrantsOut(Gated):
+    grants: list[GrantOut] = Field(description="Every grant the tenant now holds on the collection.")
+
+
+class GrantsRevoked(Gated):
+    revoked: list[str] = Field(description="The operations taken back.")
+
+
+class ReviewOut(BaseModel):
+    """An investigative lead: a search result awaiting (or after) a reviewer's verdict."""
+
+    review_id: int
+    status: Literal["pending", "confirmed", "rejected"]
+    case_reference: str | None
+    face_id: str
+    subject: str | None
+    similarity: float
+    estimated_fmr: float | None
+    purpose: str | None
+    tenant: str
+    audit_seq: int
+    searcher_key_id: str | None
+    searcher_holder: str | None
+    created_at: str
+    reviewer: str | None
+    reviewer_holder: str | None
+    note: str
+    decided_at: str | None
+    notice: str
+
+
+class ReviewList(BaseModel):
+    reviews: list[ReviewOut]
+    next_after_id: int | None = Field(description="Pass as after_id for the next page; null at the end.")
+
+
+class ReviewDecided(ReviewOut):
+    pass
+
+
 class ChainVerified(BaseModel):
     """The shape of `facegate audit verify --json`."""
 
@@ -229,6 +293,21 @@ class ChainVerified(BaseModel):
     problem: str | None
     kind: str | None
     head: AnchorOut | None
+    redactions: dict[str, Any] = Field(description="Redacted entries: `count` and seq `ranges` [[first, last], ...].")
+
+
+class CheckpointOut(BaseModel):
+    """A signed checkpoint of the audit log (`facegate audit checkpoint --json`)."""
+
+    type: str
+    seq: int
+    head: str | None
+    merkle_root: str
+    signed_at: str
+    previous: str | None
+    signature: str
+    public_key: str
+    checkpoint_hash: str
 
 
 class AuditPage(BaseModel):
@@ -265,3 +344,4 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="Each check: ok, or what failed.")
+    audit_signing: str = Field(description="ok, or why audit checkpoints are not signed (the service is still ready).")

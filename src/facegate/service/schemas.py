@@ -79,6 +79,9 @@ class CreateCollectionRequest(Strict):
 
     collection_id: str = Field(pattern=COLLECTION_ID, max_length=128)
     description: str = Field(default="", max_length=1000)
+    retention_days: int | None = Field(
+        default=None, ge=1, le=36500, description="Erase faces this many days after enrolment."
+    )
 
 
 class IndexFacesParams(Purposeful):
@@ -169,10 +172,31 @@ class AssociateFacesRequest(Strict):
     )
 
 
+class GrantRequest(Strict):
+    """What an owner opens to another tenant on one collection."""
+
+    operations: list[Annotated[str, Field(max_length=32)]] = Field(
+        min_length=1, max_length=16,
+        description="Operations to grant: search (the searches, video_search included), search_image, "
+        "search_face, search_subject, video_search, list, index, delete, erase, create_subject, associate.",
+        examples=[["search", "list"]],
+    )
+    purposes: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=32, description="Only for these purposes (face operations); omitted: any.",
+        examples=[["victim_identification"]],
+    )
+
+
+class ReviewVerdictRequest(Strict):
+    verdict: Literal["confirmed", "rejected"]
+    note: str = Field(default="", max_length=2000, description="Why: kept with the lead and in the audit log.")
+
+
 # Path parameters, validated like the bodies that name the same things.
 CollectionIdPath = Annotated[str, Path(pattern=COLLECTION_ID, max_length=128, description="Collection id.")]
 SubjectPath = Annotated[str, Path(pattern=SUBJECT_ID, max_length=255, description="Subject id.")]
 FaceIdPath = Annotated[str, Path(pattern=FACE_ID, description="Face id (a UUID).")]
+TenantPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Tenant name.")]
 
 # RFC 3339 date-time with a zone, exactly what the OpenAPI `date-time` format means.
 DATE_TIME = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"

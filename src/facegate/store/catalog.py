@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.store.tables import CollectionRow, FaceChangeRow, FaceRow, SubjectRow
+from facegate.store.tables import CollectionGrantRow, CollectionRow, FaceChangeRow, FaceRow, SubjectRow
 
 T = TypeVar("T")
 
@@ -44,6 +44,8 @@ class CollectionInfo:
     template_id: str  # the template space (model + recipe) every face in it belongs to
     dimension: int
     created_at: datetime
+    owner: str = "local"  # the tenant that created it
+    retention_days: int | None = None  # faces older than this are erased by retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ def _info(row: CollectionRow) -> CollectionInfo:
         row.template_id,
         row.dimension,
         as_utc(row.created_at),
+        row.owner or "local",
+        row.retention_days,
     )
 
 
@@ -117,12 +121,16 @@ def collection_row(session: Session, collection_id: str) -> CollectionRow:
     """The row itself, for the other store modules; callers above store/ get `CollectionInfo`."""
     row = session.get(CollectionRow, collection_id)
     if row is None:
-        raise FacegateError(
-            ErrorCode.COLLECTION_NOT_FOUND,
-            f"no collection {collection_id!r}",
-            collection_id=collection_id,
-        )
+        raise collection_not_found(collection_id)
     return row
+
+
+def collection_not_found(collection_id: str) -> FacegateError:
+    """The one refusal for a collection that does not exist, or that the caller may not
+    know of (the gate raises this very error for another tenant's collection)."""
+    return FacegateError(
+        ErrorCode.COLLECTION_NOT_FOUND, f"no collection {collection_id!r}", collection_id=collection_id
+    )
 
 
 def ensure_template(collection: CollectionInfo, template_id: str) -> None:
@@ -147,10 +155,14 @@ def create_collection(
     dimension: int,
     now: datetime,
     description: str = "",
+    owner: str = "local",
+    retention_days: int | None = None,
 ) -> CollectionInfo:
     validate_name(collection_id, "collection_id")
     if dimension < 1:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "dimension must be positive")
+    if retention_days is not None and retention_days < 1:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "retention_days must be at least 1", field="retention_days")
     if session.get(CollectionRow, collection_id) is not None:
         raise FacegateError(
             ErrorCode.COLLECTION_EXISTS,
@@ -164,6 +176,8 @@ def create_collection(
         template_id=template_id,
         dimension=dimension,
         created_at=as_utc(now),
+        owner=owner,
+        retention_days=retention_days,
     )
     session.add(row)
     session.flush()
@@ -174,8 +188,12 @@ def get_collection(session: Session, *, collection_id: str) -> CollectionInfo:
     return _info(collection_row(session, collection_id))
 
 
-def list_collections(session: Session) -> list[CollectionInfo]:
-    rows = session.scalars(select(CollectionRow).order_by(CollectionRow.collection_id))
+def list_collections(session: Session, only: set[str] | None = None) -> list[CollectionInfo]:
+    """Every collection, or `only` those ids (what a tenant may see)."""
+    query = select(CollectionRow).order_by(CollectionRow.collection_id)
+    if only is not None:
+        query = query.where(CollectionRow.collection_id.in_(sorted(only)))
+    rows = session.scalars(query)
     return [_info(row) for row in rows]
 
 
@@ -200,6 +218,8 @@ def delete_collection(session: Session, *, collection_id: str) -> CollectionStat
     session.execute(delete(FaceChangeRow).where(FaceChangeRow.collection_id == collection_id))
     session.execute(delete(FaceRow).where(FaceRow.collection_id == collection_id))
     session.execute(delete(SubjectRow).where(SubjectRow.collection_id == collection_id))
+    # Grants go with it: a collection made later under the same name must not inherit them.
+    session.execute(delete(CollectionGrantRow).where(CollectionGrantRow.collection_id == collection_id))
     session.execute(delete(CollectionRow).where(CollectionRow.collection_id == collection_id))
     session.expire_all()
     return stats

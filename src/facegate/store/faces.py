@@ -59,6 +59,8 @@ class StoredFace:
     landmarks: tuple[tuple[int, int], ...]
     image_sha256: str
     created_at: datetime
+    score_offset: float | None = None  # fair score normalization offset; None: not stored
+    image_size: tuple[int, int] | None = None  # (width, height) of its image, when known
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -108,6 +110,8 @@ def _stored(row: Any, subject: str | None) -> StoredFace:
         landmarks=tuple((int(x), int(y)) for x, y in row.landmarks),
         image_sha256=row.image_sha256,
         created_at=as_utc(row.created_at),
+        score_offset=row.score_offset,
+        image_size=(row.image_width, row.image_height) if row.image_width and row.image_height else None,
     )
 
 
@@ -144,8 +148,11 @@ def add_faces(
     template_id: str,
     codec: TemplateCodec,
     now: datetime,
+    score_offsets: Sequence[float] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> list[StoredFace]:
-    """Store faces of one image (creating the subject if new), each with an 'add' change."""
+    """Store faces of one image (creating the subject if new), each with an 'add' change;
+    `score_offsets` (one per face) are their fair score normalization offsets, if on."""
     collection = get_collection(session, collection_id=collection_id)
     ensure_template(collection, template_id)
     if _SHA256.fullmatch(image_sha256) is None:
@@ -187,8 +194,11 @@ def add_faces(
             quality=face.quality.to_dict(),
             template=codec.encode(face.template),
             created_at=as_utc(now),
+            score_offset=None if score_offsets is None else float(score_offsets[i]),
+            image_width=image_size[0] if image_size else None,
+            image_height=image_size[1] if image_size else None,
         )
-        for face in faces
+        for i, face in enumerate(faces)
     ]
     session.add_all(rows)
     session.flush()

@@ -67,6 +67,13 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    holder: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the person or system
+    # A key bound to one purpose and case (a credential for one investigation), and its
+    # AWS credentials for SigV4: the secret sealed under the data directory's KEK.
+    purpose: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_reference: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    aws_access_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True, index=True)
+    aws_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class PurposeApprovalRow(Base):
@@ -87,10 +94,12 @@ class PurposeApprovalRow(Base):
 
 
 class AuditLogRow(Base):
-    """One hash-chained audit entry. Never updated or deleted by facegate.
+    """One hash-chained audit entry. Never deleted by facegate; only retention updates it,
+    redacting `probe_sha256`, `results` and `salt` of a format-2 entry (see governance/audit.py).
 
     `results` and `details` hold canonical JSON text, `time` ISO-8601 UTC text: the
-    verifier re-hashes exactly what is stored.
+    verifier re-hashes exactly what is stored. `format` is NULL for entries written before
+    format 2.
     """
 
     __tablename__ = "audit_log"
@@ -117,6 +126,12 @@ class AuditLogRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[str] = mapped_column(Text)
+    # Added after the first release: hashed only when set, so older entries still verify.
+    key_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    format: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    redactable_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    salt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    redacted_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
 
@@ -129,6 +144,18 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
     seq: Mapped[int] = mapped_column(Integer)
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the audit log (kept here so the next one names it, and also
+    written outside the catalog, where the copies that matter live)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    checkpoint_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, index=True)
+    checkpoint_hash: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)  # the checkpoint as JSON, signature included
 
 
 class ReviewRow(Base):
@@ -149,6 +176,13 @@ class ReviewRow(Base):
     reviewer: Mapped[str | None] = mapped_column(String(64), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Added with review as a workflow (null on leads opened by older code): what was searched
+    # and by whom, so a repeated search opens no second lead and four eyes can be checked.
+    probe_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    searcher_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    searcher_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reviewer_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reviewer_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class BiasAuditRow(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.schema import CreateColumn
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
 from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last good policies)
+from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
 from facegate.store.template_key import record_from_templates
 
@@ -63,6 +64,22 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
 # Steps are applied in version order; a gap is harmless.
+def _tenant_boundaries(conn: Connection) -> None:
+    """Collections get an owner (existing ones: the local operator) and grants; keys name
+    a holder, audit entries record it; review items keep what was searched and by whom."""
+    create_missing_tables(conn)
+    for table in ("collections", "api_keys", "audit_log", "reviews"):
+        add_missing_columns(conn, table)
+    conn.execute(text("UPDATE collections SET owner = 'local' WHERE owner IS NULL"))
+
+
+def _audit_integrity(conn: Connection) -> None:
+    """Entry format 2 (redactable digest), signed checkpoints, collection retention."""
+    create_missing_tables(conn)
+    add_missing_columns(conn, "audit_log")
+    add_missing_columns(conn, "collections")
+
+
 def _template_key_and_policies(conn: Connection) -> None:
     """Step 4: catalog settings and kept policies; an existing catalog's template key
     fingerprint is read from its templates (store/template_key.py)."""
@@ -70,9 +87,36 @@ def _template_key_and_policies(conn: Connection) -> None:
     record_from_templates(conn)
 
 
+def _score_offsets(conn: Connection) -> None:
+    """Step 6: the per-face fair score normalization offset (nullable). Faces enrolled
+    before have none; search computes theirs from the template (no backfill needed here,
+    which could not decrypt keyed templates anyway)."""
+    add_missing_columns(conn, "faces")
+
+
+def _aws_credentials(conn: Connection) -> None:
+    """Step 7: keys bound to a purpose and case, their AWS credentials, and the size of
+    the image each face came from (Rekognition's boxes are fractions of it)."""
+    add_missing_columns(conn, "api_keys")
+    add_missing_columns(conn, "faces")
+    for index in Base.metadata.tables["api_keys"].indexes:
+        index.create(conn, checkfirst=True)
+
+
+def _video_jobs(conn: Connection) -> None:
+    """The jobs table of asynchronous video searches, with the key holder each job records."""
+    create_missing_tables(conn)
+    add_missing_columns(conn, "video_jobs")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
+    Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
+    Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
     Migration(4, "template key fingerprint, last good policies", _template_key_and_policies),
+    Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
+    Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
+    Migration(8, "video-search jobs", _video_jobs),
 )
 
 

@@ -132,6 +132,42 @@ def associate_faces(
     )
 
 
+def disassociate_faces(
+    session: Session, *, collection_id: str, subject_id: str, face_ids: Sequence[str]
+) -> Association:
+    """Detach faces from a subject; the faces stay enrolled. Faces of another subject are
+    left alone (`conflicting`), ids not in the collection are `unknown`."""
+    collection_row(session, collection_id)
+    require_subject(session, collection_id, subject_id)
+    found = by_face_ids(session, collection_id, face_ids)
+    mine = [f for f in found.values() if f.subject == subject_id]
+    for chunk in chunks([f.row_id for f in mine]):
+        for row in session.scalars(select(FaceRow).where(FaceRow.row_id.in_(chunk))):
+            row.subject_row_id = None
+    session.flush()
+    return Association(
+        associated=[f.face_id for f in mine],
+        unknown=[f for f in dict.fromkeys(face_ids) if f not in found],
+        conflicting=[f.face_id for f in found.values() if f.subject != subject_id],
+    )
+
+
+def delete_subject(session: Session, *, collection_id: str, subject_id: str) -> Erasure:
+    """Remove the subject only (Rekognition's DeleteUser): its faces stay, unassociated.
+    `erase_subject` is the right-to-erasure variant that removes the faces too."""
+    collection_row(session, collection_id)
+    subject = require_subject(session, collection_id, subject_id)
+    face_ids = list(session.scalars(
+        select(FaceRow.face_id).where(FaceRow.collection_id == collection_id, FaceRow.subject_row_id == subject.row_id)
+    ))
+    for row in session.scalars(select(FaceRow).where(FaceRow.subject_row_id == subject.row_id)):
+        row.subject_row_id = None
+    session.flush()
+    session.execute(delete(SubjectRow).where(SubjectRow.row_id == subject.row_id))
+    session.expire_all()
+    return Erasure(subject_id=subject_id, face_ids=face_ids)
+
+
 def erase_subject(session: Session, *, collection_id: str, subject_id: str) -> Erasure:
     """Right to erasure: the subject and every face of it, each with a 'remove' change."""
     collection_row(session, collection_id)

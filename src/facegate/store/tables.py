@@ -1,4 +1,4 @@
-"""Catalog tables: collections, subjects and faces.
+"""Catalog tables: collections (with their owner and grants), subjects and faces.
 
 A face row is the source of truth for its template; `row_id` is its key in the vector
 index (AUTOINCREMENT so a deleted key is never reused and a stale index entry can never
@@ -35,6 +35,28 @@ class CollectionRow(Base):
     template_id: Mapped[str] = mapped_column(String(64))  # model id + template recipe
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # faces older are erased
+    # The tenant that created it ("local": the CLI's local operator, and every collection
+    # made before collections had owners). Nullable only so the migration can add it.
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class CollectionGrantRow(Base):
+    """One operation on one collection that its owner opened to another tenant, optionally
+    only for named purposes (None: any purpose the grantee may otherwise declare)."""
+
+    __tablename__ = "collection_grants"
+    __table_args__ = (UniqueConstraint("collection_id", "grantee", "operation"),)
+
+    row_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.collection_id", ondelete="CASCADE"), index=True
+    )
+    grantee: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(32))
+    purposes: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SubjectRow(Base):
@@ -77,6 +99,12 @@ class FaceRow(Base):
     quality: Mapped[dict] = mapped_column(JSON)
     template: Mapped[bytes] = mapped_column(LargeBinary)  # float32 bytes, encrypted if keyed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Fair score normalization: this template's cluster offset (similarity points), stored at
+    # enrolment; NULL for faces enrolled before it (or with it off): computed when searched.
+    score_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Size of the (EXIF-rotated) image the face came from; unknown for faces enrolled before.
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class FaceChangeRow(Base):

@@ -129,6 +129,24 @@ def _shrink(img: Image.Image, target: tuple[int, int]) -> Image.Image:
     return small.resize(target, Image.Resampling.BOX) if small.size != target else small
 
 
+_ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of the decoded, EXIF-rotated image, from its header alone; None when
+    the bytes are not a readable image (decoding them is what reports why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112, 1)
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            IndexError, KeyError, TypeError, ZeroDivisionError, struct.error):
+        return None
+    return (height, width) if orientation in _ROTATED else (width, height)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Flatten any mode to RGB; transparent pixels become white, as a viewer shows them."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):

@@ -142,7 +142,7 @@ class Pipeline:
     def analyze_file(self, path: Path, max_faces: int | None = None) -> list[Face]:
         return self.faces(load_image(path, self.config.limits), max_faces)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, fallback: bool = True) -> list[Detection]:
         """Detections largest first; the fallback detector runs only if none were found.
 
         Photos larger than `detect_max_pixels` are searched on a copy scaled down to that
@@ -157,16 +157,16 @@ class Pipeline:
         if min(scan.shape[:2]) < self.config.min_face_size:
             return []
         found = self.detector.detect(scan)
-        if not found and self._fallback is not None:
+        if not found and fallback and self._fallback is not None:
             found = self._fallback.detect(scan)
         if scale == 1.0:
             return found
         height, width = image.shape[:2]
         return [replace(d, box=upscale_box(d.box, 1.0 / scale, width, height)) for d in found]
 
-    def faces(self, image: np.ndarray, max_faces: int | None = None) -> list[Face]:
+    def faces(self, image: np.ndarray, max_faces: int | None = None, fallback: bool = True) -> list[Face]:
         """Detect, then analyse at most `max_faces` of the largest faces."""
-        return self.finish([self.prepare(image, max_faces)])[0]
+        return self.finish([self.prepare(image, max_faces, fallback=fallback)])[0]
 
     def faces_at(
         self, image: np.ndarray, boxes: list[Box], confidences: list[float] | None = None
@@ -174,7 +174,9 @@ class Pipeline:
         """Analyse faces at given boxes (from a detector, or a caller who knows where)."""
         return self.finish([self.prepare_at(image, boxes, confidences)])[0]
 
-    def prepare(self, image: np.ndarray, max_faces: int | None = None, central: bool = False) -> Prepared:
+    def prepare(
+        self, image: np.ndarray, max_faces: int | None = None, central: bool = False, fallback: bool = True
+    ) -> Prepared:
         """Detect, then align at most `max_faces` faces: the largest, or with `central` the
         nearest the photo's centre.
 
@@ -184,7 +186,7 @@ class Pipeline:
         the label names.
         """
         limit = self.config.max_faces if max_faces is None else max_faces
-        detections = self.detect(image)
+        detections = self.detect(image, fallback)
         if central:
             height, width = image.shape[:2]
             detections.sort(key=lambda d: math.dist(d.box.centre, (width / 2, height / 2)))

@@ -1,7 +1,8 @@
 """The audit trail over HTTP: verify the chain, export it page by page, the transparency report.
 
-For tenants with the auditor role only (the gate answers others 403 ROLE_REQUIRED), and
-each read is itself recorded.
+Answered by role (the gate answers others 403 ROLE_REQUIRED): `oversight` reads the whole
+installation's trail and report, `auditor` only its own tenant's entries and report;
+`verify` checks the whole chain for both. Each read is itself recorded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from facegate.operations import audit as ops
 from facegate.service.admission import gated
 from facegate.service.deps import CallerDep, EngineDep
 from facegate.service.errors import RequestRefused
-from facegate.service.responses import AuditPage, ChainVerified, TransparencyReportOut
+from facegate.service.responses import AuditPage, ChainVerified, CheckpointOut, TransparencyReportOut
 from facegate.service.routes import api_router
 from facegate.service.schemas import TimeQuery
 
@@ -28,6 +29,12 @@ router = api_router("/v1/audit", "audit")
 def verify(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """Re-walk the hash chain; `first_bad_entry` names the first edited, missing or moved entry."""
     return ops.verify_chain(engine, caller).to_dict()
+
+
+@router.get("/checkpoint", response_model=CheckpointOut, openapi_extra=gated(Operation.AUDIT_READ))
+def checkpoint(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
+    """The latest signed checkpoint: keep it, and later `facegate audit verify --checkpoint FILE`."""
+    return ops.latest_checkpoint(engine, caller)
 
 
 @router.get("/export", response_model=AuditPage, openapi_extra=gated(Operation.AUDIT_READ))

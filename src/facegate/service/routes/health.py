@@ -4,7 +4,8 @@
 catalog database is reachable, the template key is the catalog's and the models are
 loaded (it loads them if the warm-up has not yet), else 503 with what failed. Its
 `policy` check says which policy decides, and "stale: <why>" when the policy file is
-broken and the last good policy (kept in the catalog) stands in: still ready.
+broken and the last good policy (kept in the catalog) stands in: still ready. Its
+`audit_signing` field says whether checkpoints are signed (informative, not a check).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from facegate.errors import FacegateError
 from facegate.service.deps import EngineDep
+from facegate.service.housekeeping import signing_status
 from facegate.service.responses import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -33,7 +35,8 @@ def readyz(engine: EngineDep, request: Request) -> Any:
     problem = request.app.state.engine_problem
     if problem is not None:
         checks = {"template_key": f"{problem.code.value}: {problem.message}"}
-        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+        body = {"status": "unavailable", "checks": checks, "audit_signing": signing_status(engine)}
+        return JSONResponse(body, status_code=503)
     checks: dict[str, str] = {"template_key": "ok"}
     try:
         with engine.db.connect() as conn:
@@ -51,5 +54,6 @@ def readyz(engine: EngineDep, request: Request) -> Any:
     in_force = policy.current().version
     # Stale is still ready: the last good policy decides, and every worker answers alike.
     checks["policy"] = f"ok: {in_force}" if policy.stale is None else f"stale: {policy.stale}; in force {in_force}"
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    # Informative, not a readiness check: a service without a signing key still serves.
+    body = {"status": "ready" if ready else "unavailable", "checks": checks, "audit_signing": signing_status(engine)}
     return body if ready else JSONResponse(body, status_code=503)

@@ -1,0 +1,205 @@
+"""Asynchronous video searches (StartFaceSearch, then GetFaceSearch) that survive restarts.
+
+`submit` checks what can be checked at once, so that a caller learns it from the upload
+itself: the policy's decision (a denial is recorded and answered), the collection, and
+the video's container (not a video, audio only, absurd dimensions, too long: each
+recorded with its code). It then keeps the upload under the data directory and queues a
+job in the catalog. A `JobRunner` thread per service process claims queued jobs and runs
+each as one gated `search_video` (one audit entry, with the results). A runner that stops
+gives its job back; one that dies leaves a lease that expires, and the next runner
+resumes the job from the start. A job whose upload is gone is marked failed
+(VIDEO_JOB_INTERRUPTED), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from facegate.engine import Facegate
+from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller, Limits, Outcome
+from facegate.governance import Operation
+from facegate.operations.search import bound_model
+from facegate.operations.video import search_video
+from facegate.store import video_jobs as jobs
+from facegate.vision.video import probe
+
+log = logging.getLogger("facegate.video")
+MAX_ATTEMPTS = 5  # runs started (restarts included) before a job is given up
+_RENEW_EVERY = 1.0  # seconds between lease renewals (and progress updates)
+
+
+class Interrupted(Exception):
+    """The runner is stopping: the job goes back to the queue (no audit entry, no result)."""
+
+
+def job_dir(engine: Facegate) -> Path:
+    path = engine.settings.home / "video-jobs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _recorded(engine: Facegate, caller: Caller, collection_id: str, digest: str, exc: FacegateError) -> FacegateError:
+    """Record a refusal found before queueing as the gate records any (one entry, with its
+    code); the error to answer with (a denial, should the policy have changed meanwhile)."""
+
+    def refuse(_decision: Any) -> None:
+        raise exc
+
+    try:
+        engine.gate.run(caller, Operation.VIDEO_SEARCH, collection_id=collection_id, probe_sha256=digest,
+                        prepare=refuse, commit=lambda _s, _d, _p: Outcome(None))
+    except FacegateError as recorded:
+        return recorded
+    return exc
+
+
+def submit(engine: Facegate, caller: Caller, collection_id: str, upload: bytes, *,
+           fps: float | None = None, max_fmr: float | None = None) -> str:
+    """Check and queue a video search; its job id.
+
+    A tenant has at most `max_pending_video_jobs` jobs queued or running (RATE_LIMITED):
+    each holds its upload on disk, and a flood of uploads must not fill the disk.
+    """
+    digest = hashlib.sha256(upload).hexdigest()
+    engine.gate.admit(caller, Operation.VIDEO_SEARCH, collection_id)
+    job_id = uuid.uuid4().hex
+    path = job_dir(engine) / f"{job_id}.video"
+    try:
+        with engine.sessions.begin() as session:
+            pending, cap = jobs.pending_jobs(session, tenant=caller.tenant), engine.settings.max_pending_video_jobs
+        if pending >= cap:
+            raise FacegateError(ErrorCode.RATE_LIMITED, f"{pending} video searches are still pending (at most {cap})",
+                                limit=cap)
+        path.write_bytes(upload)
+        bound_model(engine, collection_id)
+        probe(path, engine.video_limits)
+    except FacegateError as exc:
+        path.unlink(missing_ok=True)
+        raise _recorded(engine, caller, collection_id, digest, exc) from None
+    now = engine.now()
+    with engine.sessions.begin() as session:
+        jobs.add_job(session, row=jobs.VideoJobRow(
+            job_id=job_id, tenant=caller.tenant, key_id=caller.key_id, key_holder=caller.key_holder,
+            request_id=caller.request_id,
+            collection_id=collection_id, purpose=caller.purpose, case_reference=caller.case_reference,
+            fps=fps or engine.settings.video_fps, max_fmr=max_fmr, status=jobs.QUEUED, progress=0.0, attempts=0,
+            video_path=str(path), video_sha256=digest, video_bytes=len(upload),
+            created_at=now, updated_at=now,
+        ))
+    return job_id
+
+
+def job_status(engine: Facegate, tenant: str | None, job_id: str) -> dict[str, Any]:
+    """What GetFaceSearch answers: status, progress, and the results once done."""
+    with engine.sessions.begin() as session:
+        row = jobs.get_job(session, job_id=job_id, tenant=tenant)
+        return {
+            "job_id": row.job_id, "status": row.status, "progress": round(row.progress, 4),
+            "collection_id": row.collection_id, "purpose": row.purpose, "video_sha256": row.video_sha256,
+            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+            "attempts": row.attempts, "audit_seq": row.audit_seq, "results": row.result, "error": row.error,
+        }
+
+
+def expire_jobs(engine: Facegate, session: Session) -> int:
+    """Delete ended jobs past their purpose's `retention_days` (results name people)."""
+    retention = {name: p.retention_days for name, p in engine.policy.rules.purposes.items()}
+    return jobs.delete_expired(session, now=engine.now(), retention=retention)
+
+
+class JobRunner:
+    """Claims and runs queued jobs in one background thread until `stop`."""
+
+    def __init__(self, engine: Facegate, poll_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self.lease = timedelta(seconds=engine.settings.video_job_lease_seconds)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="facegate-video-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_one()
+            except Exception:  # noqa: BLE001 - the runner must outlive one bad job; logged
+                log.exception("video job runner failed")
+                ran = False
+            if not ran:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def run_one(self) -> bool:
+        """Claim and run one job; False when none is waiting (then expired jobs are deleted)."""
+        engine = self.engine
+        with engine.sessions.begin() as session:
+            row = jobs.claim_job(session, now=engine.now(), lease=self.lease)
+            if row is None:
+                expire_jobs(engine, session)
+                return False
+            job = {c: getattr(row, c) for c in ("job_id", "tenant", "key_id", "key_holder", "request_id", "collection_id",
+                                                "purpose", "case_reference", "fps", "max_fmr", "video_path",
+                                                "video_sha256", "attempts")}
+        self._run(job)
+        return True
+
+    def _run(self, job: dict[str, Any]) -> None:
+        engine, job_id, path = self.engine, job["job_id"], Path(job["video_path"])
+        if not path.is_file() or job["attempts"] > MAX_ATTEMPTS:
+            why = "its upload is gone" if not path.is_file() else f"it was tried {MAX_ATTEMPTS} times"
+            self._end(job_id, path, error=FacegateError(
+                ErrorCode.VIDEO_JOB_INTERRUPTED, f"the job could not be resumed: {why}").to_dict())
+            return
+        caller = Caller(tenant=job["tenant"], key_id=job["key_id"], purpose=job["purpose"],
+                        case_reference=job["case_reference"], request_id=job["request_id"],
+                        key_holder=job["key_holder"])
+        last = [0.0]
+
+        def progress(done: float, total: float) -> None:
+            if self._stop.is_set():
+                raise Interrupted
+            now = engine.now()
+            if (now.timestamp() - last[0]) >= _RENEW_EVERY:
+                last[0] = now.timestamp()
+                with engine.sessions.begin() as session:
+                    jobs.renew(session, job_id=job_id, progress=min(done / total, 0.99) if total else 0.0, now=now)
+
+        try:
+            gated = search_video(engine, caller, job["collection_id"], path, fps=job["fps"],
+                                 limits=Limits(max_fmr=job["max_fmr"]), progress=progress,
+                                 digest=job["video_sha256"])
+        except Interrupted:
+            with engine.sessions.begin() as session:
+                jobs.release(session, job_id=job_id, now=engine.now())
+            return
+        except FacegateError as exc:  # recorded by the gate
+            self._end(job_id, path, error=exc.to_dict())
+            return
+        result = {**gated.value.to_dict(), "decision": gated.decision.to_dict()}
+        self._end(job_id, path, result=result, audit_seq=gated.audit_seq)
+
+    def _end(self, job_id: str, path: Path, **outcome: Any) -> None:
+        with self.engine.sessions.begin() as session:
+            jobs.finish(session, job_id=job_id, now=self.engine.now(), **outcome)
+        path.unlink(missing_ok=True)
