@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller
 from facegate.governance import Operation
+from facegate.governance.audit import AuditEntry, MatchRef, append_entry
 from facegate.governance.audit_verify import verify
+from facegate.operations import retention
 from facegate.service.refusals import RefusalLedger
 from facegate.settings import Settings
 
@@ -78,3 +82,36 @@ def test_the_flood_gate_counts_only_into_a_window_already_on_record(settings: Se
     ledger.flush()
     [_, (_, _, closed)] = rows(settings)
     assert (closed["count"], closed["codes"]) == (100, {"UNAUTHENTICATED": 1, "RATE_LIMITED": 99})
+
+
+def test_aggregated_entries_are_format_2_and_retention_leaves_them_and_the_chain_whole(settings: Settings) -> None:
+    """Audit entry format 2 (audit line): the opening and closing entries carry no redactable
+    content, so retention's redaction of an aged search beside them touches neither, and
+    the chain verifies before and after."""
+    engine, clock = Facegate(settings), Clock()
+    ledger = RefusalLedger(lambda: engine.gate, clock)
+    bad_key = FacegateError(ErrorCode.UNAUTHENTICATED, "unknown key")
+    for _ in range(4):
+        ledger.refused("127.0.0.9", Operation.SEARCH_IMAGE, bad_key, "flood")
+    aged = AuditEntry(
+        time=datetime(2021, 3, 1, 10, tzinfo=UTC), operation="search_image", decision="allow",
+        rule="purpose:photo_library", policy_version="sha256:0123456789abcdef", tenant="local",
+        purpose="photo_library", probe_sha256="ab" * 32, results=(MatchRef("face-1", "subject", 90.0),),
+    )
+    with engine.sessions.begin() as session:
+        append_entry(session, aged)
+    clock.now += 60
+    assert ledger.flush() == 1
+    run = retention.apply(engine, Caller(request_id="retention-test"))
+    with sqlite3.connect(settings.home / "catalog.sqlite3") as db:
+        db.row_factory = sqlite3.Row
+        found = [dict(r) for r in db.execute("SELECT * FROM audit_log ORDER BY seq")]
+    refusals = [r for r in found if r["rule"] == "request:invalid"]
+    [searched] = [r for r in found if r["purpose"] == "photo_library"]
+    assert list(run.redacted) == [searched["seq"]] and searched["redacted_at"] is not None
+    assert [json.loads(r["details"])["aggregated"] for r in refusals] == ["open", "closed"]
+    assert json.loads(refusals[1]["details"])["count"] == 4
+    assert all(r["format"] == searched["format"] and r["redacted_at"] is None for r in refusals)
+    assert searched["format"] is not None  # format 2, written by the audit line's append_entry
+    with engine.sessions() as session:
+        assert verify(session).ok

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
+from facegate.governance.audit_verify import verify
+from facegate.operations import retention
 from facegate.operations.catalog_keys import rekey
 from facegate.settings import Settings
 from facegate.store import rekey as rekey_store
@@ -174,3 +177,44 @@ def test_rekey_to_the_key_in_use_is_refused(tmp_path: Path) -> None:
     secret = key()
     with refused(ErrorCode.INVALID_ARGUMENT):
         rekey(engine_for(tmp_path, secret, rekeying=True), Caller(), base64.b64decode(secret))
+
+
+def test_retention_cannot_erase_during_an_interrupted_rekey_and_erases_under_the_new_key_after(
+    tmp_path: Path, photos: dict[str, Photo], template_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit line's retention erases faces; a rekey re-seals them. Half-way through a
+    rekey a retention run is refused before it writes (the catalog is closed to all but the
+    rekey); once the rekey is done, retention erases the aged faces under the new key, the
+    faces it keeps are all sealed with it, and the audit chain verifies."""
+    old, new = key(), key()
+    catalog_with_faces(tmp_path, old, photos, template_id, ("obama", "biden", "powell1", "sandler1"))
+    monkeypatch.setattr(rekey_store, "BATCH", 1)
+
+    def fail_after_one(done: int, total: int) -> None:
+        if done == 1:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        rekey(engine_for(tmp_path, old, rekeying=True), Caller(), base64.b64decode(new), fail_after_one)
+    with sqlite3.connect(tmp_path / CATALOG_FILE) as db:
+        db.execute("UPDATE collections SET retention_days = 1")
+    before = digest(tmp_path)
+    later = datetime.now(UTC) + timedelta(days=2)
+    for who in (old, new):
+        with refused(ErrorCode.TEMPLATE_KEY_MISMATCH):
+            retention.apply(engine_for(tmp_path, who), Caller(request_id="retention"), at=later)
+    assert digest(tmp_path) == before
+    rekey(engine_for(tmp_path, old, rekeying=True), Caller(), base64.b64decode(new))
+    engine = engine_for(tmp_path, new)
+    with sqlite3.connect(tmp_path / CATALOG_FILE) as db:
+        recent = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+        db.execute("UPDATE faces SET created_at = ?", (recent.isoformat(sep=" "),))
+        db.execute("UPDATE faces SET created_at = '2000-01-01 00:00:00' WHERE row_id = (SELECT min(row_id) FROM faces)")
+    run = retention.apply(engine, Caller(request_id="retention"), at=datetime.now(UTC))
+    assert run.erased_faces == 1
+    new_codec = TemplateCodec(base64.b64decode(new))
+    with sqlite3.connect(tmp_path / CATALOG_FILE) as db:
+        blobs = [bytes(b) for (b,) in db.execute("SELECT template FROM faces")]
+    assert len(blobs) == 3 and all(new_codec.seals(b) for b in blobs)
+    with engine.sessions() as session:
+        assert verify(session).ok
