@@ -23,7 +23,8 @@ def test_step_7_upgrades_an_older_catalog(tmp_path: Path) -> None:
             conn.execute(text(f"ALTER TABLE api_keys DROP COLUMN {column}"))
         for column in ("image_width", "image_height"):
             conn.execute(text(f"ALTER TABLE faces DROP COLUMN {column}"))
-        conn.execute(text("DELETE FROM schema_version WHERE version = 7"))
+        # before step 7 means before the later steps too (8, video): the version in force is the highest
+        conn.execute(text("DELETE FROM schema_version WHERE version >= 7"))
         conn.execute(text("INSERT INTO tenants VALUES ('old', 'nonprofit', 'active', '[\"operator\"]', :now)"), {"now": NOW})
         conn.execute(text("INSERT INTO api_keys (key_id, tenant, secret_sha256, created_at) "
                           "VALUES ('00112233445566ff', 'old', 'h', :now)"), {"now": NOW})
