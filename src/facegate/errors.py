@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     SUBJECT_EXISTS = "SUBJECT_EXISTS"
     MODEL_MISMATCH = "MODEL_MISMATCH"
     TEMPLATE_KEY_MISMATCH = "TEMPLATE_KEY_MISMATCH"
+    TEMPLATE_KEY_INVALID = "TEMPLATE_KEY_INVALID"
+    SETTINGS_INVALID = "SETTINGS_INVALID"
     # governance
     UNAUTHENTICATED = "UNAUTHENTICATED"
     TENANT_NOT_FOUND = "TENANT_NOT_FOUND"
@@ -73,12 +75,23 @@ class ErrorCode(StrEnum):
     KEY_BOUND = "KEY_BOUND"
     # service
     RATE_LIMITED = "RATE_LIMITED"
+    OVERLOADED = "OVERLOADED"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     VALIDATION_ERROR = "VALIDATION_ERROR"
     NOT_FOUND = "NOT_FOUND"
     INTERNAL = "INTERNAL"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+
+
+# Refusals that concern one input of a batch (an image, a manifest row): a batch reports
+# them and goes on. Any other error (the policy, the catalog, the template key) stops it.
+ITEM_CODES = frozenset({
+    ErrorCode.INVALID_IMAGE, ErrorCode.IMAGE_TOO_LARGE, ErrorCode.FILE_NOT_FOUND, ErrorCode.NO_FACE,
+    ErrorCode.TOO_MANY_FACES, ErrorCode.LOW_QUALITY, ErrorCode.INVALID_MANIFEST,
+})
 
 
 class FacegateError(Exception):

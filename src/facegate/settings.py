@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facegate.errors import ErrorCode, FacegateError
 
 
 def default_home() -> Path:
@@ -56,6 +58,16 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
     console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="console sign-in lifetime")
+    unauthenticated_per_minute: int = Field(
+        default=30, ge=0, description="unauthenticated or failed-auth requests per client address and worker; 0 = off"
+    )
+    max_concurrent_analyses: int = Field(
+        default=8, ge=1, le=64, description="image requests admitted at once per worker (analysed one at a time)"
+    )
+    max_body_bytes_in_flight: int = Field(
+        default=128 * 1024 * 1024, ge=1024, description="bytes of request bodies one worker holds at once"
+    )
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="time for a request body to arrive")
     # audit integrity and retention
     audit_signing_key: Path | None = Field(
         default=None, description="Ed25519 private key (PEM) that signs audit checkpoints; kept outside the catalog"
@@ -69,14 +81,36 @@ class Settings(BaseSettings):
     def _key_is_32_bytes(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("FACEGATE_TEMPLATE_KEY must be base64") from None
-        if len(raw) != 32:
-            raise ValueError("FACEGATE_TEMPLATE_KEY must decode to 32 bytes")
+        parse_template_key(value, "FACEGATE_TEMPLATE_KEY")
         return value
 
     @property
     def template_key_bytes(self) -> bytes | None:
         return base64.b64decode(self.template_key) if self.template_key else None
+
+
+def parse_template_key(value: str, where: str) -> bytes:
+    """32 raw key bytes from base64 text; a refusal that names `where` but never echoes the key."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where} must be base64 (e.g. from `openssl rand -base64 32`)") from None
+    if len(raw) != 32:
+        raise ValueError(f"{where} must decode to 32 bytes (AES-256), got {len(raw)}")
+    return raw
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `overrides`; a bad value is one FacegateError
+    (TEMPLATE_KEY_INVALID for the key, else SETTINGS_INVALID), never a pydantic traceback.
+    Values are never echoed: one of them may be a key."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"])
+        code = ErrorCode.TEMPLATE_KEY_INVALID if field == "template_key" else ErrorCode.SETTINGS_INVALID
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if field != "template_key":
+            message = f"FACEGATE_{field.upper()}: {message}"
+        raise FacegateError(code, message, setting=field) from None

@@ -10,7 +10,7 @@ from facegate.cli.common import (
     build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, progress_bar,
     stdout,
 )
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import ITEM_CODES, ErrorCode, FacegateError
 from facegate.operations import bulk, collections, faces
 from facegate.vision.image import read_image_file
 from facegate.vision.types import QualityFilter
@@ -167,8 +167,8 @@ def index(
                     external_image_id=external_id, max_faces=max_faces, quality_filter=level,
                 ).value
             except FacegateError as exc:
-                if exc.code in (ErrorCode.COLLECTION_NOT_FOUND,) or len(images) == 1:
-                    raise
+                if exc.code not in ITEM_CODES or len(images) == 1:
+                    raise  # not this image's fault (collection, policy, key): stop with exit 1
                 payload["unindexed"].append({"path": str(path), "reason": exc.code.value, "message": exc.message})
                 continue
             payload["skipped"] += int(result.already_indexed)

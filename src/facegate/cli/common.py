@@ -17,7 +17,7 @@ from facegate.engine import Facegate
 from facegate.errors import FacegateError
 from facegate.gate import Caller
 from facegate.governance import Decision
-from facegate.settings import Settings
+from facegate.settings import load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,13 +63,13 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
 
 
-def build_engine(data_dir: Path | None, policy: Path | None) -> Facegate:
+def build_engine(data_dir: Path | None, policy: Path | None, **engine_args: Any) -> Facegate:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["home"] = data_dir
     if policy is not None:
         overrides["policy"] = policy
-    return Facegate(Settings(**overrides))
+    return Facegate(load_settings(**overrides), **engine_args)
 
 
 def emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
@@ -91,7 +91,7 @@ def handles_errors(func: F) -> F:
             if kwargs.get("as_json"):
                 click.echo(json.dumps({"error": exc.to_dict()}, default=str))
             else:
-                stderr.print(f"[bold red]Error[/] {exc.code.value}: {exc.message}", highlight=False, markup=True)
+                stderr.print(f"[bold red]Error[/] {exc.code.value}: {exc.message}", highlight=False, markup=True, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

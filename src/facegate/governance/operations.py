@@ -40,6 +40,7 @@ class Operation(StrEnum):
     SHARE = "share"
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"
+    CATALOG_REKEY = "catalog_rekey"
 
 
 class Mode(StrEnum):
@@ -86,6 +87,7 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.TENANT_ADMIN: Role.ADMIN,
     Operation.RETENTION: Role.ADMIN,
     Operation.AUDIT_CHECKPOINT: Role.ADMIN,
+    Operation.CATALOG_REKEY: Role.ADMIN,
 }
 
 # Operations open to every role (each tenant holds at least one): signing in to the console

@@ -17,9 +17,11 @@ from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last good policies)
 from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
+from facegate.store.template_key import record_from_templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,13 @@ def _audit_integrity(conn: Connection) -> None:
     add_missing_columns(conn, "collections")
 
 
+def _template_key_and_policies(conn: Connection) -> None:
+    """Step 4: catalog settings and kept policies; an existing catalog's template key
+    fingerprint is read from its templates (store/template_key.py)."""
+    create_missing_tables(conn)
+    record_from_templates(conn)
+
+
 def _score_offsets(conn: Connection) -> None:
     """Step 6: the per-face fair score normalization offset (nullable). Faces enrolled
     before have none; search computes theirs from the template (no backfill needed here,
@@ -106,6 +115,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
+    Migration(4, "template key fingerprint, last good policies", _template_key_and_policies),
     Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
     Migration(8, "video-search jobs", _video_jobs),

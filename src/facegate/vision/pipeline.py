@@ -24,7 +24,8 @@ from platformdirs import user_cache_dir
 from facegate.vision.align import CHIP_SIZE, Aligner
 from facegate.vision.detect import Detector, open_detector
 from facegate.vision.embed import DIMENSION, Embedder, normalise, open_embedder
-from facegate.vision.image import ImageLimits, decode_image, load_image
+from facegate.vision.image import ImageLimits, decode_image, decode_reduced, load_image
+from facegate.vision.memory import give_back_memory
 from facegate.vision.quality import assess
 from facegate.vision.types import Box, Detection, Face
 
@@ -118,8 +119,25 @@ class Pipeline:
         return decode_image(data, self.config.limits)
 
     def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
-        """Faces in encoded image bytes, largest first."""
-        return self.faces(self.decode(data), max_faces)
+        """Faces in encoded image bytes, largest first.
+
+        A photo over `limits.work_pixels` is decoded at that size (`decode_reduced`): boxes,
+        landmarks and face sizes are mapped back to the photo's pixels, and the memory of
+        the large decode is given back to the system afterwards."""
+        image, factor = decode_reduced(data, self.config.limits)
+        if factor == 1.0:
+            return self.faces(image, max_faces)
+        try:
+            prepared = self.prepare(image, max_faces)
+            height, width = round(image.shape[0] * factor), round(image.shape[1] * factor)
+            del image
+            return self.finish([replace(
+                prepared,
+                boxes=tuple(upscale_box(b, factor, width, height) for b in prepared.boxes),
+                points=tuple(tuple((round(x * factor), round(y * factor)) for x, y in p) for p in prepared.points),
+            )])[0]
+        finally:
+            give_back_memory()
 
     def analyze_file(self, path: Path, max_faces: int | None = None) -> list[Face]:
         return self.faces(load_image(path, self.config.limits), max_faces)

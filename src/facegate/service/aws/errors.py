@@ -40,6 +40,9 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
         E.MODEL_MISMATCH, E.INVALID_MANIFEST, E.FILE_NOT_FOUND, E.METHOD_NOT_ALLOWED, E.NOT_FOUND,
         E.POLICY_INVALID, E.CHECKPOINT_INVALID, E.INVALID_VIDEO, E.NO_VIDEO_STREAM, E.VIDEO_CORRUPT,
         E.VIDEO_TRUNCATED, E.VIDEO_DIMENSIONS, E.VIDEO_TOO_LONG,
+        # The server's configuration (never met by a request, like POLICY_INVALID), and a
+        # client that went away (nobody reads the answer: the code is for the audit entry).
+        E.TEMPLATE_KEY_INVALID, E.SETTINGS_INVALID, E.CLIENT_DISCONNECTED,
     ), INVALID_PARAMETER),
     **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), ("InvalidImageFormatException", 400)),
     **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), ("ImageTooLargeException", 400)),
@@ -59,6 +62,11 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     ), ACCESS_DENIED),
     E.UNAUTHENTICATED: ("UnrecognizedClientException", 400),
     E.RATE_LIMITED: ("ThrottlingException", 500),
+    # A worker with all its image slots or body budget taken: try again, as for throttling.
+    E.OVERLOADED: ("ThrottlingException", 500),
+    # A body slower than FACEGATE_BODY_TIMEOUT_SECONDS: the client's side (4xx, as HTTP 408),
+    # and worth retrying; botocore retries ThrottlingException whatever the status.
+    E.REQUEST_TIMEOUT: ("ThrottlingException", 400),
     **dict.fromkeys((
         E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.CREDENTIALS_KEY_INVALID,
         E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED,
