@@ -9,6 +9,7 @@ use them live in `facegate.operations`, one module per family of operations.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from importlib import resources
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.errors import ErrorCode, FacegateError
@@ -26,7 +28,9 @@ from facegate.governance import Policy, PolicyHolder
 from facegate.governance.checkpoints import load_signing_key
 from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
-from facegate.store.db import open_engine, session_factory, sqlite_url
+from facegate.store import template_key
+from facegate.store.catalog_meta import last_good_policy, remember_policy
+from facegate.store.db import create_private_catalog, open_engine, session_factory, sqlite_url
 from facegate.store.migrations import migrate
 from facegate.store.sealing import SecretBox, load_or_create_kek
 from facegate.store.vector_store import VectorStore
@@ -39,6 +43,8 @@ from facegate.vision.group_calibration import GroupCalibration, load_group_calib
 from facegate.vision.score_normalization import Scorer, normalization_file_name, scorer_for
 from facegate.vision.types import Face
 from facegate.vision.video import VideoLimits
+
+log = logging.getLogger(__name__)
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -53,14 +59,47 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
+class CatalogPolicyArchive:
+    """The catalog's `policy_versions`, as the policy holder's archive (service workers)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def keep(self, policy: Policy, content: bytes) -> None:
+        try:
+            with self._sessions.begin() as session:
+                remember_policy(
+                    session, version=policy.version, sha256=policy.sha256, source=policy.source, content=content
+                )
+        except (FacegateError, SQLAlchemyError) as exc:  # runs in a thread: say so, do not raise
+            log.warning("policy %s not kept in the catalog: %s", policy.version, exc)
+
+    def last_good(self) -> tuple[bytes, str] | None:
+        with self._sessions() as session:
+            row = last_good_policy(session)
+            return (row.content, row.source) if row is not None else None
+
+
 class Facegate:
     """The engine: one per data directory and process; thread-safe for the service."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        keep_last_good_policy: bool = False,
+        rekeying: bool = False,
+    ) -> None:
+        """`keep_last_good_policy`: a service worker decides with the last good policy kept in
+        the catalog when the file is broken (the CLI refuses instead). `rekeying`: only
+        `catalog rekey` may open a catalog whose re-sealing was interrupted."""
         self.settings = settings
         self.config = pipeline_config(settings)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._pipeline_lock = threading.Lock()
+        self._keep_last_good_policy = keep_last_good_policy
+        self._rekeying = rekeying
 
     # --- vision -----------------------------------------------------------------------
     @cached_property
@@ -140,21 +179,29 @@ class Facegate:
         """Faces of encoded image bytes and the image's (width, height): enrolment needs the
         size to tell which face a portrait is of (the central one)."""
         with self._pipeline_lock:
-            image = self.pipeline.decode(data)
-            return self.pipeline.faces(image), (int(image.shape[1]), int(image.shape[0]))
+            return self.pipeline.analyze_sized(data)
 
     # --- store --------------------------------------------------------------------------
     @cached_property
     def db(self) -> Engine:
+        """The catalog, opened only if this process's template key is the catalog's: the
+        check reads before anything is written (migrations included), so a refused process
+        leaves the file byte-for-byte as it was."""
         try:
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            create_private_catalog(self.settings.home)
         except OSError as exc:
             raise FacegateError(
                 ErrorCode.INVALID_SETTINGS, f"data directory {self.settings.home} cannot be made: {exc.strerror}",
                 field="home",
             ) from None
         engine = open_engine(sqlite_url(self.settings.home))
-        migrate(engine)
+        try:
+            template_key.check(engine, self.codec, rekeying=self._rekeying)
+            migrate(engine)
+            template_key.claim(engine, self.codec)
+        except BaseException:
+            engine.dispose()
+            raise
         return engine
 
     @cached_property
@@ -179,7 +226,8 @@ class Facegate:
     # --- governance ---------------------------------------------------------------------
     @cached_property
     def policy_holder(self) -> PolicyHolder:
-        return PolicyHolder(self.settings.policy)
+        archive = CatalogPolicyArchive(self.sessions) if self._keep_last_good_policy else None
+        return PolicyHolder(self.settings.policy, archive)
 
     @property
     def policy(self) -> Policy:

@@ -247,14 +247,19 @@ class Gatekeeper:
         with self._sessions.begin() as session:
             append_entry(session, entry)
 
-    def refuse(self, caller: Caller, operation: Operation, exc: FacegateError, collection_id: str | None = None) -> None:
-        """Record a request refused before it reached a decision (bad key, unreadable body)."""
+    def refuse(
+        self, caller: Caller, operation: Operation, exc: FacegateError, collection_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a request refused before it reached a decision (bad key, unreadable body);
+        `details` for what the service adds (an aggregated count of refusals, a client address)."""
         policy = self._policy.current()
         entry = AuditEntry(
             time=self.clock(), operation=operation.value, decision="deny", rule="request:invalid",
             policy_version=policy.version, tenant=caller.tenant, key_id=caller.key_id,
             purpose=caller.purpose, case_reference=caller.case_reference, collection=collection_id,
             mode=caller.mode, code=exc.code.value, request_id=caller.request_id, model_id=self._model_id,
+            details=dict(details or {}),
             key_holder=caller.key_holder,
         )
         with self._sessions.begin() as session:

@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     # service
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
+    console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="console sign-in lifetime")
+    unauthenticated_per_minute: int = Field(
+        default=30, ge=0, description="unauthenticated or failed-auth requests per client address and worker; 0 = off"
+    )
+    max_concurrent_analyses: int = Field(
+        default=8, ge=1, le=64, description="image requests admitted at once per worker (analysed one at a time)"
+    )
+    max_body_bytes_in_flight: int = Field(
+        default=128 * 1024 * 1024, ge=1024, description="bytes of request bodies one worker holds at once"
+    )
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="time for a request body to arrive")
     # audit integrity and retention
     audit_signing_key: Path | None = Field(
         default=None, description="Ed25519 private key (PEM) that signs audit checkpoints; kept outside the catalog"
@@ -84,12 +95,7 @@ class Settings(BaseSettings):
     def _key_is_32_bytes(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("FACEGATE_TEMPLATE_KEY must be base64") from None
-        if len(raw) != 32:
-            raise ValueError("FACEGATE_TEMPLATE_KEY must decode to 32 bytes")
+        parse_template_key(value, "FACEGATE_TEMPLATE_KEY")
         return value
 
     @property
@@ -97,18 +103,38 @@ class Settings(BaseSettings):
         return base64.b64decode(self.template_key) if self.template_key else None
 
 
+def parse_template_key(value: str, where: str) -> bytes:
+    """32 raw key bytes from base64 text; a refusal that names `where` but never echoes the key."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where} must be base64 (e.g. from `openssl rand -base64 32`)") from None
+    if len(raw) != 32:
+        raise ValueError(f"{where} must decode to 32 bytes (AES-256), got {len(raw)}")
+    return raw
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and `overrides`, or one INVALID_SETTINGS error that
-    names the variable and what is wrong with it (never a pydantic traceback)."""
+    """Settings from the environment and `overrides`, or one FacegateError that names each
+    bad variable and what is wrong with it (never a pydantic traceback): TEMPLATE_KEY_INVALID
+    for a malformed template key, else INVALID_SETTINGS. Values are never echoed: one of
+    them may be a key."""
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        fields = [".".join(str(part) for part in error["loc"]) or "settings" for error in errors]
+        if "template_key" in fields:  # the key's own message names FACEGATE_TEMPLATE_KEY
+            key_error = errors[fields.index("template_key")]
+            raise FacegateError(
+                ErrorCode.TEMPLATE_KEY_INVALID, str(key_error["msg"]).removeprefix("Value error, "),
+                setting="template_key",
+            ) from None
         problems = []
-        for error in exc.errors(include_url=False):
-            name = str(error["loc"][0]) if error["loc"] else "settings"
+        for name, error in zip(fields, errors, strict=True):
             where = name if name in overrides else f"FACEGATE_{name.upper()}"
-            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-        raise FacegateError(ErrorCode.INVALID_SETTINGS, "; ".join(problems)) from None
+            problems.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+        raise FacegateError(ErrorCode.INVALID_SETTINGS, "; ".join(problems), setting=fields[0]) from None
     if settings.home.exists() and not settings.home.is_dir():
         raise FacegateError(
             ErrorCode.INVALID_SETTINGS, f"data directory {settings.home} is a file, not a directory", field="home"

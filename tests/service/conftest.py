@@ -27,10 +27,12 @@ TENANTS = (
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Server]:
-    """`facegate serve --workers 2` on the default policy, rate limit off (see test_moratorium)."""
+    """`facegate serve --workers 2` on the default policy, rate limits off (see test_moratorium,
+    test_abuse)."""
     home = tmp_path_factory.mktemp("service")
     with running_server(home, model_cache, workers=2, tenants=TENANTS,
-                        settings={"FACEGATE_RATE_LIMIT_PER_MINUTE": "0"}) as running:
+                        settings={"FACEGATE_RATE_LIMIT_PER_MINUTE": "0",
+                                  "FACEGATE_UNAUTHENTICATED_PER_MINUTE": "0"}) as running:
         yield running
 
 

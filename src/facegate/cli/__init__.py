@@ -11,6 +11,7 @@ import click
 
 from facegate.cli import checkpoints  # noqa: F401  (adds keygen, checkpoint, prove to `audit`)
 from facegate.cli.bias import audit_bias_command
+from facegate.cli.catalog import catalog_group
 from facegate.cli.collections import collection, faces_group, index, subject_group
 from facegate.cli.evaluate import evaluate
 from facegate.cli.governance import (
@@ -34,6 +35,6 @@ def main(debug: bool) -> None:
 for command in (
     detect, compare, evaluate, collection, index, faces_group, subject_group, search,
     tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
-    serve, audit_bias_command, retention_group, video_group,
+    serve, audit_bias_command, retention_group, video_group, catalog_group,
 ):
     main.add_command(command)

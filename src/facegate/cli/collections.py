@@ -12,7 +12,7 @@ from facegate.cli.common import (
 )
 from facegate.cli.tables import print_fields, print_table
 from facegate.cli.vision import box_text
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import ITEM_CODES, ErrorCode, FacegateError
 from facegate.operations import bulk, collections, faces
 from facegate.vision.image import read_image_file
 from facegate.vision.types import QualityFilter
@@ -187,8 +187,8 @@ def index(
                     subject_box=box, index_unlabelled=index_unlabelled,
                 ).value
             except FacegateError as exc:
-                if exc.code in (ErrorCode.COLLECTION_NOT_FOUND,) or len(images) == 1:
-                    raise
+                if exc.code not in ITEM_CODES or len(images) == 1:
+                    raise  # not this image's fault (collection, policy, key): stop with exit 1
                 payload["unindexed"].append({"path": str(path), "reason": exc.code.value, "message": exc.message})
                 continue
             payload["skipped"] += int(result.already_indexed)

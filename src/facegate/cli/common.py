@@ -63,13 +63,13 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
 
 
-def build_engine(data_dir: Path | None, policy: Path | None) -> Facegate:
+def build_engine(data_dir: Path | None, policy: Path | None, **engine_args: Any) -> Facegate:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["home"] = data_dir
     if policy is not None:
         overrides["policy"] = policy
-    return Facegate(load_settings(**overrides))
+    return Facegate(load_settings(**overrides), **engine_args)
 
 
 def emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:

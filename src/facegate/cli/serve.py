@@ -36,7 +36,15 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
     if policy is not None:
         os.environ["FACEGATE_POLICY"] = str(policy.resolve())
     settings = load_settings()
-    in_force = Facegate(settings).policy  # a broken policy file stops here, with its line and field
+    engine = Facegate(settings, keep_last_good_policy=True)
+    engine.db  # noqa: B018 - a template key that is not the catalog's stops here, before any write
+    # A broken policy file stops here, with its line and field, unless the catalog keeps a
+    # last good policy: then the workers decide with that one (and /readyz says "stale").
+    in_force = engine.policy
+    if engine.policy_holder.stale is not None:
+        click.echo(f"WARNING policy file refused ({engine.policy_holder.stale}); serving the last good "
+                   f"policy {in_force.version}", err=True)
+    engine.close()
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
     where = f" --data-dir {shlex.quote(str(settings.home))}" if data_dir is not None else ""
     click.echo(f"facegate listening on {url}  (docs {url}/docs, OpenAPI {url}/openapi.json)", err=True)

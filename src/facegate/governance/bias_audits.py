@@ -9,9 +9,10 @@ here is the verdict of the audit run itself, and a failing one is never overridd
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -19,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.audit import AuditEntry, append_entry
+from facegate.governance.operations import Operation
 from facegate.governance.request import BiasAuditSummary
-from facegate.store.governance_tables import BiasAuditRow
+from facegate.store.governance_tables import AuditLogRow, BiasAuditRow
 
 
 def _summary(row: BiasAuditRow) -> BiasAuditSummary:
@@ -99,3 +101,40 @@ def recorded_audits(session: Session, model_id: str, space_id: str | None = None
         query = query.where(BiasAuditRow.space_id == space_id)
     rows = session.scalars(query.order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc()))
     return tuple(_summary(r) for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBiasAudit:
+    """A recorded audit with its report, as the oversight console lists it."""
+
+    summary: BiasAuditSummary
+    model_id: str
+    template_id: str
+    report: dict[str, Any]
+
+
+def list_bias_audits(session: Session, recorded_by: str | None = None) -> list[RecordedBiasAudit]:
+    """Every recorded audit of every model, newest first; with `recorded_by`, only those
+    that tenant recorded (as its allowed `bias_audit` entries in the audit log name them)."""
+    query = select(BiasAuditRow)
+    if recorded_by is not None:
+        query = query.where(BiasAuditRow.audit_id.in_(_recorded_by(session, recorded_by)))
+    rows = session.scalars(query.order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc()))
+    return [RecordedBiasAudit(_summary(r), r.model_id, r.template_id, dict(r.report)) for r in rows]
+
+
+def _recorded_by(session: Session, tenant: str) -> list[int]:
+    """The ids of the audits `tenant` recorded, read from its own audit entries."""
+    details = session.scalars(select(AuditLogRow.details).where(
+        AuditLogRow.tenant == tenant, AuditLogRow.operation == Operation.BIAS_AUDIT.value,
+        AuditLogRow.decision == "allow",
+    ))
+    found = []
+    for text in details:
+        try:
+            audit_id = json.loads(text).get("bias_audit_id")
+        except (TypeError, ValueError, AttributeError):
+            continue  # a tampered entry names nothing
+        if isinstance(audit_id, int):
+            found.append(audit_id)
+    return found

@@ -24,7 +24,8 @@ Order of checks (the first that denies decides; see docs/governance.md):
     (fmr_holds_for = "every_group" without accept_lowest_certifiable_fmr)
 14. no passing bias audit (matching ops)      AUDIT_REQUIRED              purpose:<id>
 Allowed: rule purpose:<id> (with limits) or role:<role> for operations without a purpose
-(role:oversight or role:auditor for reading the audit trail: the scope of what is read).
+(role:oversight or role:auditor for reading the audit trail: the scope of what is read;
+role:any for the console's sign-in and sign-out and reading the policy, open to every role).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.operations import (
     ALSO_ADMITTED,
+    ANY_ROLE_OPERATIONS,
     MATCHING_OPERATIONS,
     PURPOSE_OPERATIONS,
     REQUIRED_ROLE,
@@ -133,6 +135,10 @@ def _audit_problem(
     return None
 
 
+# The console shows which recorded audit meets which purpose's requirement with the same test.
+bias_audit_problem = _audit_problem
+
+
 @dataclass(frozen=True, slots=True)
 class Promise:
     """The threshold a purpose's rate derives, and for whom that rate holds."""
@@ -206,7 +212,8 @@ def _check_tenant(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denia
         reason = f"sector {tenant.sector!r} is not in the policy"
         return _Denial(ErrorCode.OPERATION_NOT_ALLOWED, "default:deny", reason)
     role = REQUIRED_ROLE[op]
-    if not effective_roles(rules, tenant) & ({role} | ALSO_ADMITTED.get(op, frozenset())):
+    admitting = {role} | ALSO_ADMITTED.get(op, frozenset())
+    if op not in ANY_ROLE_OPERATIONS and not effective_roles(rules, tenant) & admitting:
         reason = f"operation {op.value!r} requires the {role.value!r} role"
         return _Denial(ErrorCode.ROLE_REQUIRED, f"role:{role.value}", reason)
     return None
@@ -332,6 +339,8 @@ def decide(
         if denial is not None:
             return Decision(False, denial.code, denial.rule, denial.reason, policy.version)
     op, purpose_id = request.operation, request.declared_purpose
+    if op in ANY_ROLE_OPERATIONS:
+        return Decision(True, None, "role:any", "allowed to every role", policy.version)
     if purpose_id is None or op not in PURPOSE_OPERATIONS:
         role = _allowing_role(policy.rules, request)
         return Decision(

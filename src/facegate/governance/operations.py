@@ -33,10 +33,14 @@ class Operation(StrEnum):
     TENANT_ADMIN = "tenant_admin"
     REQUEST_APPROVAL = "request_approval"
     BIAS_AUDIT = "bias_audit"
+    CONSOLE_SIGN_IN = "console_sign_in"
+    CONSOLE_SIGN_OUT = "console_sign_out"
+    POLICY_READ = "policy_read"
     VIDEO_SEARCH = "video_search"
     SHARE = "share"
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"
+    CATALOG_REKEY = "catalog_rekey"
     EVALUATE = "evaluate"
 
 
@@ -85,7 +89,13 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.TENANT_ADMIN: Role.ADMIN,
     Operation.RETENTION: Role.ADMIN,
     Operation.AUDIT_CHECKPOINT: Role.ADMIN,
+    Operation.CATALOG_REKEY: Role.ADMIN,
 }
+
+# Operations open to every role (each tenant holds at least one): signing in to the console
+# and out of it, and reading the policy that governs the tenant. What a signed-in tenant may
+# then read or do is decided operation by operation.
+ANY_ROLE_OPERATIONS = frozenset({Operation.CONSOLE_SIGN_IN, Operation.CONSOLE_SIGN_OUT, Operation.POLICY_READ})
 
 # Roles that also admit an operation: the oversight board reads the audit trail (the whole
 # installation's, where an auditor reads only its own tenant's entries).

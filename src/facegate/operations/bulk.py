@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegate.engine import Facegate
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import ITEM_CODES, ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, PolicyDenied
 from facegate.operations.faces import DEFAULT_QUALITY_FILTER, index_analysed
@@ -170,8 +170,10 @@ def _commit_one(
     except PolicyDenied:
         raise
     except FacegateError as exc:  # NO_FACE, and whatever else refused this one image
-        if exc.code is ErrorCode.COLLECTION_NOT_FOUND:
-            raise  # deleted, or its grant revoked, during the run: nothing more can go in
+        if exc.code not in ITEM_CODES:
+            # the catalog or the key, not this image; or the collection was deleted (or its
+            # grant revoked) during the run: stop, the CLI exits non-zero
+            raise
         report.unindexed.append({**where, "reason": exc.code.value, "message": exc.message})
         return
     for face in gated.value.indexed:

@@ -5,11 +5,22 @@ parses bodies before it runs dependencies, so a dependency would come too late) 
 
 1. notes which gated operation the route performs (`x-facegate-operation` in its
    OpenAPI entry), so that a refusal is recorded under the right operation;
-2. authenticates `Authorization: Bearer <key>` (401 UNAUTHENTICATED);
-3. takes a token from the key's bucket (429 RATE_LIMITED);
-4. reads the body with a cap: a declared Content-Length over the limit is refused at
-   once, a body that streams past it is refused as soon as it does (413
-   REQUEST_TOO_LARGE), so an oversized upload is never held in memory whole.
+2. refuses at once a client address that sent too many unauthenticated or failed-auth
+   requests (429 RATE_LIMITED, before any key is looked up);
+3. authenticates `Authorization: Bearer <key>` (401 UNAUTHENTICATED; counts against the
+   client address);
+4. takes a token from the key's bucket (429 RATE_LIMITED);
+5. reads the body with a cap, a deadline and a budget: a declared Content-Length over
+   the limit is refused at once, a body that streams past it is refused as soon as it
+   does (413 REQUEST_TOO_LARGE); a body that has not arrived in `body_timeout_seconds`
+   is refused (408 REQUEST_TIMEOUT), a client that goes away mid-body is recorded
+   (CLIENT_DISCONNECTED); and the bytes of all bodies this worker holds may not pass
+   `max_body_bytes_in_flight` (503 OVERLOADED with Retry-After). A slow client holds
+   only the few bytes it sent, so slow bodies cannot starve anyone of memory or slots;
+6. a JSON route refuses any other media type (415 UNSUPPORTED_MEDIA_TYPE);
+7. for routes that take an image, takes one of the worker's analysis slots once the body
+   is in (503 OVERLOADED with Retry-After when all are busy): decoding is bounded by
+   `max_concurrent_analyses` images per worker, whatever the number of connections.
 
 Each refusal is a `RequestRefused`, recorded in the audit log by the error handler. What
 passes is decided by the policy inside the operation the endpoint calls: admission knows
@@ -18,12 +29,14 @@ who asks, the gate decides what they may do.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive
 
@@ -89,7 +102,9 @@ def binding_of(engine: Facegate, key_id: str) -> tuple[str | None, str | None]:
         return key_binding(session, key_id)
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
+async def read_capped(request: Request, limit: int, timeout: float, budget: BodyBudget) -> bytes:
+    """The whole body, or a refusal: too large, too slow (slowloris), abandoned, or over the
+    worker's budget. The bytes read stay charged to `budget` until the caller releases them."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -99,13 +114,29 @@ async def read_capped(request: Request, limit: int) -> bytes:
                 ErrorCode.REQUEST_TOO_LARGE, f"a body of {declared} bytes is over the limit of {limit}", limit=limit
             )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestRefused(
-                ErrorCode.REQUEST_TOO_LARGE, f"the body is over the limit of {limit} bytes", limit=limit
-            )
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestRefused(
+                        ErrorCode.REQUEST_TOO_LARGE, f"the body is over the limit of {limit} bytes", limit=limit
+                    )
+                if not budget.charge(request, len(chunk)):
+                    raise RequestRefused(
+                        ErrorCode.OVERLOADED, f"this worker holds {budget.limit} bytes of bodies already",
+                        retry_after_seconds=1,
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestRefused(
+            ErrorCode.REQUEST_TIMEOUT, f"the body did not arrive within {timeout:g} seconds",
+            timeout_seconds=timeout, received_bytes=size,
+        ) from None
+    except ClientDisconnect:
+        raise RequestRefused(
+            ErrorCode.CLIENT_DISCONNECTED, "the client went away before its body arrived", received_bytes=size
+        ) from None
     return b"".join(chunks)
 
 
@@ -123,19 +154,82 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return again
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+class AnalysisSlots:
+    """At most `limit` image analyses in flight in this worker (event-loop only, no lock)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def take(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def give_back(self) -> None:
+        self.in_use -= 1
+
+
+class BodyBudget:
+    """Bytes of request bodies this worker holds, charged as they arrive (event-loop only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def charge(self, request: Request, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        request.state.body_bytes = getattr(request.state, "body_bytes", 0) + size
+        return True
+
+    def release(self, request: Request) -> None:
+        self.held -= getattr(request.state, "body_bytes", 0)
+        request.state.body_bytes = 0
+
+
 class GatedRoute(APIRoute):
-    """Authenticate, rate-limit and cap the body before FastAPI runs the endpoint."""
+    """Refuse floods, authenticate, rate-limit, cap and time the body before FastAPI runs the endpoint."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        operation = Operation((self.openapi_extra or {})[OPERATION_KEY])
+        extra = self.openapi_extra or {}
+        operation = Operation(extra[OPERATION_KEY])
+        takes_image = "requestBody" in extra  # image routes publish their own (bodies.image_request_body)
+        # A route with a JSON body model (not form fields: fastapi.params.File is a Form too)
+        takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
 
         async def admitted(request: Request) -> Response:
             request.state.operation = operation
             state = request.app.state
-            name, key_id, holder = await run_in_threadpool(
-                authenticate_header, state.engine, request.headers.get("authorization")
-            )
+            if state.engine_problem is not None:  # e.g. the wrong template key: nothing may be written
+                raise FacegateError(state.engine_problem.code, state.engine_problem.message)
+            address = client_address(request)
+            wait = state.address_limiter.wait(address)
+            if wait:
+                raise RequestRefused(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many unauthenticated requests from {address}: over "
+                    f"{state.address_limiter.per_minute} a minute",
+                    retry_after_seconds=wait,
+                )
+            try:
+                name, key_id, holder = await run_in_threadpool(
+                    authenticate_header, state.engine, request.headers.get("authorization")
+                )
+            except RequestRefused:
+                state.address_limiter.take(address)
+                raise
             binding = await run_in_threadpool(binding_of, state.engine, key_id)
             request.state.tenant = Tenant(name, key_id, request.state.request_id, holder, binding)
             wait = state.limiter.take(key_id)
@@ -144,7 +238,28 @@ class GatedRoute(APIRoute):
                     ErrorCode.RATE_LIMITED, f"key {key_id} is over {state.limiter.per_minute} requests a minute",
                     retry_after_seconds=wait,
                 )
-            body = await read_capped(request, state.settings.max_request_bytes)
-            return await handler(Request(request.scope, replay(body, request.receive)))
+            slot = False
+            try:
+                settings = state.settings
+                body = await read_capped(
+                    request, settings.max_request_bytes, settings.body_timeout_seconds, state.body_budget
+                )
+                media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if takes_json and body and not is_json(media):
+                    raise RequestRefused(
+                        ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send application/json, not {media or 'no Content-Type'}"
+                    )
+                if takes_image:
+                    slot = state.slots.take()
+                    if not slot:
+                        raise RequestRefused(
+                            ErrorCode.OVERLOADED, f"all {state.slots.limit} image analyses of this worker are busy",
+                            retry_after_seconds=1,
+                        )
+                return await handler(Request(request.scope, replay(body, request.receive)))
+            finally:
+                state.body_budget.release(request)
+                if slot:
+                    state.slots.give_back()
 
         return admitted

@@ -5,13 +5,15 @@ FastAPI declares one body type per route, so image routes parse theirs here, wit
 same pydantic models, and publish both media types in the OpenAPI document through
 `openapi_extra` (`image_request_body`). Base64 that is not base64 is refused before any
 decision (400 INVALID_ARGUMENT, recorded); bytes that are not an image reach the
-operation, whose gate records the INVALID_IMAGE it raises.
+operation, whose gate records the INVALID_IMAGE it raises. A form field given twice is
+refused (400 INVALID_ARGUMENT) instead of one of its values being picked silently.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -83,6 +85,11 @@ async def _multipart(request: Request, params: type[P], image_fields: tuple[str,
     images: dict[str, bytes] = {}
     problems: list[dict[str, Any]] = []
     try:
+        repeated = sorted(name for name, n in Counter(k for k, _ in form.multi_items()).items() if n > 1)
+        if repeated:  # which one would count? Refuse rather than pick one silently.
+            raise RequestRefused(
+                ErrorCode.INVALID_ARGUMENT, f"form field {repeated[0]!r} is given more than once", field=repeated[0]
+            )
         for name in image_fields:
             part = form.get(name)
             if isinstance(part, UploadFile):

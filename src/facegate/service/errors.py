@@ -33,7 +33,10 @@ E = ErrorCode
 STATUS: dict[ErrorCode, int] = {
     **dict.fromkeys((
         E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST, E.NOT_SUBJECT_FACE,
-        E.FILE_NOT_FOUND, E.CHECKPOINT_INVALID, E.VIDEO_CORRUPT, E.VIDEO_TRUNCATED, E.NO_VIDEO_STREAM, E.VIDEO_DIMENSIONS,
+        E.FILE_NOT_FOUND, E.TEMPLATE_KEY_INVALID,
+        E.CHECKPOINT_INVALID, E.VIDEO_CORRUPT, E.VIDEO_TRUNCATED, E.NO_VIDEO_STREAM, E.VIDEO_DIMENSIONS,
+        # Nobody reads it (the client is gone); the code is for the audit entry.
+        E.CLIENT_DISCONNECTED,
         # A policy file is the server's: `facegate serve` refuses a broken one at start and a
         # hot reload keeps the old one, so no request meets this code (docs/errors.md: 400).
         E.POLICY_INVALID,
@@ -46,16 +49,19 @@ STATUS: dict[ErrorCode, int] = {
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED,
         E.FMR_NOT_CERTIFIABLE, E.FOUR_EYES_REQUIRED, E.KEY_BOUND,
     ), 403),
+    E.CSRF_INVALID: 403,  # a console form posted without its session's token
     **dict.fromkeys((
         E.COLLECTION_NOT_FOUND, E.FACE_NOT_FOUND, E.SUBJECT_NOT_FOUND, E.TENANT_NOT_FOUND,
         E.KEY_NOT_FOUND, E.REVIEW_NOT_FOUND, E.NOT_FOUND, E.CHECKPOINT_NOT_FOUND, E.VIDEO_JOB_NOT_FOUND,
     ), 404),
     E.METHOD_NOT_ALLOWED: 405,
+    E.REQUEST_TIMEOUT: 408,
     **dict.fromkeys((E.COLLECTION_EXISTS, E.SUBJECT_EXISTS, E.TENANT_EXISTS, E.MODEL_MISMATCH), 409),
     **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE, E.VIDEO_TOO_LONG), 413),
     **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE, E.INVALID_VIDEO), 415),
     E.VALIDATION_ERROR: 422,
     E.RATE_LIMITED: 429,
+    E.OVERLOADED: 503,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
     **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
@@ -89,8 +95,10 @@ def error_response(
     headers: dict[str, str] = {}
     if code is E.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = "Bearer"
-    if code is E.RATE_LIMITED and "retry_after_seconds" in body:
+    if "retry_after_seconds" in body:
         headers["Retry-After"] = str(body["retry_after_seconds"])
+    if code in (E.REQUEST_TIMEOUT, E.CLIENT_DISCONNECTED):
+        headers["Connection"] = "close"  # the rest of that body is not worth waiting for
     return JSONResponse({"error": body}, status_code=status_of(code), headers=headers)
 
 
@@ -100,6 +108,10 @@ def record_refusal(request: Request, exc: FacegateError) -> None:
     if operation is None:
         return  # not an API operation (an unknown path): nothing was asked of facegate
     tenant = getattr(request.state, "tenant", None)
+    if tenant is None:  # before authentication: one entry per client address and minute
+        client = request.client.host if request.client is not None else "unknown"
+        request.app.state.refusals.refused(client, operation, exc, request_id(request) or "")
+        return
     caller = Caller(
         tenant=tenant.name if tenant else None, key_id=tenant.key_id if tenant else None,
         request_id=request_id(request) or "", key_holder=tenant.key_holder if tenant else None,

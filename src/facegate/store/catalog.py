@@ -89,8 +89,10 @@ def decode_token(token: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if text[:1] == "r" and text[1:].isdigit():
-            return int(text[1:])
+        digits = text[1:]
+        # at most 18 ASCII digits: a row id SQLite can hold (a longer one was a 500)
+        if text[:1] == "r" and digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            return int(digits)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise FacegateError(ErrorCode.INVALID_ARGUMENT, "next_token is not a token we issued")

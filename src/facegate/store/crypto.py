@@ -30,8 +30,23 @@ NONCE_BYTES = 12
 HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_BYTES
 
 
+PLAINTEXT = "none"  # the fingerprint of "no key": templates stored as plain floats
+
+
 def _key_id(key: bytes) -> bytes:
     return hashlib.sha256(b"facegate-template-key\x00" + key).digest()[:KEY_ID_BYTES]
+
+
+def fingerprint_of_key_id(key_id: bytes) -> str:
+    """How the catalog names a key: its id (a hash, never the key) with the cipher."""
+    return f"aes256gcm:{key_id.hex()}"
+
+
+def sealed_key_id(blob: bytes) -> bytes | None:
+    """The key id in a sealed blob's header; None for a plain template."""
+    if blob[: len(MAGIC)] != MAGIC:
+        return None
+    return blob[len(MAGIC) : len(MAGIC) + KEY_ID_BYTES]
 
 
 class TemplateCodec:
@@ -50,6 +65,15 @@ class TemplateCodec:
     @property
     def encrypted(self) -> bool:
         return self._aead is not None
+
+    @property
+    def fingerprint(self) -> str:
+        """What the catalog records of this codec's key (store/template_key.py)."""
+        return fingerprint_of_key_id(self._key_id) if self._aead is not None else PLAINTEXT
+
+    def seals(self, blob: bytes) -> bool:
+        """Whether `blob` is sealed with this codec's key (a rekey skips those)."""
+        return self._aead is not None and sealed_key_id(blob) == self._key_id
 
     def encode(self, vector: np.ndarray) -> bytes:
         """A 1-D template as stored: float32 bytes, sealed when a key is configured."""

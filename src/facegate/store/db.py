@@ -7,6 +7,7 @@ processes share the file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -22,6 +23,22 @@ CATALOG_FILE = "catalog.sqlite3"
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / CATALOG_FILE}"
+
+
+def create_private_catalog(data_dir: Path) -> None:
+    """The data directory (0700) and an empty catalog file (0600) if they do not exist yet.
+
+    Templates are biometric data: other users of the machine must not read them. SQLite
+    creates its -wal and -shm files with the database file's mode, so they are private too.
+    A directory that already exists is made private when its catalog is created in it.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(data_dir / CATALOG_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    data_dir.chmod(0o700)
 
 
 def open_engine(url: str) -> Engine:

@@ -36,6 +36,7 @@ from facegate.store.catalog import (
 )
 from facegate.store.crypto import TemplateCodec
 from facegate.store.tables import FaceChangeRow, FaceRow, SubjectRow
+from facegate.store.template_key import ensure_writable
 from facegate.vision.types import Box, Face
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -171,6 +172,7 @@ def add_faces(
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "a template must be a finite unit vector")
     if not faces:
         return []
+    ensure_writable(session, codec)  # the key may have changed since this process started
     subject = None
     if subject_id is not None:
         subject = subject_row(session, collection_id, subject_id) or new_subject_row(

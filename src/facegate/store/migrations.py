@@ -17,8 +17,11 @@ from sqlalchemy.schema import CreateColumn
 
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
+from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last good policies)
+from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
+from facegate.store.template_key import record_from_templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,8 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 
 # Step numbers are reserved per line of work so that parallel branches never collide:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
-# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video.
+# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video,
+# 9 oversight console.
 # Steps are applied in version order; a gap is harmless.
 def _tenant_boundaries(conn: Connection) -> None:
     """Collections get an owner (existing ones: the local operator) and grants; keys name
@@ -76,6 +80,13 @@ def _audit_integrity(conn: Connection) -> None:
     create_missing_tables(conn)
     add_missing_columns(conn, "audit_log")
     add_missing_columns(conn, "collections")
+
+
+def _template_key_and_policies(conn: Connection) -> None:
+    """Step 4: catalog settings and kept policies; an existing catalog's template key
+    fingerprint is read from its templates (store/template_key.py)."""
+    create_missing_tables(conn)
+    record_from_templates(conn)
 
 
 def _audit_space(conn: Connection) -> None:
@@ -112,37 +123,34 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
+    Migration(4, "template key fingerprint, last good policies", _template_key_and_policies),
     Migration(5, "bias audits keyed on template space and detector", _audit_space),
     Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
     Migration(8, "video-search jobs", _video_jobs),
+    Migration(9, "console sessions", create_missing_tables),
 )
 
 
-def _applied(conn: Connection) -> set[int]:
+def applied_versions(conn: Connection) -> set[int]:
     conn.execute(
         text(
             "CREATE TABLE IF NOT EXISTS schema_version "
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
     )
-    return {int(v) for v in conn.execute(text("SELECT version FROM schema_version")).scalars()}
-
-
-def current_version(conn: Connection) -> int:
-    return max(_applied(conn), default=0)
+    return set(conn.execute(text("SELECT version FROM schema_version")).scalars())
 
 
 def migrate(engine: Engine) -> int:
-    """Apply every step not yet recorded; returns the schema version now in force.
+    """Apply every step not yet recorded, in version order; returns the highest version.
 
-    A step is applied when ITS version is missing, not when it is above the highest one:
-    step numbers are reserved per line of work and lines land in any order, so a catalog
-    written by a release with step 8 may still lack step 5 (every step is idempotent).
+    Steps are compared one by one, not against the highest recorded version: step numbers
+    are reserved per line of work, so a catalog may hold step 8 before step 7 exists.
     """
     for step in MIGRATIONS:
         with engine.begin() as conn:
-            if step.version in _applied(conn):
+            if step.version in applied_versions(conn):
                 continue
             step.apply(conn)
             conn.execute(
@@ -150,4 +158,4 @@ def migrate(engine: Engine) -> int:
                 {"v": step.version, "d": step.description, "t": datetime.now(UTC).isoformat()},
             )
     with engine.begin() as conn:
-        return current_version(conn)
+        return max(applied_versions(conn), default=0)

@@ -8,6 +8,7 @@ LOAD_TRUNCATED_IMAGES process-wide; we never do).
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
@@ -23,10 +24,16 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO")
 
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
-    """Upper bounds on what we agree to decode. Defaults allow a 40-megapixel photo."""
+    """Upper bounds on what we agree to decode. Defaults allow a 40-megapixel photo.
+
+    `work_pixels`: `decode_reduced` hands photos larger than this over at this size (the
+    detector works on 2 megapixels at most; 12 keeps every face it can find over 96 pixels
+    wide for alignment), so a 40-megapixel photo costs a fraction of its full size in memory.
+    """
 
     max_bytes: int = 40 * 1024 * 1024
     max_pixels: int = 40_000_000
+    work_pixels: int = 12_000_000
 
 
 def read_image_file(path: Path, limits: ImageLimits = ImageLimits()) -> bytes:
@@ -54,6 +61,21 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray
     on white, greyscale and CMYK are converted. Anything else is `INVALID_IMAGE`; a file
     over the byte or pixel limit is `IMAGE_TOO_LARGE`.
     """
+    return _decode(data, limits, reduce=False)[0]
+
+
+def decode_reduced(data: bytes, limits: ImageLimits = ImageLimits()) -> tuple[np.ndarray, float]:
+    """As `decode_image`, but a photo over `limits.work_pixels` comes back at that size,
+    with the factor (> 1) that maps its pixels back to the photo's.
+
+    A JPEG is decoded at reduced size by its own decoder (Pillow's draft mode scales the
+    DCT by 1/2, 1/4 or 1/8), so the full-size pixels never exist; other formats are decoded
+    whole, then reduced at once, and the full-size buffer is released before anything else.
+    """
+    return _decode(data, limits, reduce=True)
+
+
+def _decode(data: bytes, limits: ImageLimits, reduce: bool) -> tuple[np.ndarray, float]:
     if len(data) > limits.max_bytes:
         raise _too_large(f"{len(data)} bytes is over the limit of {limits.max_bytes}")
     if not data:
@@ -74,8 +96,14 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray
                 if width < 1 or height < 1:
                     raise FacegateError(ErrorCode.INVALID_IMAGE, "image has no pixels")
                 img.seek(0)
+                scale = min(1.0, math.sqrt(limits.work_pixels / (width * height))) if reduce else 1.0
+                target = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale)))
+                if scale < 1.0 and img.format in ("JPEG", "MPO"):
+                    img.draft("RGB", target)  # at least `target`, decoded at 1/2, 1/4 or 1/8
                 img.load()
-                rgb = _to_rgb(ImageOps.exif_transpose(img))
+                work = _shrink(img, target) if scale < 1.0 else img
+                factor = width / work.size[0]
+                rgb = _to_rgb(ImageOps.exif_transpose(work))
     except FacegateError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
@@ -88,7 +116,17 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray
         raise FacegateError(
             ErrorCode.INVALID_IMAGE, f"not a readable image: {type(exc).__name__}: {exc}"[:300]
         ) from None
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), factor
+
+
+def _shrink(img: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """`img` at `target` size; the full-size pixels are released as soon as they are read."""
+    if img.size == target:
+        return img
+    step = max(1, min(img.size[0] // target[0], img.size[1] // target[1]))
+    small = img.reduce(step) if step > 1 else img.resize(target, Image.Resampling.BOX)
+    img.close()  # not when the `with` block ends: this is the largest buffer of the request
+    return small.resize(target, Image.Resampling.BOX) if small.size != target else small
 
 
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height

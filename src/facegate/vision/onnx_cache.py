@@ -99,6 +99,12 @@ def cpu_session(onnx_path: Path, threads: int | None) -> ort.InferenceSession:
     gains nothing from more threads, and ONNX Runtime's idle workers spin-wait after each
     run, taking the core from the dlib detector that runs next (measured: 36 ms instead of
     63 ms of CPU per LFW photo, benchmarks/speed_e2e.py).
+
+    No memory arena: ONNX Runtime's arena grows to the largest input it has seen and never
+    gives memory back, so one large photo left a service worker 480 MB larger for good
+    (MTCNN on a 2-megapixel scan). Without it, buffers go back to malloc, and from there
+    to the system (vision/memory.py); CPU time per LFW photo is unchanged (14.0 ms
+    against 14.2 ms, 60 photos, one core).
     """
     import onnxruntime as ort  # noqa: PLC0415 - 0.1-0.2 s: loaded with the first model
 
@@ -108,6 +114,7 @@ def cpu_session(onnx_path: Path, threads: int | None) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_cpu_mem_arena = False
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 

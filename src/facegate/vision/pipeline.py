@@ -24,7 +24,8 @@ from platformdirs import user_cache_dir
 from facegate.vision.align import CHIP_PADDING, CHIP_SIZE, Aligner
 from facegate.vision.detect import Detector, open_detector
 from facegate.vision.embed import DIMENSION, Embedder, embedder_class, normalise, open_embedder
-from facegate.vision.image import ImageLimits, decode_image, load_image
+from facegate.vision.image import ImageLimits, decode_image, decode_reduced, load_image
+from facegate.vision.memory import give_back_memory
 from facegate.vision.quality import assess
 from facegate.vision.space import TemplateSpace
 from facegate.vision.types import Box, Detection, Face
@@ -136,7 +137,29 @@ class Pipeline:
 
     def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
         """Faces in encoded image bytes, largest first."""
-        return self.faces(self.decode(data), max_faces)
+        return self.analyze_sized(data, max_faces)[0]
+
+    def analyze_sized(self, data: bytes, max_faces: int | None = None) -> tuple[list[Face], tuple[int, int]]:
+        """Faces in encoded image bytes, largest first, and the photo's (width, height)
+        (enrolment tells a portrait's subject by the central face).
+
+        A photo over `limits.work_pixels` is decoded at that size (`decode_reduced`): boxes,
+        landmarks and face sizes are mapped back to the photo's pixels, and the memory of
+        the large decode is given back to the system afterwards."""
+        image, factor = decode_reduced(data, self.config.limits)
+        height, width = round(image.shape[0] * factor), round(image.shape[1] * factor)
+        if factor == 1.0:
+            return self.faces(image, max_faces), (width, height)
+        try:
+            prepared = self.prepare(image, max_faces)
+            del image
+            return self.finish([replace(
+                prepared,
+                boxes=tuple(upscale_box(b, factor, width, height) for b in prepared.boxes),
+                points=tuple(tuple((round(x * factor), round(y * factor)) for x, y in p) for p in prepared.points),
+            )])[0], (width, height)
+        finally:
+            give_back_memory()
 
     def analyze_file(self, path: Path, max_faces: int | None = None) -> list[Face]:
         return self.faces(load_image(path, self.config.limits), max_faces)

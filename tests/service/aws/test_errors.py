@@ -10,6 +10,7 @@ under the 2020 moratorium example policy with AccessDeniedException and the poli
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,16 @@ def code_of(error: ClientError) -> tuple[str, int]:
 def header(error: ClientError) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(error.response["ResponseMetadata"]["HTTPHeaders"]["x-facegate-decision"])
     return found
+
+
+def fresh_address() -> str:
+    """A loopback source address no other test uses (the per-address limit and the
+    aggregated refusals of 127.0.0.1 stay the other tests')."""
+    return f"127.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 2}"
+
+
+def from_address(address: str) -> httpx.Client:
+    return httpx.Client(timeout=60, transport=httpx.HTTPTransport(local_address=address))
 
 
 def entries(server: Server, error: ClientError | httpx.Response) -> list[dict[str, object]]:
@@ -161,15 +172,26 @@ def test_authentication_errors(aws_server: Server, rekognition: ClientFactory, c
     assert unknown.response["Error"]["Message"] == "The security token included in the request is invalid."
     wrong = refused(rekognition("archive", secret_key="not-the-secret").list_collections)
     assert code_of(wrong) == ("InvalidSignatureException", 400)
-    [entry] = entries(aws_server, wrong)
-    assert (entry["tenant"], entry["code"], entry["operation"]) == (None, "UNAUTHENTICATED", "list")
     revoked = refused(rekognition("revoked").list_collections)
     assert code_of(revoked) == ("UnrecognizedClientException", 400) and "revoked" in revoked.response["Error"]["Message"]
 
+    # Refusals before a signature is proved are recorded once per client address and minute,
+    # like bad bearer keys (service/refusals.py): from an address of its own, a request is
+    # the first of its minute and its entry is written under its request id.
     cred = credentials["archive"]
+    forged = signed_request(aws_server.url + "/", "ListCollections", {}, cred["aws_access_key_id"], "not-the-secret")
+    address = fresh_address()
+    with from_address(address) as client:
+        answer = client.post(forged.url, content=forged.body, headers=dict(forged.headers.items()))
+    assert (answer.status_code, answer.json()["__type"]) == (400, "InvalidSignatureException")
+    [entry] = entries(aws_server, answer)
+    assert (entry["tenant"], entry["code"], entry["operation"]) == (None, "UNAUTHENTICATED", "list")
+    assert json.loads(str(entry["details"]))["client"] == address
+
     late = signed_request(aws_server.url + "/", "ListCollections", {}, cred["aws_access_key_id"],
                           cred["aws_secret_access_key"], at=datetime.now(UTC) - timedelta(minutes=20))
-    answer = httpx.post(late.url, content=late.body, headers=dict(late.headers.items()))
+    with from_address(fresh_address()) as client:
+        answer = client.post(late.url, content=late.body, headers=dict(late.headers.items()))
     assert answer.status_code == 400
     assert answer.json()["__type"] == "InvalidSignatureException"
     assert answer.json()["message"].startswith("Signature expired:")

@@ -3,17 +3,25 @@
 So that boto3 and the AWS CLI work with only `endpoint_url` changed. Each request is:
 
 1. matched to an operation facegate answers (UnknownOperationException otherwise);
-2. read with the service's body cap (ImageTooLargeException past it);
-3. authenticated by its Signature Version 4 signature, recomputed with the key's secret
-   (sigv4.py), within AWS's 15-minute window;
-4. rate-limited per key like the JSON API (ThrottlingException);
-5. given the key's purpose and case when it is bound to them, else the
+2. refused at once (ThrottlingException) when its client address sent too many
+   unauthenticated or failed-signature requests, exactly like a flood of bad bearer keys
+   on the JSON API (service/admission.py; service/flood.py answers the flood's bulk);
+3. read with the service's body cap (ImageTooLargeException past it), deadline and
+   per-worker budget of body bytes (ThrottlingException: REQUEST_TIMEOUT, OVERLOADED);
+4. authenticated by its Signature Version 4 signature, recomputed with the key's secret
+   (sigv4.py), within AWS's 15-minute window; a failure draws from the address's bucket;
+5. rate-limited per key like the JSON API (ThrottlingException);
+6. refused unless its body is JSON (`application/x-amz-json-1.1`: SerializationException,
+   recorded as UNSUPPORTED_MEDIA_TYPE), and for an operation that takes an image, given
+   one of the worker's analysis slots (ThrottlingException, OVERLOADED);
+7. given the key's purpose and case when it is bound to them, else the
    `X-Facegate-Purpose` / `X-Facegate-Case-Reference` headers;
-6. handed to the operation's mapping (rekognition.py), which calls `facegate.operations`:
+8. handed to the operation's mapping (rekognition.py), which calls `facegate.operations`:
    the gate decides and records it like any other request.
 
-Refusals before the gate (steps 1-5 and unreadable members) are recorded with
-`Gatekeeper.refuse`, one audit entry each. Every answer to an operation carries
+Refusals before the gate (steps 1-7 and unreadable members) are recorded with
+`Gatekeeper.refuse`, one audit entry each; those of a caller not yet authenticated are
+aggregated per client address and minute (service/refusals.py), like the JSON API's. Every answer to an operation carries
 `x-amzn-RequestId` (the facegate request id, as in the audit log) and
 `X-Facegate-Decision` (compact JSON): the policy's decision, or the refusal as its audit
 entry records it.
@@ -33,17 +41,19 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Decision, Operation, PolicyDenied
 from facegate.governance.keys import apply_binding, aws_credential
-from facegate.service.admission import read_capped
+from facegate.service.admission import client_address, is_json, read_capped
 from facegate.service.aws import sigv4
 from facegate.service.aws.errors import AwsError, aws_error
 from facegate.service.aws.params import Params
-from facegate.service.aws.call import Call
+from facegate.service.aws.call import Call, Handler
 from facegate.service.aws.rekognition import OPERATIONS
 
 log = logging.getLogger("facegate.service")
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService."
+# The operations that carry an image to analyse: each holds one of the worker's analysis slots.
+IMAGE_OPERATIONS = frozenset({"IndexFaces", "SearchFacesByImage", "CompareFaces", "DetectFaces", "SearchUsersByImage"})
 PURPOSE_HEADER = "x-facegate-purpose"
 CASE_HEADER = "x-facegate-case-reference"
 DECISION_HEADER = "X-Facegate-Decision"
@@ -55,15 +65,23 @@ class Refused(Exception):
     """A refusal before the gate: the AWS error to answer, the facegate code to record, and
     the caller when the signature was verified (else the entry names no tenant)."""
 
-    def __init__(self, error: AwsError, code: ErrorCode, caller: Caller | None = None) -> None:
+    def __init__(
+        self, error: AwsError, code: ErrorCode, caller: Caller | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.code = code
         self.caller = caller
+        self.retry_after = retry_after
 
 
-def _answer(request: Request, body: dict[str, Any], status: int, decision: dict[str, Any] | None) -> Response:
+def _answer(
+    request: Request, body: dict[str, Any], status: int, decision: dict[str, Any] | None,
+    retry_after: int | None = None,
+) -> Response:
     headers = {"x-amzn-RequestId": request.state.request_id}
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
     if decision is not None:
         headers[DECISION_HEADER] = json.dumps(decision, separators=(",", ":"), ensure_ascii=True)
     return Response(json.dumps(body), status_code=status, media_type=CONTENT_TYPE, headers=headers)
@@ -124,9 +142,15 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
 
 
 def _refused(engine: Facegate, request: Request, refused: Refused, caller: Caller, operation: Operation) -> Response:
-    """Record a refusal made before the gate (one audit entry) and answer it."""
-    engine.gate.refuse(refused.caller or caller, operation, FacegateError(refused.code, refused.error.message))
-    return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code))
+    """Record a refusal made before the gate and answer it: one audit entry for a known
+    caller, the client address's aggregated entry for a caller not authenticated."""
+    who = refused.caller or caller
+    exc = FacegateError(refused.code, refused.error.message)
+    if who.tenant is None:
+        request.app.state.refusals.refused(client_address(request), operation, exc, request.state.request_id)
+    else:
+        engine.gate.refuse(who, operation, exc)
+    return _answer(request, refused.error.body(), refused.error.status, _refusal(refused.code), refused.retry_after)
 
 
 def _parse(body: bytes) -> dict[str, Any]:
@@ -149,19 +173,60 @@ async def rekognition(request: Request) -> Response:
         error = AwsError("UnknownOperationException", f"facegate does not answer the operation {target!r}")
         return _answer(request, error.body(), error.status, None)  # not an operation: nothing recorded
     handler, operation = OPERATIONS[name]
+    state = request.app.state
+    if state.engine_problem is not None:  # the wrong template key: nothing may be written
+        error = aws_error(state.engine_problem.code, state.engine_problem.message)
+        return _answer(request, error.body(), error.status, _failed(state.engine_problem.code))
     anonymous = Caller(request_id=request.state.request_id)
+    address = client_address(request)
     try:
+        return await _admitted(request, engine, handler, operation, name, anonymous, address)
+    finally:
+        state.body_budget.release(request)
+        if getattr(request.state, "analysis_slot", False):
+            state.slots.give_back()
+
+
+async def _admitted(
+    request: Request, engine: Facegate, handler: Handler, operation: Operation, name: str,
+    anonymous: Caller, address: str,
+) -> Response:
+    """Steps 2-8 of the module's list; the caller releases the body bytes and the slot."""
+    state = request.app.state
+    settings = state.settings
+    try:
+        wait = state.address_limiter.wait(address)
+        if wait:
+            message = f"too many unauthenticated requests from {address}: over {state.address_limiter.per_minute} a minute"
+            raise Refused(aws_error(ErrorCode.RATE_LIMITED, message), ErrorCode.RATE_LIMITED, retry_after=wait)
         try:
-            body = await read_capped(request, request.app.state.settings.max_request_bytes)
+            body = await read_capped(request, settings.max_request_bytes, settings.body_timeout_seconds, state.body_budget)
         except FacegateError as exc:
-            raise Refused(aws_error(exc.code, exc.message), exc.code) from None
-        caller, region = await run_in_threadpool(_authenticate, engine, request, body)
+            retry = exc.details.get("retry_after_seconds")
+            raise Refused(aws_error(exc.code, exc.message), exc.code, retry_after=retry) from None
+        try:
+            caller, region = await run_in_threadpool(_authenticate, engine, request, body)
+        except Refused as refused:
+            if refused.caller is None:  # no key proved: draws from the address's bucket
+                state.address_limiter.take(address)
+            raise
     except Refused as refused:
         return await run_in_threadpool(_refused, engine, request, refused, anonymous, operation)
-    wait = request.app.state.limiter.take(caller.key_id)
+    wait = state.limiter.take(caller.key_id)
     try:
         if wait:
             raise Refused(AwsError("ThrottlingException", f"Rate exceeded: retry in {wait} s", 500), ErrorCode.RATE_LIMITED)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if body and media != CONTENT_TYPE and not is_json(media):
+            raise Refused(
+                AwsError("SerializationException", f"send {CONTENT_TYPE}, not {media or 'no Content-Type'}"),
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            )
+        if name in IMAGE_OPERATIONS:
+            request.state.analysis_slot = state.slots.take()
+            if not request.state.analysis_slot:
+                message = f"all {state.slots.limit} image analyses of this worker are busy"
+                raise Refused(aws_error(ErrorCode.OVERLOADED, message), ErrorCode.OVERLOADED, retry_after=1)
         try:
             call = Call(engine, caller, region, Params(_parse(body)))
             answer, decision = await run_in_threadpool(handler, call)

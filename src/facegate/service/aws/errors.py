@@ -40,6 +40,9 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
         E.MODEL_MISMATCH, E.INVALID_MANIFEST, E.FILE_NOT_FOUND, E.METHOD_NOT_ALLOWED, E.NOT_FOUND,
         E.POLICY_INVALID, E.CHECKPOINT_INVALID, E.INVALID_VIDEO, E.NO_VIDEO_STREAM, E.VIDEO_CORRUPT,
         E.VIDEO_TRUNCATED, E.VIDEO_DIMENSIONS, E.VIDEO_TOO_LONG,
+        # The server's configuration (never met by a request, like POLICY_INVALID), and a
+        # client that went away (nobody reads the answer: the code is for the audit entry).
+        E.TEMPLATE_KEY_INVALID, E.CLIENT_DISCONNECTED, E.NOT_SUBJECT_FACE,
     ), INVALID_PARAMETER),
     **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), ("InvalidImageFormatException", 400)),
     **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), ("ImageTooLargeException", 400)),
@@ -49,18 +52,24 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     ), NOT_FOUND),
     **dict.fromkeys((E.COLLECTION_EXISTS, E.TENANT_EXISTS), ("ResourceAlreadyExistsException", 400)),
     E.SUBJECT_EXISTS: ("ConflictException", 400),
-    # Every decision of the policy that denies, and a key used against its binding.
+    # Every decision of the policy that denies, a key used against its binding, and a console
+    # form without its CSRF token (never met through this door; the table is complete).
     **dict.fromkeys((
         E.PURPOSE_REQUIRED, E.PURPOSE_UNKNOWN, E.PURPOSE_NOT_APPROVED, E.MORATORIUM,
         E.CASE_REFERENCE_REQUIRED, E.CONSENT_REFERENCE_REQUIRED, E.LIVE_USE_FORBIDDEN, E.TENANT_SUSPENDED,
         E.OPERATION_NOT_ALLOWED, E.COLLECTION_FORBIDDEN, E.AUDIT_REQUIRED, E.ROLE_REQUIRED, E.FOUR_EYES_REQUIRED,
-        E.KEY_BOUND, E.FMR_NOT_CERTIFIABLE,
+        E.KEY_BOUND, E.FMR_NOT_CERTIFIABLE, E.CSRF_INVALID,
     ), ACCESS_DENIED),
     E.UNAUTHENTICATED: ("UnrecognizedClientException", 400),
     E.RATE_LIMITED: ("ThrottlingException", 500),
+    # A worker with all its image slots or body budget taken: try again, as for throttling.
+    E.OVERLOADED: ("ThrottlingException", 500),
+    # A body slower than FACEGATE_BODY_TIMEOUT_SECONDS: the client's side (4xx, as HTTP 408),
+    # and worth retrying; botocore retries ThrottlingException whatever the status.
+    E.REQUEST_TIMEOUT: ("ThrottlingException", 400),
     **dict.fromkeys((
         E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.CREDENTIALS_KEY_INVALID,
-        E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED,
+        E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED, E.INVALID_SETTINGS,
     ), INTERNAL),
 }
 

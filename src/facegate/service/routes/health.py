@@ -1,15 +1,18 @@
 """Liveness and readiness, without a key: for load balancers and orchestrators.
 
 `/healthz` answers while the process serves requests. `/readyz` answers 200 once the
-catalog database is reachable and the models are loaded (it loads them if the warm-up
-has not yet), else 503 with what failed.
+catalog database is reachable, the template key is the catalog's and the models are
+loaded (it loads them if the warm-up has not yet), else 503 with what failed. Its
+`policy` check says which policy decides, and "stale: <why>" when the policy file is
+broken and the last good policy (kept in the catalog) stands in: still ready. Its
+`audit_signing` field says whether checkpoints are signed (informative, not a check).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,8 +31,13 @@ def healthz() -> dict[str, Any]:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(engine: EngineDep) -> Any:
-    checks: dict[str, str] = {}
+def readyz(engine: EngineDep, request: Request) -> Any:
+    problem = request.app.state.engine_problem
+    if problem is not None:
+        checks = {"template_key": f"{problem.code.value}: {problem.message}"}
+        body = {"status": "unavailable", "checks": checks, "audit_signing": signing_status(engine)}
+        return JSONResponse(body, status_code=503)
+    checks: dict[str, str] = {"template_key": "ok"}
     try:
         with engine.db.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -42,6 +50,10 @@ def readyz(engine: EngineDep) -> Any:
     except FacegateError as exc:
         checks["models"] = f"{exc.code.value}: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
+    policy = engine.policy_holder
+    in_force = policy.current().version
+    # Stale is still ready: the last good policy decides, and every worker answers alike.
+    checks["policy"] = f"ok: {in_force}" if policy.stale is None else f"stale: {policy.stale}; in force {in_force}"
     # Informative, not a readiness check: a service without a signing key still serves.
     body = {"status": "ready" if ready else "unavailable", "checks": checks, "audit_signing": signing_status(engine)}
     return body if ready else JSONResponse(body, status_code=503)

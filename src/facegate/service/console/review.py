@@ -1,0 +1,43 @@
+"""The review queue: pending leads by case, confirm or reject with a note, and the decided history."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Request, Response
+from fastapi.responses import RedirectResponse
+
+from facegate.governance import Operation, Review
+from facegate.operations import admin
+from facegate.operations import console as ops
+from facegate.service.console.auth import PREFIX, ConsoleRoute, UserDep, check_csrf, engine_of
+from facegate.service.console.render import page
+
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
+
+
+@router.get("/review")
+def queue(request: Request, user: UserDep) -> Response:
+    engine, caller = engine_of(request), user.caller(request.state.request_id)
+    pending = admin.pending_reviews(engine, caller)
+    cases: dict[tuple[str, str], list[tuple[Review, float]]] = defaultdict(list)
+    for lead in pending:
+        fmr = engine.calibration.estimated_fmr(lead.similarity)
+        cases[(lead.purpose or "", lead.case_reference or "")].append((lead, fmr))
+    history = ops.decided_reviews(engine, caller)
+    decided = request.query_params.get("decided")
+    return page(request, "review.html", user=user, cases=dict(cases), history=history, decided=decided)
+
+
+@router.post("/review/{review_id}")
+def decide(
+    request: Request, user: UserDep, review_id: Annotated[int, Path(ge=1, le=2**62)],
+    verdict: Annotated[Literal["confirm", "reject"], Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """A reviewer's verdict through the review operation (its four-eyes rule applies), audited."""
+    check_csrf(request, user, csrf, Operation.REVIEW)
+    done = admin.review(engine_of(request), user.caller(request.state.request_id), review_id, verdict, note)
+    return RedirectResponse(f"{PREFIX}/review?decided={done.review_id}", status_code=303)
