@@ -44,10 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
             for n in (1, 2):
                 polaris.index_faces(GALLERY, lfw("Tony_Blair", n), subject="person-1",
                                     purpose="victim_identification", case_reference=CASE)
-            # The gallery is polaris's: the police may search and enrol into it to identify
-            # victims only, and the commercial tenant may search it (where the policy's
-            # collection rule still closes it to its sector).
-            polaris.share_collection(GALLERY, "metro-police", ["search", "index"], ["victim_identification"])
+            # The gallery is polaris's: the police may search, list and enrol into it (faces
+            # and subjects) to identify victims only, and the commercial tenant may search it
+            # (where the policy's collection rule still closes it to its sector).
+            polaris.share_collection(GALLERY, "metro-police", ["search", "index", "create_subject", "list"],
+                                     ["victim_identification"])
             polaris.share_collection(GALLERY, "acme-photos", ["search"])
         with running.client(running.keys["acme-photos"]) as acme:
             acme.create_collection("acme-staff")
