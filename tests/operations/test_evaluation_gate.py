@@ -44,6 +44,8 @@ def test_evaluation_is_decided_and_recorded(engine: Facegate, lfw: Path, tmp_pat
     details = last["details"]
     assert details["evaluation"] == "identification" and details["audit_space"] == engine.space.audit_id
     assert details["n_gallery"] == len(PEOPLE) and len(details["dataset_sha256"]) == 64
+    # scored as search scores (fair normalization when on), and the entry says in which space
+    assert details["score_space"] == result["score_space"] == engine.scorer.score_id
 
     admin.new_tenant(engine, Caller(), "ops-only", "nonprofit", ["photo_library"], ["operator"])
     before = len(entries(engine))
