@@ -192,6 +192,7 @@ def test_audit_reading_is_scoped_by_role(world: World) -> None:
             assert (raised.value.status, raised.value.code) == (403, "ROLE_REQUIRED")
     world.server.cli("tenant", "roles", "ngo-b", "--add", "auditor")
     with world.client("ngo-b") as auditor, world.client("board") as board:
+        auditor.list_collections()  # an entry of its own, whichever tests ran before (any order)
         own = _all_entries(auditor)
         everything = _all_entries(board)
         assert own and {e["tenant"] for e in own} == {"ngo-b"}
