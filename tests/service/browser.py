@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,9 +93,24 @@ def screenshot(driver: webdriver.Chrome, path: Path) -> None:
     driver.set_window_size(1280, 900)
 
 
+def _detached(element: WebElement) -> bool:
+    """Whether `element` has left the document. Chromium reports a node of a page being
+    replaced either as stale or, in a short window, as "does not belong to the document"
+    (an inspector error, not StaleElementReferenceException): both mean it is gone."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
+
+
 def navigates(driver: webdriver.Chrome, act: Callable[[], object]) -> None:
     """Do `act` (a click, a key) and wait until the page it leads to has replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     act()
-    WebDriverWait(driver, 120).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 120).until(lambda _d: _detached(old))
     WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.readyState") == "complete")
