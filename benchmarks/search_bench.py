@@ -37,7 +37,7 @@ import numpy as np
 from synth_templates import fit, lfw_templates, profile
 from threadpoolctl import threadpool_limits
 
-from facegate.store.index import ExactIndex, HnswIndex
+from facegate.store.vector_index import ExactIndex, HnswIndex
 
 K = 10
 NAMES = {"exact": "numpy exact", "hnsw": "facegate HnswIndex (hnswlib)", "usearch": "usearch (raw)"}

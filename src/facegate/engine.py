@@ -33,8 +33,8 @@ from facegate.store.catalog_meta import last_good_policy, remember_policy
 from facegate.store.db import create_private_catalog, open_engine, session_factory, sqlite_url
 from facegate.store.migrations import migrate
 from facegate.store.sealing import SecretBox, load_or_create_kek
-from facegate.store.vector_store import VectorStore
-from facegate.store.vectors import IndexSettings
+from facegate.store.collection_indexes import VectorStore
+from facegate.store.index_sync import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
 from facegate.vision.pipeline import template_space

@@ -46,7 +46,7 @@ from facegate.governance import (
     recorded_audits,
     tenant_view,
 )
-from facegate.governance.operations import MATCHING_OPERATIONS, PURPOSE_OPERATIONS
+from facegate.governance.permissions import MATCHING_OPERATIONS, PURPOSE_OPERATIONS
 from facegate.governance.request import Calibration, CollectionAccess
 from facegate.store.catalog import collection_not_found
 from facegate.store.grants import owner_and_grants

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facegate.governance.audit import AuditEntry
-from facegate.governance.operations import Role
+from facegate.governance.permissions import Role
 from facegate.governance.request import TenantStatus, TenantView
 from facegate.vision.group_calibration import GroupCalibration, GroupCurve
 

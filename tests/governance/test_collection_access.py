@@ -7,7 +7,7 @@ import pytest
 
 from facegate.errors import ErrorCode
 from facegate.governance.decision import decide
-from facegate.governance.operations import Operation, Role
+from facegate.governance.permissions import Operation, Role
 from facegate.governance.policy import Policy
 from facegate.governance.policy_loading import parse_policy
 from facegate.governance.request import CollectionAccess, GateRequest

@@ -12,7 +12,7 @@ import pytest
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.decision import Decision, PolicyDenied, decide
-from facegate.governance.operations import Mode, Operation, Role, parse_operation
+from facegate.governance.permissions import Mode, Operation, Role, parse_operation
 from facegate.governance.policy import Policy
 from facegate.governance.policy_loading import parse_policy
 from facegate.governance.request import BiasAuditSummary, CollectionAccess, GateRequest, TenantView

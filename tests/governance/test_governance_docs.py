@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.governance.audit import AuditEntry, MatchRef, append_entry, export_jsonl
-from facegate.governance.operations import Operation
+from facegate.governance.permissions import Operation
 from tests.governance.gov_support import REPO, at
 
 DOC = (REPO / "docs" / "governance.md").read_text()

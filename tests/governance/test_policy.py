@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.governance.operations import Operation
+from facegate.governance.permissions import Operation
 from facegate.governance.policy_holder import PolicyHolder
 from facegate.governance.policy_loading import (
     DEFAULT_POLICY_SOURCE,

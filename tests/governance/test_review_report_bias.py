@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.audit import AuditEntry, MatchRef, append_entry, read_entries
 from facegate.governance.audit_verify import verify
-from facegate.governance.bias_audits import record_bias_audit, recorded_audits
+from facegate.governance.bias_evidence import record_bias_audit, recorded_audits
 from facegate.governance.decision import decide
-from facegate.governance.operations import Operation, Role
+from facegate.governance.permissions import Operation, Role
 from facegate.governance.policy import Policy
 from facegate.governance.report import transparency_report
 from facegate.governance.request import CollectionAccess, GateRequest

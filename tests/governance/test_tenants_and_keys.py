@@ -19,7 +19,7 @@ from facegate.governance.audit import export_jsonl
 from facegate.governance.audit_verify import verify
 from facegate.governance.decision import decide
 from facegate.governance.keys import authenticate, create_key, revoke_key
-from facegate.governance.operations import Operation, Role
+from facegate.governance.permissions import Operation, Role
 from facegate.governance.policy import Policy
 from facegate.governance.request import GateRequest, TenantStatus
 from facegate.governance.tenants import (

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facegate.store.index import ExactIndex
+from facegate.store.vector_index import ExactIndex
 from facegate.vision.calibration import similarity_from_cosine
 from facegate.vision.score_normalization import Scorer
 

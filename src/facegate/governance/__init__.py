@@ -17,10 +17,10 @@ from facegate.governance.audit import (
     read_entries,
 )
 from facegate.governance.audit_verify import VerifyResult, verify, verify_naive
-from facegate.governance.bias_audits import record_bias_audit, recorded_audits
+from facegate.governance.bias_evidence import record_bias_audit, recorded_audits
 from facegate.governance.decision import Decision, PolicyDenied, decide
 from facegate.governance.keys import NewKey, authenticate, create_key, revoke_key
-from facegate.governance.operations import Mode, Operation, Role, parse_mode, parse_operation
+from facegate.governance.permissions import Mode, Operation, Role, parse_mode, parse_operation
 from facegate.governance.policy import Policy
 from facegate.governance.policy_holder import PolicyHolder
 from facegate.governance.policy_loading import default_policy, load_policy, parse_policy

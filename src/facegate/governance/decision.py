@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.governance.operations import (
+from facegate.governance.permissions import (
     ALSO_ADMITTED,
     ANY_ROLE_OPERATIONS,
     MATCHING_OPERATIONS,

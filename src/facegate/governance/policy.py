@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from facegate.governance.operations import Operation, expand_operations
+from facegate.governance.permissions import Operation, expand_operations
 
 BUILTIN_SECTORS: tuple[str, ...] = ("law_enforcement", "government", "commercial", "nonprofit", "research")
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.governance.operations import (
+from facegate.governance.permissions import (
     PURPOSE_OPERATIONS,
     Mode,
     Operation,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.approvals import ApprovalInfo, approvals_of, check_purpose_open, grant
 from facegate.governance.audit import AuditEntry, append_entry
-from facegate.governance.operations import Role
+from facegate.governance.permissions import Role
 from facegate.governance.policy import Policy
 from facegate.governance.request import LOCAL_OPERATOR, TenantStatus, TenantView
 from facegate.store.governance_tables import ApiKeyRow, PurposeApprovalRow, TenantRow

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
-from facegate.governance.operations import Role
+from facegate.governance.permissions import Role
 from facegate.gate import Caller
 from facegate.governance import (
     AuditEntry,

@@ -19,7 +19,7 @@ from facegate.governance import AuditEntry, Operation, append_entry
 from facegate.store import rekey as rekey_store
 from facegate.store.catalog import list_collections
 from facegate.store.crypto import TemplateCodec
-from facegate.store.vectors import delete_index_files
+from facegate.store.index_sync import delete_index_files
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance import LOCAL_OPERATOR, Operation
-from facegate.governance.operations import GRANTABLE_OPERATIONS, expand_operations
+from facegate.governance.permissions import GRANTABLE_OPERATIONS, expand_operations
 from facegate.store import catalog, grants
 from facegate.store.catalog import CollectionInfo, CollectionStats
 from facegate.store.governance_tables import TenantRow

@@ -35,7 +35,7 @@ from facegate.governance import (
     tenant_view,
 )
 from facegate.governance.audit_query import AuditFilter, find_entries, get_entry
-from facegate.governance.bias_audits import (
+from facegate.governance.bias_evidence import (
     RecordedBiasAudit,
     list_bias_audits,
     recorded_audits,

@@ -22,7 +22,7 @@ import numpy as np
 
 from facegate.engine import Facegate
 from facegate.store.templates import templates_of
-from facegate.store.vector_store import FaceMatch
+from facegate.store.collection_indexes import FaceMatch
 from facegate.vision.calibration import similarity_from_cosine
 from facegate.vision.score_normalization import normalize
 from facegate.vision.types import Face

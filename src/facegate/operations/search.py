@@ -22,7 +22,7 @@ from facegate.governance.leads import LEAD_NOTICE, lead_fields
 from facegate.operations.scoring import Estimates, estimates, scored_search
 from facegate.store.catalog import ensure_template, get_collection
 from facegate.store.templates import templates_of
-from facegate.store.vector_store import FaceMatch
+from facegate.store.collection_indexes import FaceMatch
 from facegate.vision.types import Face
 
 

@@ -31,7 +31,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.store.catalog import validate_name
 from facegate.store.crypto import TemplateCodec
 from facegate.store.faces import StoredFace, faces_by_row_ids
-from facegate.store.vectors import CollectionVectors, IndexSettings, StaleIndex, delete_index_files
+from facegate.store.index_sync import CollectionVectors, IndexSettings, StaleIndex, delete_index_files
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ the next save. Saving is only about the speed of the next open, never about corr
 Index files hold templates in the clear. So when a template key is configured they are
 never written (and any left from before the key are deleted): each process rebuilds its
 indexes from the encrypted catalog when it opens a collection. Sealing the files with the
-key needs a bytes-level save/load from `index.py`; until then, that is the price of keeping
+key needs a bytes-level save/load from `vector_index.py`; until then, that is the price of keeping
 biometric data encrypted at rest.
 """
 
@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from facegate.store.catalog import collection_row
 from facegate.store.crypto import TemplateCodec
 from facegate.store.faces import chunks
-from facegate.store.index import IndexCorrupt, VectorIndex, open_index
+from facegate.store.vector_index import IndexCorrupt, VectorIndex, open_index
 from facegate.store.tables import FaceChangeRow, FaceRow
 from facegate.store.templates import decode_rows
 

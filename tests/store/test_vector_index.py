@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.store.index import (
+from facegate.store.vector_index import (
     ExactIndex,
     HnswIndex,
     IndexCorrupt,

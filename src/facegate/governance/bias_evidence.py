@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.audit import AuditEntry, append_entry
-from facegate.governance.operations import Operation
+from facegate.governance.permissions import Operation
 from facegate.governance.request import BiasAuditSummary
 from facegate.store.governance_tables import AuditLogRow, BiasAuditRow
 

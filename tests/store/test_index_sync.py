@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.store import vector_store
+from facegate.store import collection_indexes
 from facegate.store.catalog import delete_collection
 from facegate.store.crypto import TemplateCodec
 from facegate.store.faces import StoredFace, delete_faces
 from facegate.store.subjects import erase_subject
 from facegate.store.tables import FaceRow
-from facegate.store.vector_store import VectorStore, nearest
-from facegate.store.vectors import IndexSettings, _file_lock
+from facegate.store.collection_indexes import VectorStore, nearest
+from facegate.store.index_sync import IndexSettings, _file_lock
 from tests.store.conftest import Photo, enroll, make_collection
 
 Sessions = sessionmaker[Session]
@@ -209,7 +209,7 @@ def test_a_long_backlog_is_replayed_in_several_transactions(
     stored = fill(sessions, photos, template_id, codec)
     vectors = store(tmp_path, sessions, codec)
     vectors.refresh("people")
-    monkeypatch.setattr(vector_store, "_CHANGES_PER_TRANSACTION", 2)
+    monkeypatch.setattr(collection_indexes, "_CHANGES_PER_TRANSACTION", 2)
     with sessions.begin() as s:
         delete_faces(s, collection_id="people", face_ids=[f.face_id for f in stored[3:]])
     enroll(sessions, photos["pacino2"], template_id, codec, subject_id="pacino")
