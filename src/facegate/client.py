@@ -91,8 +91,12 @@ class FacegateClient:
         return self.request("POST", path, json={**encoded, **fields})
 
     # --- collections --------------------------------------------------------------------
-    def create_collection(self, collection_id: str, description: str = "") -> dict[str, Any]:
-        body = {"collection_id": collection_id, "description": description}
+    def create_collection(
+        self, collection_id: str, description: str = "", keep_thumbnails: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"collection_id": collection_id, "description": description}
+        if keep_thumbnails:
+            body["keep_thumbnails"] = True
         return self.request("POST", "/v1/collections", json=body)
 
     def list_collections(self) -> dict[str, Any]:

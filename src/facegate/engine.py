@@ -156,11 +156,12 @@ class Facegate:
     def video_limits(self) -> VideoLimits:
         return VideoLimits(max_seconds=self.settings.max_video_seconds, max_pixels=self.settings.max_video_pixels)
 
-    def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
-        """Faces of encoded image bytes; one analysis at a time per engine (dlib is not
-        re-entrant), the service runs more in more worker processes."""
+    def analyze(self, data: bytes, max_faces: int | None = None, thumbnails: bool = False) -> list[Face]:
+        """Faces of encoded image bytes (with `thumbnails`, each with its crop); one analysis
+        at a time per engine (dlib is not re-entrant), the service runs more in more worker
+        processes."""
         with self._pipeline_lock:
-            return self.pipeline.analyze(data, max_faces)
+            return self.pipeline.analyze(data, max_faces, thumbnails)
 
     # --- store --------------------------------------------------------------------------
     @cached_property

@@ -14,7 +14,7 @@ from facegate.operations.scoring import stored_offsets
 from facegate.governance import Operation
 from facegate.store import faces as store_faces
 from facegate.store import subjects as store_subjects
-from facegate.store.catalog import Page
+from facegate.store.catalog import Page, get_collection
 from facegate.store.faces import FaceDeletion, StoredFace
 from facegate.store.subjects import Association, Erasure, SubjectInfo
 from facegate.vision.image import image_size as size_of
@@ -79,10 +79,18 @@ def index_faces(
 ) -> Gated[IndexResult]:
     """Detect and enrol the faces of one image (idempotent for the same image and id)."""
     return index_analysed(
-        engine, caller, collection_id, hashlib.sha256(image).hexdigest(), lambda: engine.analyze(image),
+        engine, caller, collection_id, hashlib.sha256(image).hexdigest(),
+        lambda: engine.analyze(image, thumbnails=keeps_thumbnails(engine, collection_id)),
         subject=subject, external_image_id=external_image_id, max_faces=max_faces,
         quality_filter=quality_filter, image_size=size_of(image),
     )
+
+
+def keeps_thumbnails(engine: Facegate, collection_id: str) -> bool:
+    """Whether faces of this collection keep a thumbnail (asked after the gate admitted the
+    caller; the commit checks the collection again before storing any)."""
+    with engine.sessions() as session:
+        return get_collection(session, collection_id=collection_id).keep_thumbnails
 
 
 def index_analysed(

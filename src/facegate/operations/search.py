@@ -19,7 +19,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
 from facegate.operations.scoring import Estimates, estimates, scored_search
-from facegate.store.catalog import ensure_template, get_collection
+from facegate.store.catalog import CollectionInfo, ensure_template, get_collection
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.types import Face
@@ -142,16 +142,19 @@ def threshold_of(engine: Facegate, decision: Decision) -> float:
     return _limits(engine, decision)[0]
 
 
-def bound_model(engine: Facegate, collection_id: str) -> None:
+def bound_model(engine: Facegate, collection_id: str) -> CollectionInfo:
     """Refuse a search of a collection whose templates another model or recipe made
-    (MODEL_MISMATCH): their similarities would mean nothing."""
+    (MODEL_MISMATCH): their similarities would mean nothing. The collection, else."""
     with engine.sessions.begin() as session:
-        ensure_template(get_collection(session, collection_id=collection_id), engine.template_id)
+        collection = get_collection(session, collection_id=collection_id)
+    ensure_template(collection, engine.template_id)
+    return collection
 
 
-def _outcome(result: SearchResult) -> Outcome[SearchResult]:
+def _outcome(result: SearchResult, probe_thumbnail: bytes | None = None) -> Outcome[SearchResult]:
     refs = [MatchRef(h.face_id, h.subject, h.similarity) for h in result.matches]
-    return Outcome(result, results=refs, details={"subjects": [s.subject for s in result.subjects]})
+    return Outcome(result, results=refs, details={"subjects": [s.subject for s in result.subjects]},
+                   probe_thumbnail=probe_thumbnail)
 
 
 def search_image(
@@ -161,8 +164,9 @@ def search_image(
     digest = hashlib.sha256(image).hexdigest()
 
     def prepare(decision: Decision) -> SearchResult:
-        bound_model(engine, collection_id)  # an unknown or foreign collection costs no analysis
-        faces = engine.analyze(image, max_faces=1)
+        collection = bound_model(engine, collection_id)  # an unknown or foreign collection costs no analysis
+        # The probe's crop goes with the leads of a collection that keeps thumbnails, nowhere else.
+        faces = engine.analyze(image, max_faces=1, thumbnails=collection.keep_thumbnails and decision.review_required)
         if not faces:
             raise FacegateError(ErrorCode.NO_FACE, "no face found in the probe image")
         probe = faces[0]
@@ -172,8 +176,14 @@ def search_image(
 
     return engine.gate.run(
         caller, Operation.SEARCH_IMAGE, collection_id=collection_id, limits=limits, probe_sha256=digest,
-        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+        prepare=prepare, commit=lambda _s, _d, result: _outcome(result, _sealed_probe(engine, result)),
     )
+
+
+def _sealed_probe(engine: Facegate, result: SearchResult) -> bytes | None:
+    """The probe's thumbnail as the leads keep it (sealed like templates), if one was made."""
+    crop = None if result.searched_face is None else result.searched_face.thumbnail
+    return None if crop is None else engine.codec.seal_thumbnail(crop)
 
 
 def _search_enrolled(

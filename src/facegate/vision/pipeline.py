@@ -27,6 +27,7 @@ from facegate.vision.embed import DIMENSION, Embedder, normalise, open_embedder
 from facegate.vision.image import ImageLimits, decode_image, decode_reduced, load_image
 from facegate.vision.memory import give_back_memory
 from facegate.vision.quality import assess
+from facegate.vision.thumbnail import face_thumbnail
 from facegate.vision.types import Box, Detection, Face
 
 
@@ -118,24 +119,28 @@ class Pipeline:
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, self.config.limits)
 
-    def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
-        """Faces in encoded image bytes, largest first.
+    def analyze(self, data: bytes, max_faces: int | None = None, thumbnails: bool = False) -> list[Face]:
+        """Faces in encoded image bytes, largest first; with `thumbnails`, each with its
+        thumbnail cut from the decoded image (a collection that keeps them).
 
         A photo over `limits.work_pixels` is decoded at that size (`decode_reduced`): boxes,
         landmarks and face sizes are mapped back to the photo's pixels, and the memory of
         the large decode is given back to the system afterwards."""
         image, factor = decode_reduced(data, self.config.limits)
         if factor == 1.0:
-            return self.faces(image, max_faces)
+            faces = self.faces(image, max_faces)
+            return [replace(f, thumbnail=face_thumbnail(image, f.box)) for f in faces] if thumbnails else faces
         try:
             prepared = self.prepare(image, max_faces)
+            crops = [face_thumbnail(image, b) if thumbnails else None for b in prepared.boxes]
             height, width = round(image.shape[0] * factor), round(image.shape[1] * factor)
             del image
-            return self.finish([replace(
+            faces = self.finish([replace(
                 prepared,
                 boxes=tuple(upscale_box(b, factor, width, height) for b in prepared.boxes),
                 points=tuple(tuple((round(x * factor), round(y * factor)) for x, y in p) for p in prepared.points),
             )])[0]
+            return [replace(f, thumbnail=crop) for f, crop in zip(faces, crops, strict=True)]
         finally:
             give_back_memory()
 

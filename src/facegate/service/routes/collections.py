@@ -24,7 +24,8 @@ router = api_router("/v1/collections", "collections")
              openapi_extra=gated(Operation.CREATE_COLLECTION))
 def create_collection(body: CreateCollectionRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """Create an empty collection, bound to the template space of the model in use."""
-    done = ops.create_collection(engine, caller, body.collection_id, body.description, body.retention_days)
+    done = ops.create_collection(engine, caller, body.collection_id, body.description, body.retention_days,
+                                 keep_thumbnails=body.keep_thumbnails)
     return {**ops.info_dict(done.value), "decision": done.decision.to_dict()}
 
 
