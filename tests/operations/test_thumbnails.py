@@ -15,6 +15,7 @@ import io
 import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -22,7 +23,7 @@ from PIL import Image
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
-from facegate.operations import admin, collections, console, faces, retention, search
+from facegate.operations import admin, bulk, catalog_keys, collections, console, faces, retention, search
 from facegate.settings import Settings
 from facegate.store.crypto import MAGIC
 from tests.service.server import EXAMPLE_POLICY, lfw
@@ -148,3 +149,33 @@ def test_every_way_a_face_leaves_takes_its_thumbnail(engine: Facegate, clock: li
     enrol(engine, "closing")
     collections.delete_collection(engine, ngo(), "closing")
     assert catalog(engine, "SELECT count(*) FROM faces WHERE thumbnail IS NOT NULL") == [(0,)]
+
+
+def test_bulk_enrolment_keeps_thumbnails_only_where_asked(engine: Facegate, tmp_path: Path) -> None:
+    manifest = tmp_path / "faces.csv"
+    manifest.write_text("path,subject\n" + "".join(f"{lfw(p, 1)},{p.lower()}\n" for p in ("Tony_Blair", "Colin_Powell")))
+    for name, keep in (("kept", True), ("plain", False)):
+        collections.create_collection(engine, ngo(), name, keep_thumbnails=keep)
+        report = bulk.index_manifest(engine, ngo(**SEARCH), name, manifest, workers=1)
+        assert len(report.indexed) == 2
+    sealed = kept(engine, "kept")
+    assert len(sealed) == 2 and all(blob.startswith(MAGIC) for blob in sealed)
+    assert max(Image.open(io.BytesIO(engine.codec.open_thumbnail(sealed[0]))).size) == 112
+    assert kept(engine, "plain") == []
+
+
+def test_a_rekey_reseals_thumbnails_and_probe_crops(engine: Facegate) -> None:
+    collections.create_collection(engine, ngo(), "kept", keep_thumbnails=True)
+    enrol(engine, "kept")
+    search.search_image(engine, ngo(**SEARCH), "kept", lfw("Tony_Blair", 3).read_bytes())
+    new_key = os.urandom(32)
+    rekeying = Facegate(engine.settings, rekeying=True)
+    report = catalog_keys.rekey(rekeying, Caller(), new_key)
+    assert report.resealed == 2
+    after = Facegate(engine.settings.model_copy(update={"template_key": base64.b64encode(new_key).decode()}))
+    blobs = kept(engine, "kept") + [r[0] for r in catalog(engine, "SELECT probe_thumbnail FROM reviews")]
+    assert len(blobs) >= 3
+    for blob in blobs:
+        assert after.codec.seals(blob) and Image.open(io.BytesIO(after.codec.open_thumbnail(blob))).format == "JPEG"
+    finish = catalog(engine, "SELECT details FROM audit_log WHERE operation = 'catalog_rekey' ORDER BY seq DESC")
+    assert f'"thumbnails_resealed":{len(blobs)}' in finish[0][0]
