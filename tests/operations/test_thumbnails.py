@@ -179,3 +179,15 @@ def test_a_rekey_reseals_thumbnails_and_probe_crops(engine: Facegate) -> None:
         assert after.codec.seals(blob) and Image.open(io.BytesIO(after.codec.open_thumbnail(blob))).format == "JPEG"
     finish = catalog(engine, "SELECT details FROM audit_log WHERE operation = 'catalog_rekey' ORDER BY seq DESC")
     assert f'"thumbnails_resealed":{len(blobs)}' in finish[0][0]
+
+
+def test_a_search_by_enrolled_face_keeps_that_faces_crop_with_its_leads(engine: Facegate) -> None:
+    collections.create_collection(engine, ngo(), "kept", keep_thumbnails=True)
+    enrol(engine, "kept")
+    probe = faces.index_faces(engine, ngo(**SEARCH), "kept", lfw("Tony_Blair", 3).read_bytes()).value.indexed[0]
+    found = search.search_face(engine, ngo(**SEARCH), "kept", probe.face_id)
+    assert found.value.matches
+    stored = catalog(engine, "SELECT thumbnail FROM faces WHERE face_id = ?", probe.face_id)[0][0]
+    leads = catalog(engine, "SELECT review_id, probe_thumbnail FROM reviews WHERE audit_seq = ?", found.audit_seq)
+    assert leads and all(p == stored for _, p in leads)
+    assert console.thumbnail(engine, ngo(), leads[0][0], "probe") == engine.codec.open_thumbnail(stored)

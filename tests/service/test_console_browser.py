@@ -479,6 +479,9 @@ def test_review_shows_probe_and_candidate_side_by_side(server: Server, browser: 
         for collection, case, (person, n) in ((KEPT, KEPT_CASE, ("Tony_Blair", 3)),
                                               (GALLERY, plain_case, ("Colin_Powell", 2))):
             assert ngo.search(collection, lfw(person, n), purpose="victim_identification", case_reference=case)["matches"]
+        with pytest.raises(FacegateHTTPError) as loose:  # the opt-in is a JSON true, nothing else
+            ngo.request("POST", "/v1/collections", json={"collection_id": "maybe", "keep_thumbnails": "yes"})
+        assert loose.value.status == 422
     leads = server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]
     kept = next(r for r in leads if r["case_reference"] == KEPT_CASE)["review_id"]
     plain = next(r for r in leads if r["case_reference"] == plain_case)["review_id"]

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -20,6 +21,7 @@ from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
 from facegate.operations.scoring import Estimates, estimates, scored_search
 from facegate.store.catalog import CollectionInfo, ensure_template, get_collection
+from facegate.store.faces import sealed_thumbnail
 from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.types import Face
@@ -210,10 +212,15 @@ def search_face(
     engine: Facegate, caller: Caller, collection_id: str, face_id: str, limits: Limits = Limits()
 ) -> Gated[SearchResult]:
     """Search with the template of an enrolled face; the face itself is not a result."""
+    def commit(session: Session, _d: Decision, result: SearchResult) -> Outcome[SearchResult]:
+        # The probe is an enrolled face: its own kept thumbnail (already sealed) goes with the leads.
+        kept = sealed_thumbnail(session, face_id) if result.review_required else None
+        return _outcome(result, None if kept is None else kept[1])
+
     return engine.gate.run(
         caller, Operation.SEARCH_FACE, collection_id=collection_id, limits=limits,
         prepare=lambda decision: _search_enrolled(engine, collection_id, decision, face_ids=[face_id]),
-        commit=lambda _s, _d, result: _outcome(result),
+        commit=commit,
     )
 
 
