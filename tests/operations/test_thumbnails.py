@@ -119,6 +119,15 @@ def test_a_collection_that_opts_in_keeps_sealed_crops_and_the_reviewer_sees_them
     refused = [(t, d.split('"error":"')[1].split('"')[0]) for t, d in looks if '"error"' in d]
     assert shown == ["ngo", "ngo"] and refused == [("ngo", "NOT_FOUND"), ("other", "REVIEW_NOT_FOUND")]
 
+    # A crop altered in the catalog is refused, never shown as some other face.
+    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
+        blob = bytearray(db.execute("SELECT probe_thumbnail FROM reviews WHERE review_id = ?", (lead,)).fetchone()[0])
+        blob[-1] ^= 1
+        db.execute("UPDATE reviews SET probe_thumbnail = ? WHERE review_id = ?", (bytes(blob), lead))
+    with pytest.raises(FacegateError) as altered:
+        console.thumbnail(engine, reviewer, lead, "probe")
+    assert altered.value.code is ErrorCode.TEMPLATE_KEY_MISMATCH
+
 
 def test_every_way_a_face_leaves_takes_its_thumbnail(engine: Facegate, clock: list[datetime]) -> None:
     collections.create_collection(engine, ngo(), "kept", keep_thumbnails=True)
