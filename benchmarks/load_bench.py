@@ -96,7 +96,7 @@ def build_collection(engine: Facegate, pairs: list[tuple[Path, Path]], total: in
     for start in range(0, len(copies), BATCH):
         batch = copies[start:start + BATCH]
         digest = hashlib.sha256(f"load-bench batch {start}".encode()).hexdigest()
-        index_analysed(engine, Caller(purpose=PURPOSE), COLLECTION, digest, lambda b=batch: b,
+        index_analysed(engine, Caller(purpose=PURPOSE), COLLECTION, digest, lambda b=batch: (b, (0, 0)),
                        quality_filter=QualityFilter.NONE, refresh=False)
     engine.vectors.refresh(COLLECTION)
     return len(copies)

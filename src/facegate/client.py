@@ -91,59 +91,84 @@ class FacegateClient:
         return self.request("POST", path, json={**encoded, **fields})
 
     # --- collections --------------------------------------------------------------------
-    def create_collection(
-        self, collection_id: str, description: str = "", keep_thumbnails: bool = False
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"collection_id": collection_id, "description": description}
-        if keep_thumbnails:
-            body["keep_thumbnails"] = True
+    # Every method takes `purpose` and `case_reference`: a moratorium may exempt any
+    # operation by purpose. POST sends them in the JSON body, GET and DELETE as query
+    # parameters, as the API takes them.
+    def create_collection(self, collection_id: str, description: str = "", *, purpose: str | None = None,
+                          case_reference: str | None = None, retention_days: int | None = None,
+                          keep_thumbnails: bool = False) -> dict[str, Any]:
+        body = _fields(collection_id=collection_id, description=description, purpose=purpose,
+                       case_reference=case_reference, retention_days=retention_days,
+                       keep_thumbnails=True if keep_thumbnails else None)
         return self.request("POST", "/v1/collections", json=body)
 
-    def list_collections(self) -> dict[str, Any]:
-        return self.request("GET", "/v1/collections")
+    def list_collections(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/collections", params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def describe_collection(self, collection_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/v1/collections/{collection_id}")
+    def describe_collection(self, collection_id: str, *, purpose: str | None = None,
+                            case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", f"/v1/collections/{collection_id}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def delete_collection(self, collection_id: str) -> dict[str, Any]:
-        return self.request("DELETE", f"/v1/collections/{collection_id}")
+    def delete_collection(self, collection_id: str, *, purpose: str | None = None,
+                          case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/collections/{collection_id}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
     # --- faces and subjects --------------------------------------------------------------
     def index_faces(
         self, collection_id: str, image: Image, *, purpose: str | None = None, case_reference: str | None = None,
         subject: str | None = None, external_image_id: str | None = None, max_faces: int | None = None,
         quality_filter: str | None = None, consent_reference: str | None = None, multipart: bool = False,
+        subject_box: tuple[int, int, int, int] | None = None, index_unlabelled: bool | None = None,
     ) -> dict[str, Any]:
+        """Enrol faces; with a `subject`, only the subject's face (the central one, or the one
+        at `subject_box` = (left, top, width, height)) unless `index_unlabelled`."""
+        box: Any = None
+        if subject_box is not None:
+            box = ",".join(map(str, subject_box)) if multipart else dict(
+                zip(("left", "top", "width", "height"), subject_box))
         fields = _fields(purpose=purpose, case_reference=case_reference, subject=subject,
                          external_image_id=external_image_id, max_faces=max_faces,
-                         quality_filter=quality_filter, consent_reference=consent_reference)
+                         quality_filter=quality_filter, consent_reference=consent_reference,
+                         subject_box=box, index_unlabelled=index_unlabelled)
         return self._image_call(f"/v1/collections/{collection_id}/faces", {"image": image}, fields, multipart)
 
     def list_faces(self, collection_id: str, *, subject: str | None = None, limit: int = 100,
-                   next_token: str | None = None) -> dict[str, Any]:
-        params = _fields(subject=subject, limit=limit, next_token=next_token)
+                   next_token: str | None = None, purpose: str | None = None,
+                   case_reference: str | None = None) -> dict[str, Any]:
+        params = _fields(subject=subject, limit=limit, next_token=next_token, purpose=purpose,
+                         case_reference=case_reference)
         return self.request("GET", f"/v1/collections/{collection_id}/faces", params=params)
 
-    def delete_face(self, collection_id: str, face_id: str) -> dict[str, Any]:
-        return self.request("DELETE", f"/v1/collections/{collection_id}/faces/{face_id}")
+    def delete_face(self, collection_id: str, face_id: str, *, purpose: str | None = None,
+                    case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/collections/{collection_id}/faces/{face_id}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
     def create_subject(
-        self, collection_id: str, subject: str, attributes: dict[str, str] | None = None
+        self, collection_id: str, subject: str, attributes: dict[str, str] | None = None, *,
+        purpose: str | None = None, case_reference: str | None = None,
     ) -> dict[str, Any]:
-        body = {"subject": subject, "attributes": attributes or {}}
+        body = _fields(subject=subject, attributes=attributes or {}, purpose=purpose, case_reference=case_reference)
         return self.request("POST", f"/v1/collections/{collection_id}/subjects", json=body)
 
-    def associate_faces(self, collection_id: str, subject: str, face_ids: list[str]) -> dict[str, Any]:
+    def associate_faces(self, collection_id: str, subject: str, face_ids: list[str], *,
+                        purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
         return self.request("POST", f"/v1/collections/{collection_id}/subjects/{subject}/faces",
-                            json={"face_ids": face_ids})
+                            json=_fields(face_ids=face_ids, purpose=purpose, case_reference=case_reference))
 
-    def list_subjects(self, collection_id: str, *, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
+    def list_subjects(self, collection_id: str, *, limit: int = 100, next_token: str | None = None,
+                      purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
         return self.request("GET", f"/v1/collections/{collection_id}/subjects",
-                            params=_fields(limit=limit, next_token=next_token))
+                            params=_fields(limit=limit, next_token=next_token, purpose=purpose,
+                                           case_reference=case_reference))
 
-    def erase_subject(self, collection_id: str, subject: str) -> dict[str, Any]:
+    def erase_subject(self, collection_id: str, subject: str, *, purpose: str | None = None,
+                      case_reference: str | None = None) -> dict[str, Any]:
         """Right to erasure: the subject and all its faces."""
-        return self.request("DELETE", f"/v1/collections/{collection_id}/subjects/{subject}")
+        return self.request("DELETE", f"/v1/collections/{collection_id}/subjects/{subject}",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
     # --- search, compare, detect --------------------------------------------------------
     def search(
@@ -188,31 +213,46 @@ class FacegateClient:
 
     # --- sharing (the owner) and review (reviewer role) ------------------------------------
     def share_collection(self, collection_id: str, tenant: str, operations: list[str],
-                         purposes: list[str] | None = None) -> dict[str, Any]:
-        body = _fields(operations=operations, purposes=purposes)
+                         purposes: list[str] | None = None, *, purpose: str | None = None,
+                         case_reference: str | None = None) -> dict[str, Any]:
+        body = _fields(operations=operations, purposes=purposes, purpose=purpose, case_reference=case_reference)
         return self.request("PUT", f"/v1/collections/{collection_id}/grants/{tenant}", json=body)
 
-    def unshare_collection(self, collection_id: str, tenant: str, operations: list[str] | None = None) -> dict[str, Any]:
-        params = {"operations": operations} if operations else None
-        return self.request("DELETE", f"/v1/collections/{collection_id}/grants/{tenant}", params=params)
+    def unshare_collection(self, collection_id: str, tenant: str, operations: list[str] | None = None, *,
+                           purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        params = _fields(operations=operations or None, purpose=purpose, case_reference=case_reference)
+        return self.request("DELETE", f"/v1/collections/{collection_id}/grants/{tenant}", params=params or None)
 
     def list_reviews(self, *, status: str = "pending", case_reference: str | None = None, after_id: int = 0,
-                     limit: int = 100) -> dict[str, Any]:
-        params = _fields(status=status, case_reference=case_reference, after_id=after_id, limit=limit)
+                     limit: int = 100, purpose: str | None = None) -> dict[str, Any]:
+        """The tenant's leads; `case_reference` filters them and is the case the listing serves."""
+        params = _fields(status=status, case_reference=case_reference, after_id=after_id, limit=limit,
+                         purpose=purpose)
         return self.request("GET", "/v1/reviews", params=params)
 
-    def review(self, review_id: int, verdict: str, note: str = "") -> dict[str, Any]:
-        return self.request("POST", f"/v1/reviews/{review_id}", json={"verdict": verdict, "note": note})
+    def review(self, review_id: int, verdict: str, note: str = "", *, purpose: str | None = None,
+               case_reference: str | None = None) -> dict[str, Any]:
+        body = _fields(verdict=verdict, note=note, purpose=purpose, case_reference=case_reference)
+        return self.request("POST", f"/v1/reviews/{review_id}", json=body)
 
     # --- audit (auditor role) -----------------------------------------------------------
-    def verify_audit(self) -> dict[str, Any]:
-        return self.request("GET", "/v1/audit/verify")
+    def verify_audit(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/verify", params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def export_audit(self, *, after_seq: int = 0, limit: int = 100) -> dict[str, Any]:
-        return self.request("GET", "/v1/audit/export", params={"after_seq": after_seq, "limit": limit})
+    def audit_checkpoint(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        """The latest signed checkpoint (keep it to verify the log against later)."""
+        return self.request("GET", "/v1/audit/checkpoint",
+                            params=_fields(purpose=purpose, case_reference=case_reference))
 
-    def transparency_report(self, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-        return self.request("GET", "/v1/audit/report", params=_fields(since=since, until=until))
+    def export_audit(self, *, after_seq: int = 0, limit: int = 100, purpose: str | None = None,
+                     case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/export", params=_fields(
+            after_seq=after_seq, limit=limit, purpose=purpose, case_reference=case_reference))
+
+    def transparency_report(self, *, since: str | None = None, until: str | None = None,
+                            purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/v1/audit/report", params=_fields(
+            since=since, until=until, purpose=purpose, case_reference=case_reference))
 
     # --- health ---------------------------------------------------------------------------
     def healthz(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facegate.errors import FacegateError
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Gatekeeper
 from facegate.governance import Policy, PolicyHolder
 from facegate.governance.checkpoints import load_signing_key
@@ -37,7 +37,8 @@ from facegate.store.vector_store import VectorStore
 from facegate.store.vectors import IndexSettings
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
-from facegate.vision.embed import MODEL_ID
+from facegate.vision.pipeline import template_space
+from facegate.vision.space import TemplateSpace
 from facegate.vision.group_calibration import GroupCalibration, load_group_calibration
 from facegate.vision.score_normalization import Scorer, normalization_file_name, scorer_for
 from facegate.vision.types import Face
@@ -103,20 +104,32 @@ class Facegate:
     # --- vision -----------------------------------------------------------------------
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.config)
+        pipeline = Pipeline(self.config)
+        if pipeline.space != self.space:  # the models loaded are not those the engine was keyed on
+            raise FacegateError(
+                ErrorCode.MODEL_MISMATCH, f"loaded models make {pipeline.space.audit_id}, not {self.space.audit_id}"
+            )
+        return pipeline
 
     @property
     def limits(self) -> ImageLimits:
         return self.config.limits
 
     @property
+    def space(self) -> TemplateSpace:
+        """Model id, dimension, chip recipe and detector as one value, named by the models
+        the pipeline loads (known before loading them: a CLI call that analyses nothing
+        loads nothing). Collections, calibration and recorded bias audits are keyed on it."""
+        return template_space(self.config)
+
+    @property
     def model_id(self) -> str:
-        return MODEL_ID
+        return self.space.model_id
 
     @property
     def template_id(self) -> str:
         """The template space of this engine's pipeline, known without loading models."""
-        return f"{MODEL_ID}{'+flip' if self.config.flip else ''}"
+        return self.space.template_id
 
     @cached_property
     def scorer(self) -> Scorer:
@@ -163,13 +176,26 @@ class Facegate:
         with self._pipeline_lock:
             return self.pipeline.analyze(data, max_faces, thumbnails)
 
+    def analyze_sized(self, data: bytes, thumbnails: bool = False) -> tuple[list[Face], tuple[int, int]]:
+        """Faces of encoded image bytes (with `thumbnails`, each with its crop) and the image's
+        (width, height): enrolment needs the size to tell which face a portrait is of (the
+        central one)."""
+        with self._pipeline_lock:
+            return self.pipeline.analyze_sized(data, thumbnails=thumbnails)
+
     # --- store --------------------------------------------------------------------------
     @cached_property
     def db(self) -> Engine:
         """The catalog, opened only if this process's template key is the catalog's: the
         check reads before anything is written (migrations included), so a refused process
         leaves the file byte-for-byte as it was."""
-        create_private_catalog(self.settings.home)
+        try:
+            create_private_catalog(self.settings.home)
+        except OSError as exc:
+            raise FacegateError(
+                ErrorCode.INVALID_SETTINGS, f"data directory {self.settings.home} cannot be made: {exc.strerror}",
+                field="home",
+            ) from None
         engine = open_engine(sqlite_url(self.settings.home))
         try:
             template_key.check(engine, self.codec, rekeying=self._rekeying)
@@ -213,7 +239,7 @@ class Facegate:
     def gate(self) -> Gatekeeper:
         return Gatekeeper(
             self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
-            groups=lambda: self.group_calibration,
+            audit_space=self.space.audit_id, groups=lambda: self.group_calibration,
         )
 
     @cached_property

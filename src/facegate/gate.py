@@ -110,6 +110,7 @@ class Gatekeeper:
         calibration: Callable[[], Calibration],
         model_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        audit_space: str | None = None,
         groups: Callable[[], GroupCalibration | None] = lambda: None,
     ) -> None:
         self._sessions = sessions
@@ -117,6 +118,7 @@ class Gatekeeper:
         self._calibration = calibration
         self._groups = groups
         self._model_id = model_id
+        self._audit_space = audit_space  # recorded bias audits count only for this space and detector
         self.clock = clock
 
     def request(
@@ -152,7 +154,7 @@ class Gatekeeper:
 
     def decide(self, session: Session, request: GateRequest, now: datetime) -> Decision:
         matching = request.operation in MATCHING_OPERATIONS
-        audits = recorded_audits(session, self._model_id) if matching else ()
+        audits = recorded_audits(session, self._model_id, self._audit_space) if matching else ()
         calibration = self._calibration() if matching else _NO_THRESHOLDS
         groups = self._groups() if matching else None
         return decide(self._policy.current(), request, now, calibration, audits, groups)

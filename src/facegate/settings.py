@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,16 @@ from facegate.errors import ErrorCode, FacegateError
 
 def default_home() -> Path:
     return Path(user_data_dir("facegate", appauthor=False))
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under `taskset` or a container's
+    cpuset), not the machine's count: one more worker than cores only adds a process."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    return max(1, min(64, count))
 
 
 class Settings(BaseSettings):
@@ -53,7 +64,10 @@ class Settings(BaseSettings):
     )
     # store
     index_kind: Literal["auto", "exact", "hnsw"] = "auto"
-    workers: int = Field(default=2, ge=1, le=64, description="processes for bulk work")
+    workers: int = Field(
+        default_factory=available_cpus, ge=1, le=64,
+        description="processes for bulk work (default: the CPUs this process may use)",
+    )
     # service
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0, description="per API key; 0 = off")
@@ -101,16 +115,28 @@ def parse_template_key(value: str, where: str) -> bytes:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and `overrides`; a bad value is one FacegateError
-    (TEMPLATE_KEY_INVALID for the key, else SETTINGS_INVALID), never a pydantic traceback.
-    Values are never echoed: one of them may be a key."""
+    """Settings from the environment and `overrides`, or one FacegateError that names each
+    bad variable and what is wrong with it (never a pydantic traceback): TEMPLATE_KEY_INVALID
+    for a malformed template key, else INVALID_SETTINGS. Values are never echoed: one of
+    them may be a key."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(part) for part in first["loc"])
-        code = ErrorCode.TEMPLATE_KEY_INVALID if field == "template_key" else ErrorCode.SETTINGS_INVALID
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if field != "template_key":
-            message = f"FACEGATE_{field.upper()}: {message}"
-        raise FacegateError(code, message, setting=field) from None
+        errors = exc.errors(include_url=False, include_input=False)
+        fields = [".".join(str(part) for part in error["loc"]) or "settings" for error in errors]
+        if "template_key" in fields:  # the key's own message names FACEGATE_TEMPLATE_KEY
+            key_error = errors[fields.index("template_key")]
+            raise FacegateError(
+                ErrorCode.TEMPLATE_KEY_INVALID, str(key_error["msg"]).removeprefix("Value error, "),
+                setting="template_key",
+            ) from None
+        problems = []
+        for name, error in zip(fields, errors, strict=True):
+            where = name if name in overrides else f"FACEGATE_{name.upper()}"
+            problems.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+        raise FacegateError(ErrorCode.INVALID_SETTINGS, "; ".join(problems), setting=fields[0]) from None
+    if settings.home.exists() and not settings.home.is_dir():
+        raise FacegateError(
+            ErrorCode.INVALID_SETTINGS, f"data directory {settings.home} is a file, not a directory", field="home"
+        )
+    return settings

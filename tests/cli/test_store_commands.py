@@ -30,8 +30,8 @@ def test_enrol_and_search_contract(settings: Settings, peers: Path) -> None:
     code, out = run(settings, "search", "people", str(peers / FR / "obama2.jpg"))
     assert code == 0
     assert [m["subject"] for m in out["matches"]] == ["obama"]
-    assert set(out["matches"][0]) >= {"face_id", "subject", "external_id", "similarity", "estimated_fmr"}
-    assert out["matches"][0]["external_id"] == "o1"
+    assert set(out["matches"][0]) >= {"face_id", "subject", "external_image_id", "similarity", "estimated_fmr"}
+    assert out["matches"][0]["external_image_id"] == "o1"
     code, out = run(settings, "search", "people", str(peers / FR / "obama2.jpg"), "--threshold", "99.99")
     assert code == 0 and out["matches"] == []
     code, out = run(settings, "collection", "describe", "people")

@@ -90,11 +90,14 @@ def test_the_model_gives_groups_clearly_different_true_rates(truth) -> None:
     assert truth["noisy"][1] > 3 * truth["far"][1] > 0  # FNMR: varying photos
 
 
-def test_audit_recovers_true_rates_inside_its_intervals(truth) -> None:
-    """One sample (95% intervals miss now and then: 5 of 7 seeds hold all six rates; the
-    next test checks the coverage itself)."""
-    data = faces(MODEL, subjects=80, photos=4, seed=2)
-    result = verify(data, ["group"], AuditSettings(THRESHOLD, n_nonmated=20_000, n_boot=500))
+@pytest.mark.parametrize("seed", range(4))
+def test_audit_recovers_true_rates_inside_its_intervals(truth, seed: int) -> None:
+    """Any sample, not a chosen one: at 99.9% all six intervals held the truth for each of
+    seeds 0-11 tried (at 95% they miss now and then, by design: the next test checks the
+    95% coverage itself over 20 samples)."""
+    data = faces(MODEL, subjects=80, photos=4, seed=seed)
+    result = verify(data, ["group"], AuditSettings(THRESHOLD, seed=seed, n_nonmated=20_000, n_boot=500,
+                                                   confidence=0.999))
     rates = by_group(result)
     for g, (fmr, fnmr) in truth.items():
         r = rates[g]

@@ -66,7 +66,8 @@ def test_leads_are_opened_from_the_audit_entry_and_reviews_are_audited(
     assert [(r.face_id, r.similarity, r.status, r.case_reference) for r in leads] == [
         ("face-1", 91.5, "pending", "CASE-1"), ("face-2", 86.25, "pending", "CASE-1"),
     ]  # fmt: skip
-    assert "investigative lead" in leads[0].to_dict()["notice"]
+    notice = leads[0].to_dict()["notice"]
+    assert "investigative lead" in notice.lower() and "not an identification" in notice
     reviewer = replace(
         admin_record("2020-07-02T09:00:00Z", actor="polaris"),
         operation="review",

@@ -55,9 +55,9 @@ def labelled_manifest(lfw: Path, tmp_path: Path) -> Path:
     return out
 
 
-def run(settings: Settings, policy_file: Path, *args: str) -> tuple[int, dict]:
+def run(settings: Settings, policy_file: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
     result = CliRunner().invoke(
-        main, [*args, "--data-dir", str(settings.home), "--policy", str(policy_file), "--json"]
+        main, [*args, "--data-dir", str(settings.home), "--policy", str(policy_file), "--json"], env=env
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.stdout)
@@ -83,6 +83,9 @@ def test_gate_follows_recorded_audits(settings: Settings, peers: Path, lfw: Path
 
     code, out = run(settings, lenient, *search)
     assert code == 0 and out["decision"]["decision"] == "allow"
+    # the audit measured the MTCNN detector: it does not vouch for the same embedder behind HOG
+    code, out = run(settings, lenient, *search, env={"FACEGATE_DETECTOR": "hog"})
+    assert code == 1 and out["error"]["code"] == "AUDIT_REQUIRED"
 
     code, audit = run(settings, strict, "audit-bias", "--manifest", str(manifest), "--group-by", "gender",
                       "--purpose", "account_deduplication", "--record", "--dataset", "lfw-sample",

@@ -41,7 +41,7 @@ def test_search_finds_the_right_person(enrolled: Facegate, peers: Path) -> None:
     result = search.search_image(enrolled, ME, "people", photo(peers, "obama2.jpg")).value
     assert [m.subject for m in result.matches] == ["obama"]
     best = result.matches[0]
-    assert best.external_id == "o1" and best.similarity >= result.threshold
+    assert best.external_image_id == "o1" and best.similarity >= result.threshold
     assert 0 < best.estimated_fmr < 1e-3
     assert result.subjects[0].subject == "obama"
 

@@ -158,9 +158,11 @@ def test_every_role_reads_the_policy_and_the_read_is_recorded(engine: Facegate) 
 
 
 def _record_bias_audit(engine: Facegate, caller: Caller, dataset: str) -> int:
-    """A recorded (passing) bias audit of the engine's model, made as `caller` through the gate."""
+    """A recorded (passing) bias audit of the engine's template space and detector, made as
+    `caller` through the gate (an audit of another space would vouch for nothing here)."""
     return engine.gate.run_recorded(caller, Operation.BIAS_AUDIT, lambda s, record: record_bias_audit(
-        s, model_id=engine.model_id, template_id="t", dataset=dataset, dataset_sha256="0" * 64, threshold=0.5,
+        s, model_id=engine.model_id, template_id="t", dataset=dataset, space_id=engine.space.audit_id,
+        dataset_sha256="0" * 64, threshold=0.5,
         max_group_fmr=1e-5, fmr_ratio=2.0, passed=True, report={"dataset": dataset}, record=record,
     )).audit_id
 

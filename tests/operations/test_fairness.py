@@ -101,7 +101,7 @@ def test_every_group_threshold_is_at_least_each_groups_own() -> None:
 
 def test_search_compare_and_audit_score_alike(fair: Facegate, peers: Path, tmp_path: Path, lfw: Path) -> None:
     result = search.search_image(fair, ME, "people", photo(peers, "obama2.jpg")).value
-    hit = next(m for m in result.matches if m.external_id == "obama.jpg")
+    hit = next(m for m in result.matches if m.external_image_id == "obama.jpg")
     compared = vision.compare(fair, ME, photo(peers, "obama2.jpg"), photo(peers, "obama.jpg")).value.best
     assert hit.similarity == pytest.approx(compared.similarity, abs=1e-4)
     # ... and that score is the normalization of the raw one, with both templates' offsets

@@ -44,10 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
             for n in (1, 2):
                 polaris.index_faces(GALLERY, lfw("Tony_Blair", n), subject="person-1",
                                     purpose="victim_identification", case_reference=CASE)
-            # The gallery is polaris's: the police may search and enrol into it to identify
-            # victims only, and the commercial tenant may search it (where the policy's
-            # collection rule still closes it to its sector).
-            polaris.share_collection(GALLERY, "metro-police", ["search", "index"], ["victim_identification"])
+            # The gallery is polaris's: the police may search, list and enrol into it (faces
+            # and subjects) to identify victims only, and the commercial tenant may search it
+            # (where the policy's collection rule still closes it to its sector).
+            polaris.share_collection(GALLERY, "metro-police", ["search", "index", "create_subject", "list"],
+                                     ["victim_identification"])
             polaris.share_collection(GALLERY, "acme-photos", ["search"])
         with running.client(running.keys["acme-photos"]) as acme:
             acme.create_collection("acme-staff")
@@ -90,6 +91,16 @@ ROWS = [
          "case_reference": CASE}),
     Row("police may not create collections", "metro-police", "create_collection",
         {"collection_id": "police-mugshots"}, MORATORIUM),
+    Row("police create a victim gallery (exempt purpose in the body)", "metro-police", "create_collection",
+        {"collection_id": "victims-police", "purpose": "victim_identification", "case_reference": CASE}),
+    Row("police create a subject for victim identification (exempt)", "metro-police", "create_subject",
+        {"collection_id": GALLERY, "subject": "person-9", "purpose": "victim_identification",
+         "case_reference": CASE}),
+    Row("police may not create a subject for an investigation", "metro-police", "create_subject",
+        {"collection_id": GALLERY, "subject": "person-10", "purpose": "criminal_investigation",
+         "case_reference": CASE}, MORATORIUM),
+    Row("police list faces, purpose in the query string", "metro-police", "list_faces",
+        {"collection_id": GALLERY, "purpose": "victim_identification", "case_reference": CASE}),
     Row("police may still list what it holds", "metro-police", "list_collections"),
     Row("moratorium beats the missing bias audit", "metro-police", "search",
         {**SEARCH, "purpose": "missing_person", "case_reference": CASE}, MORATORIUM),
@@ -156,13 +167,23 @@ def test_exempt_search_answers_leads_at_the_purposes_threshold(server: Server) -
     assert all(m["estimated_fmr"] <= 1e-5 for m in found["matches"])
 
 
-def test_audit_chain_verifies_after_the_table(server: Server) -> None:
+def test_audit_chain_verifies_and_the_report_counts_denials(server: Server) -> None:
+    """Its own denials, counted before and after: whatever else ran before, in any order."""
     with FacegateClient(server.url, server.keys["oversight-board"]) as auditor:
+        before = auditor.transparency_report()
+        with server.client(server.keys["metro-police"]) as police:
+            for _ in range(2):
+                with pytest.raises(FacegateHTTPError):
+                    police.search(**SEARCH, purpose="criminal_investigation", case_reference=CASE)
         verified = auditor.verify_audit()
         report = auditor.transparency_report()
     assert verified["ok"] is True and verified["first_bad_entry"] is None
-    assert report["denials_by_code"]["MORATORIUM"] >= 6
-    assert report["by_sector"]["law_enforcement"]["denied"] >= 6
+
+    def denied(rep: dict[str, Any]) -> tuple[int, int]:
+        sector = rep["by_sector"].get("law_enforcement", {"denied": 0})
+        return rep["denials_by_code"].get("MORATORIUM", 0), sector["denied"]
+
+    assert denied(report) == (denied(before)[0] + 2, denied(before)[1] + 2)
 
 
 def test_a_key_over_its_rate_limit_gets_429_with_retry_after(server: Server) -> None:
@@ -182,3 +203,16 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(server: Server) -> 
     assert server.counts()[2] == before[2] + len(statuses)  # every request, allowed or refused, left one entry
     with server.client(server.keys["polaris"]) as other:
         assert other.list_collections()["decision"]["decision"] == "allow"  # other keys are not affected
+
+
+def test_purpose_and_case_reach_the_audit_entry_from_body_and_query(server: Server) -> None:
+    """POST takes them in the JSON body, GET and DELETE in the query string: both are decided and recorded."""
+    with server.client(server.keys["metro-police"]) as police:
+        police.create_collection("victims-2027", purpose="victim_identification", case_reference=CASE)
+        created = police.last_request_id
+        police.describe_collection("victims-2027", purpose="victim_identification", case_reference=CASE)
+        described = police.last_request_id
+    for request_id in (created, described):
+        [entry] = server.entry_for(request_id or "")
+        assert (entry["purpose"], entry["case_reference"], entry["decision"]) == (
+            "victim_identification", CASE, "allow")

@@ -192,6 +192,7 @@ def test_audit_reading_is_scoped_by_role(world: World) -> None:
             assert (raised.value.status, raised.value.code) == (403, "ROLE_REQUIRED")
     world.server.cli("tenant", "roles", "ngo-b", "--add", "auditor")
     with world.client("ngo-b") as auditor, world.client("board") as board:
+        auditor.list_collections()  # an entry of its own, whichever tests ran before (any order)
         own = _all_entries(auditor)
         everything = _all_entries(board)
         assert own and {e["tenant"] for e in own} == {"ngo-b"}
@@ -260,6 +261,24 @@ def test_review_flow_with_four_eyes(world: World) -> None:
     assert '"verdict":"confirmed"' in confirmed["details"]
     with world.client("board") as board:
         assert board.verify_audit()["ok"]
+
+
+def test_purpose_and_case_reach_the_entries_of_grants_and_review_lists(world: World) -> None:
+    """The tenancy routes take purpose and case like every other route (a policy may exempt
+    any operation by purpose): the grant's in its body, the listing's in the query."""
+    case = "CASE-P-1"
+    with world.client("ngo-a") as a:
+        a.create_collection("a-purposeful", purpose="research", case_reference=case)
+        a.share_collection("a-purposeful", "ngo-c", ["list"], purpose="research", case_reference=case)
+        granted = a.last_request_id
+        a.list_reviews(status="all", case_reference=case, purpose="research")
+        listed = a.last_request_id
+        a.unshare_collection("a-purposeful", "ngo-c", purpose="research", case_reference=case)
+        revoked = a.last_request_id
+    for request_id, operation in ((granted, "share"), (listed, "review"), (revoked, "share")):
+        [entry] = world.server.entry_for(request_id or "")
+        assert (entry["operation"], entry["purpose"], entry["case_reference"], entry["decision"]) == (
+            operation, "research", case, "allow")
 
 
 def test_anothers_face_ids_do_nothing_in_ones_own_collection(world: World) -> None:

@@ -264,25 +264,34 @@ def test_save_replaces_atomically_and_leaves_no_temp_files(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_searches_run_while_one_writer_adds(kind: str, gallery: np.ndarray) -> None:
+    """Readers overlap the writer for sure, at any speed: they start together (a barrier),
+    and the writer stops half-way until every reader has finished a full pass."""
     index = _filled(kind, gallery[:1000])
 
     writing = threading.Event()
     writing.set()
+    start = threading.Barrier(4)
+    passed = [threading.Event() for _ in range(3)]
 
-    def search() -> list[int]:
+    def search(me: int) -> list[int]:
         lost = []
+        start.wait(timeout=60)
         while writing.is_set():
             for row in range(0, 1000, 5):
                 keys, _ = index.search(gallery[row : row + 1], 5)
                 if keys[0, 0] != row:
                     lost.append(row)
+            passed[me].set()
         return lost
 
     with ThreadPoolExecutor(3) as pool:  # result() re-raises a reader's exception here
-        readers = [pool.submit(search) for _ in range(3)]
-        for start in range(1000, 3000, 100):  # the writer re-adds old keys too: replacements
-            index.add(np.arange(start, start + 100), gallery[start : start + 100])
-            index.add(np.arange(start - 1000, start - 900), gallery[start - 1000 : start - 900])
+        readers = [pool.submit(search, me) for me in range(3)]
+        start.wait(timeout=60)
+        for start_key in range(1000, 3000, 100):  # the writer re-adds old keys too: replacements
+            index.add(np.arange(start_key, start_key + 100), gallery[start_key : start_key + 100])
+            index.add(np.arange(start_key - 1000, start_key - 900), gallery[start_key - 1000 : start_key - 900])
+            if start_key == 2000:
+                assert all(seen.wait(timeout=120) for seen in passed), "a reader never ran beside the writer"
         writing.clear()
         assert [reader.result() for reader in readers] == [[], [], []]
     assert len(index) == 3000

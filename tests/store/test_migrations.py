@@ -65,3 +65,18 @@ def test_migrating_again_is_a_no_op_that_keeps_the_data(tmp_path: Path) -> None:
         assert conn.execute(text("SELECT collection_id FROM collections")).scalars().all() == ["kept"]
     assert [v for v, *_ in before] == [m.version for m in MIGRATIONS]
     engine.dispose()
+
+
+def test_a_step_below_the_highest_applied_one_is_still_applied(tmp_path: Path) -> None:
+    """Lines of work land in any order: a catalog of a release with steps 2-3 and 6-8 but not
+    step 5 (bias_audits.space_id) gets step 5 on the next start, its rows kept."""
+    engine = migrated(tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE bias_audits DROP COLUMN space_id"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 5"))
+    assert migrate(engine) == MIGRATIONS[-1].version
+    assert "space_id" in {c["name"] for c in inspect(engine).get_columns("bias_audits")}
+    with engine.begin() as conn:
+        versions = conn.execute(text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
+    assert versions == [m.version for m in MIGRATIONS]
+    engine.dispose()

@@ -26,7 +26,8 @@ from facegate.cli.vision import compare, detect
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="facegate")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one line per error.")
+def main(debug: bool) -> None:
     """facegate: face search that enforces purpose, audits every request and measures
     its own error rates."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, stdout
+from facegate.cli.tables import fmr
 from facegate.gate import Caller
 from facegate.vision.types import QualityFilter
 
@@ -22,10 +23,12 @@ from facegate.vision.types import QualityFilter
 @click.option("--record", is_flag=True, help="Store the result so the policy's audit requirement can use it.")
 @click.option("--dataset", default=None, help="Dataset name the policy refers to (needed with --record).")
 @click.option("--label-source", default=None, help="Where the group labels come from (quoted in the report).")
-@click.option("--min-images-per-subject", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--min-images-per-subject", type=click.IntRange(1), default=1, show_default=True,
+              help="Leave out subjects with fewer images (mated pairs need two).")
 @click.option("--quality-filter", type=click.Choice([q.value for q in QualityFilter], case_sensitive=False),
-              default="LOW", show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=None)
+              default="LOW", show_default=True, help="Count faces below this quality as detection failures.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes (default: the CPUs this process may use).")
 @click.option("--tenant", default=None, help="Auditor tenant (default: the local operator).")
 @engine_options
 @json_option
@@ -58,8 +61,14 @@ def audit_bias_command(
     def human() -> None:
         stdout.print(f"report: {html_path} (and {json_path.name})")
         stdout.print(
-            f"threshold {run.threshold:.2f}: worst group FMR {run.report.max_group_fmr}, "
-            f"FMR max/min ratio {run.report.fmr_ratio}; passed={run.passed}, recorded={run.recorded}"
+            f"at similarity threshold {run.threshold:.2f}: worst group FMR {fmr(run.report.max_group_fmr)},"
+            f" FMR max/min ratio {ratio(run.report.fmr_ratio)}; {'passed' if run.passed else 'NOT passed'},"
+            f" {'recorded' if run.recorded else 'not recorded'}"
         )
 
     emit(as_json, payload, human)
+
+
+def ratio(value: float | None) -> str:
+    """A max/min ratio, rounded: 195.4x (infinite when some group had no false match)."""
+    return "-" if value is None else f"{value:.1f}x"

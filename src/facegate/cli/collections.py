@@ -10,6 +10,8 @@ from facegate.cli.common import (
     build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, progress_bar,
     stdout,
 )
+from facegate.cli.tables import print_fields, print_table
+from facegate.cli.vision import box_text
 from facegate.errors import ITEM_CODES, ErrorCode, FacegateError
 from facegate.operations import bulk, collections, faces
 from facegate.vision.image import read_image_file
@@ -52,8 +54,11 @@ def collection_list(data_dir: Path | None, policy: Path | None, as_json: bool, *
     """List collections."""
     engine = build_engine(data_dir, policy)
     found = collections.list_collections(engine, make_caller(**who)).value
-    emit(as_json, {"collections": [collections.info_dict(c) for c in found]},
-         lambda: [stdout.print(f"{c.collection_id}\t{c.template_id}\t{c.description}") for c in found])
+    emit(as_json, {"collections": [collections.info_dict(c) for c in found]}, lambda: print_table(
+        ["collection", "template space", "created", "description"],
+        [(c.collection_id, c.template_id, c.created_at.strftime("%Y-%m-%d %H:%M UTC"), c.description) for c in found],
+        empty="no collections",
+    ))
 
 
 @collection.command("describe")
@@ -67,7 +72,7 @@ def collection_describe(name: str, data_dir: Path | None, policy: Path | None, a
     engine = build_engine(data_dir, policy)
     stats = collections.describe_collection(engine, make_caller(**who), name).value
     payload = collections.stats_dict(stats)
-    emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
+    emit(as_json, payload, lambda: print_fields(payload))
 
 
 @collection.command("delete")
@@ -101,10 +106,11 @@ def collection_share(name: str, grantee: str, operations: str, purposes: str | N
     engine = build_engine(data_dir, policy)
     made = collections.share(engine, make_caller(**who), name, grantee, _csv(operations),
                              _csv(purposes) if purposes else None).value
-    emit(as_json, {"grants": [g.to_dict() for g in made]}, lambda: [
-        stdout.print(f"{g.grantee}\t{g.operation}\t{','.join(g.purposes) if g.purposes else '(any purpose)'}")
-        for g in made
-    ])
+    emit(as_json, {"grants": [g.to_dict() for g in made]}, lambda: print_table(
+        ["collection", "tenant", "operation", "purposes"],
+        [(g.collection_id, g.grantee, g.operation, ", ".join(g.purposes) if g.purposes else "any") for g in made],
+        empty="no grants",
+    ))
 
 
 @collection.command("unshare")
@@ -132,9 +138,16 @@ def _csv(value: str) -> list[str]:
 @click.argument("name")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
-              help="CSV with columns path, optional subject and external_id (paths relative to it).")
-@click.option("--subject", default=None, help="Subject (person) the faces belong to.")
-@click.option("--external-id", default=None, help="Your id for the image.")
+              help="CSV with columns path (relative to the CSV), optional subject, external_image_id "
+                   "(or external_id) and subject_box (\"left,top,width,height\").")
+@click.option("--subject", default=None,
+              help="Subject (person) of the photo: labels one face, the central one or the one at --subject-box.")
+@click.option("--subject-box", default=None, metavar="LEFT,TOP,WIDTH,HEIGHT",
+              help="Which face is the subject's, by its box in pixels (as detect prints it).")
+@click.option("--index-unlabelled", is_flag=True,
+              help="With --subject, also enrol the photo's other faces, without a subject.")
+@click.option("--external-image-id", "--external-id", "external_image_id", default=None,
+              help="Your id for the image.")
 @click.option("--max-faces", type=click.IntRange(1, 100), default=None, help="Enrol at most the N largest faces.")
 @click.option("--quality-filter", type=click.Choice([q.value for q in QualityFilter], case_sensitive=False),
               default="LOW", show_default=True, help="Drop faces below this quality.")
@@ -145,13 +158,18 @@ def _csv(value: str) -> list[str]:
 @json_option
 @handles_errors
 def index(
-    name: str, images: tuple[Path, ...], manifest: Path | None, subject: str | None, external_id: str | None,
-    max_faces: int | None, quality_filter: str, consent_reference: str | None, workers: int | None,
+    name: str, images: tuple[Path, ...], manifest: Path | None, subject: str | None, subject_box: str | None,
+    index_unlabelled: bool, external_image_id: str | None, max_faces: int | None, quality_filter: str,
+    consent_reference: str | None, workers: int | None,
     data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None,
 ) -> None:
-    """Enrol the faces of IMAGES (or of a --manifest) into collection NAME."""
+    """Enrol the faces of IMAGES (or of a --manifest) into collection NAME.
+
+    With a subject, only the subject's face of each photo is enrolled; the others are
+    listed as not indexed (NOT_SUBJECT_FACE) unless --index-unlabelled."""
     if bool(images) == (manifest is not None):
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "give IMAGES or --manifest, not both or neither")
+    box = bulk.parse_box(subject_box or "")
     engine = build_engine(data_dir, policy)
     caller = make_caller(**who, consent_reference=consent_reference)
     level = QualityFilter(quality_filter.upper())
@@ -160,6 +178,7 @@ def index(
             task = bar.add_task("indexing", total=None)
             report = bulk.index_manifest(
                 engine, caller, name, manifest, max_faces=max_faces, quality_filter=level, workers=workers,
+                index_unlabelled=index_unlabelled,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         payload = report.to_dict()
@@ -169,7 +188,8 @@ def index(
             try:
                 result = faces.index_faces(
                     engine, caller, name, read_image_file(path, engine.limits), subject=subject,
-                    external_image_id=external_id, max_faces=max_faces, quality_filter=level,
+                    external_image_id=external_image_id, max_faces=max_faces, quality_filter=level,
+                    subject_box=box, index_unlabelled=index_unlabelled,
                 ).value
             except FacegateError as exc:
                 if exc.code not in ITEM_CODES or len(images) == 1:
@@ -182,8 +202,14 @@ def index(
 
     def human() -> None:
         stdout.print(f"indexed {len(payload['indexed'])} face(s); {payload['skipped']} image(s) already enrolled")
-        for item in payload["unindexed"]:
-            stdout.print(f"  not indexed: {item.get('path')}: {item['reason']}")
+        print_table(["face id", "subject", "image", "box left,top wxh (px)"],
+                    [(f["face_id"], f.get("subject"), f.get("path"), box_text(f["box"])) for f in payload["indexed"]],
+                    empty="no faces indexed", title="indexed")
+        if payload["unindexed"]:
+            print_table(["image", "reason", "box left,top wxh (px)"],
+                        [(u.get("path"), u["reason"], box_text(u["face"]["box"]) if u.get("face") else None)
+                         for u in payload["unindexed"]],
+                        empty="", title="not indexed")
 
     emit(as_json, payload, human)
 
@@ -195,8 +221,8 @@ def faces_group() -> None:
 
 @faces_group.command("list")
 @click.argument("name")
-@click.option("--subject", default=None)
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--subject", default=None, help="Only the faces of this subject.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Faces per page.")
 @click.option("--next-token", default=None, help="Token from the previous page.")
 @caller_options
 @engine_options
@@ -208,9 +234,12 @@ def faces_list(name: str, subject: str | None, limit: int, next_token: str | Non
     engine = build_engine(data_dir, policy)
     page = faces.list_faces(engine, make_caller(**who), name, subject=subject, limit=limit, next_token=next_token).value
     payload = {"faces": [f.to_dict() for f in page.items], "next_token": page.next_token}
-    emit(as_json, payload, lambda: [
-        stdout.print(f"{f.face_id}\t{f.subject or '-'}\t{f.external_image_id or '-'}") for f in page.items
-    ])
+    emit(as_json, payload, lambda: print_table(
+        ["face id", "subject", "external image id", "box left,top wxh (px)", "quality", "enrolled"],
+        [(f.face_id, f.subject, f.external_image_id, box_text(f.box.to_dict()), f.quality.get("level"),
+          f.created_at.strftime("%Y-%m-%d %H:%M UTC")) for f in page.items],
+        empty="no faces", next_token=page.next_token,
+    ))
 
 
 @faces_group.command("delete")
@@ -242,6 +271,7 @@ def subject_group() -> None:
 @json_option
 @handles_errors
 def subject_create(name: str, subject: str, data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None) -> None:
+    """Create SUBJECT (a person) in collection NAME, with no faces yet."""
     engine = build_engine(data_dir, policy)
     info = faces.create_subject(engine, make_caller(**who), name, subject).value
     emit(as_json, {"subject": info.subject_id, "face_count": info.face_count}, lambda: stdout.print(f"created {subject}"))
@@ -266,19 +296,23 @@ def subject_associate(name: str, subject: str, face_ids: tuple[str, ...], data_d
 
 @subject_group.command("list")
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-@click.option("--next-token", default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Subjects per page.")
+@click.option("--next-token", default=None, help="Token from the previous page.")
 @caller_options
 @engine_options
 @json_option
 @handles_errors
 def subject_list(name: str, limit: int, next_token: str | None, data_dir: Path | None, policy: Path | None,
                  as_json: bool, **who: str | None) -> None:
+    """List the subjects of collection NAME with their face counts, page by page."""
     engine = build_engine(data_dir, policy)
     page = faces.list_subjects(engine, make_caller(**who), name, limit=limit, next_token=next_token).value
     payload = {"subjects": [{"subject": s.subject_id, "face_count": s.face_count} for s in page.items],
                "next_token": page.next_token}
-    emit(as_json, payload, lambda: [stdout.print(f"{s.subject_id}\t{s.face_count}") for s in page.items])
+    emit(as_json, payload, lambda: print_table(
+        ["subject", "faces"], [(s.subject_id, s.face_count) for s in page.items],
+        empty="no subjects", next_token=page.next_token,
+    ))
 
 
 @subject_group.command("erase")

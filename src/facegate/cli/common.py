@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from facegate.engine import Facegate
-from facegate.errors import FacegateError
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Decision
 from facegate.settings import load_settings
@@ -80,18 +80,36 @@ def emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
         human()
 
 
+def debugging() -> bool:
+    """`facegate --debug ...`: show tracebacks instead of one line per error."""
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().params.get("debug"))
+
+
 def handles_errors(func: F) -> F:
-    """Turn a `FacegateError` into exit status 1 and one clear line (or JSON on stdout)."""
+    """Turn any error into exit status 1 and one clear line with its code (or JSON on
+    stdout with --json); `facegate --debug` shows the traceback instead.
+
+    Unexpected errors (a bug, a full disk) are INTERNAL: still one line, so that a user is
+    never handed a Python traceback without asking for it."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except FacegateError as exc:
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the CLI's one place that reports errors
+            if debugging():
+                raise
+            error = exc if isinstance(exc, FacegateError) else FacegateError(
+                ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            )
             if kwargs.get("as_json"):
-                click.echo(json.dumps({"error": exc.to_dict()}, default=str))
+                click.echo(json.dumps({"error": error.to_dict()}, default=str))
             else:
-                stderr.print(f"[bold red]Error[/] {exc.code.value}: {exc.message}", highlight=False, markup=True, soft_wrap=True)
+                stderr.print(f"[bold red]Error[/] {error.code.value}: {error.message}", highlight=False,
+                             markup=True, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -1,24 +1,15 @@
-"""`facegate evaluate pairs` (1:1, the LFW protocol) and `evaluate identification` (1:N)."""
+"""`facegate evaluate pairs` (1:1, the LFW protocol) and `evaluate identification` (1:N):
+both gated and audited (auditor role), like every operation."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import click
 
 from facegate.cli.common import build_engine, emit, engine_options, handles_errors, json_option, stdout
-from facegate.engine import Facegate
-from facegate.errors import ErrorCode, FacegateError
-from facegate.evaluation.identification import identify, split
-from facegate.evaluation.lfw_pairs import pair_scores, read_pairs, report
-from facegate.evaluation.templates import image_templates
-
-
-def eval_cache(engine: Facegate) -> Path:
-    """Where evaluation templates are cached: inside the data directory, with the other
-    biometric data, so that erasing the data directory erases them too."""
-    return engine.settings.home / "evaluation-cache"
+from facegate.gate import Caller
+from facegate.operations import evaluation as ops
 
 
 @click.group()
@@ -33,29 +24,20 @@ def evaluate() -> None:
               help="Folder with <name>/<name>_<nnnn>.jpg images.")
 @click.option("--no-face", type=click.Choice(["centre", "reject"]), default="centre", show_default=True,
               help="What to do with an image where no face is found.")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes (default: settings).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes (default: the CPUs this process may use).")
+@click.option("--tenant", default=None, help="Auditor tenant (default: the local operator).")
 @engine_options
 @json_option
 @handles_errors
 def pairs_command(
-    pairs_file: Path, images_dir: Path, no_face: str, workers: int | None,
+    pairs_file: Path, images_dir: Path, no_face: str, workers: int | None, tenant: str | None,
     data_dir: Path | None, policy: Path | None, as_json: bool,
 ) -> None:
     """1:1 verification accuracy on a pairs file (k-fold, ROC AUC, TAR at FMR 1e-3)."""
     engine = build_engine(data_dir, policy)
-    pairs = read_pairs(pairs_file)
-    names = pairs.images
-    found = image_templates(
-        names, images_dir, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, no_face
-    )
-    scores = pair_scores(pairs, found.templates, lambda a, b: engine.scorer.pairs(a, b))
-    cal = engine.calibration
-    result = report(
-        pairs, scores, len(names), len(found.no_face), no_face,
-        cal.default_threshold, cal.default_fmr, engine.template_id,
-    ).to_dict()
-    result["score_space"] = engine.scorer.score_id
-    result["n_unreadable"] = len(found.unreadable)
+    result = ops.evaluate_pairs(engine, Caller(tenant=tenant), pairs_file, images_dir, no_face=no_face,
+                                workers=workers)
 
     def human() -> None:
         stdout.print(
@@ -75,23 +57,19 @@ def pairs_command(
 @evaluate.command("identification")
 @click.option("--manifest", required=True, type=click.Path(path_type=Path),
               help="CSV with columns path (relative to the CSV) and subject.")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes (default: settings).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes (default: the CPUs this process may use).")
+@click.option("--tenant", default=None, help="Auditor tenant (default: the local operator).")
 @engine_options
 @json_option
 @handles_errors
 def identification_command(
-    manifest: Path, workers: int | None, data_dir: Path | None, policy: Path | None, as_json: bool
+    manifest: Path, workers: int | None, tenant: str | None, data_dir: Path | None, policy: Path | None,
+    as_json: bool,
 ) -> None:
     """1:N: enrol one image per subject, search the rest; rank-1 and FNIR at FPIR."""
     engine = build_engine(data_dir, policy)
-    rows = manifest_rows(manifest)
-    names = [path for path, _ in rows]
-    found = image_templates(
-        names, manifest.parent, engine.pipeline, eval_cache(engine), workers or engine.settings.workers, "reject"
-    )
-    result = identify(split(rows, set(found.templates)), found.templates, scorer=engine.scorer).to_dict()
-    result["n_images_without_face"] = len(found.no_face)
-    result["n_unreadable"] = len(found.unreadable)
+    result = ops.evaluate_identification(engine, Caller(tenant=tenant), manifest, workers=workers)
 
     def human() -> None:
         stdout.print(
@@ -104,15 +82,3 @@ def identification_command(
         )
 
     emit(as_json, result, human)
-
-
-def manifest_rows(manifest: Path) -> list[tuple[str, str]]:
-    """(path, subject) rows of a manifest; `INVALID_MANIFEST` without those columns."""
-    try:
-        with manifest.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"path", "subject"} <= set(reader.fieldnames):
-                raise FacegateError(ErrorCode.INVALID_MANIFEST, f"{manifest} needs the columns path and subject")
-            return [(r["path"], r["subject"] or "") for r in reader if r.get("path")]
-    except FileNotFoundError:
-        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no such manifest: {manifest}") from None

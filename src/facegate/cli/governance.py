@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -12,10 +11,12 @@ import click
 from facegate.cli.common import (
     build_engine, caller_options, emit, engine_options, handles_errors, json_option, make_caller, stdout,
 )
+from facegate.cli.tables import fmr, print_fields, print_table
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
 from facegate.governance import parse_operation
 from facegate.governance.checkpoints import read_checkpoint
+from facegate.governance.leads import LEAD_NOTICE
 from facegate.operations import admin, audit
 
 
@@ -26,7 +27,12 @@ def parse_time(value: str | None, field: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{field} must be an ISO 8601 time, got {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:  # as docs/governance.md says: a time without a zone is refused, never guessed
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT, f"{field} needs a time zone (e.g. {value}Z or {value}+02:00), got {value!r}",
+            field=field.lstrip("-"),
+        )
+    return moment
 
 
 def admin_caller(tenant: str | None) -> Caller:
@@ -66,10 +72,11 @@ def tenant_create(name: str, sector: str, purposes: str, roles: str, as_tenant: 
 @json_option
 @handles_errors
 def tenant_list(as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """List tenants with their sector and status."""
     engine = build_engine(data_dir, policy)
     found = admin.tenants(engine, admin_caller(as_tenant))
-    emit(as_json, {"tenants": [t.to_dict() for t in found]},
-         lambda: [stdout.print(f"{t.name}\t{t.sector}\t{t.status.value}") for t in found])
+    emit(as_json, {"tenants": [t.to_dict() for t in found]}, lambda: print_table(
+        ["tenant", "sector", "status"], [(t.name, t.sector, t.status.value) for t in found], empty="no tenants"))
 
 
 @tenant_group.command("describe")
@@ -79,9 +86,10 @@ def tenant_list(as_tenant: str | None, data_dir: Path | None, policy: Path | Non
 @json_option
 @handles_errors
 def tenant_describe(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Show a tenant: sector, status, roles, approved purposes and keys."""
     engine = build_engine(data_dir, policy)
     info = admin.tenant(engine, admin_caller(as_tenant), name)
-    emit(as_json, info.to_dict(), lambda: stdout.print(json.dumps(info.to_dict(), indent=2, default=str)))
+    emit(as_json, info.to_dict(), lambda: print_fields(info.to_dict()))
 
 
 @tenant_group.command("suspend")
@@ -104,6 +112,7 @@ def tenant_suspend(name: str, as_tenant: str | None, data_dir: Path | None, poli
 @json_option
 @handles_errors
 def tenant_activate(name: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Re-activate a suspended tenant."""
     engine = build_engine(data_dir, policy)
     info = admin.set_tenant_status(engine, admin_caller(as_tenant), name, "active")
     emit(as_json, info.to_dict(), lambda: stdout.print(f"activated {name}"))
@@ -163,6 +172,7 @@ def key_create(tenant: str, expires: str | None, holder: str | None, purpose: st
 @json_option
 @handles_errors
 def key_revoke(key_id: str, as_tenant: str | None, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Revoke a key: requests with it are refused from now on (UNAUTHENTICATED)."""
     engine = build_engine(data_dir, policy)
     info = admin.drop_key(engine, admin_caller(as_tenant), key_id)
     emit(as_json, info.to_dict(), lambda: stdout.print(f"revoked {key_id}"))
@@ -176,11 +186,12 @@ def approval_group() -> None:
 @approval_group.command("request")
 @click.argument("tenant")
 @click.argument("purpose")
-@click.option("--note", default="")
+@click.option("--note", default="", help="Why (kept with the request or verdict, and audited).")
 @engine_options
 @json_option
 @handles_errors
 def approval_request(tenant: str, purpose: str, note: str, data_dir: Path | None, policy: Path | None, as_json: bool) -> None:
+    """Ask for TENANT to be approved for PURPOSE (an administrator decides)."""
     engine = build_engine(data_dir, policy)
     info = admin.ask_approval(engine, Caller(tenant=tenant), purpose, note)
     emit(as_json, info.to_dict(), lambda: stdout.print(f"{tenant} requested {purpose}: {info.status}"))
@@ -191,7 +202,7 @@ def _answer(approve: bool):  # type: ignore[no-untyped-def]
 
     @click.argument("tenant")
     @click.argument("purpose")
-    @click.option("--note", default="")
+    @click.option("--note", default="", help="Why (kept with the request or verdict, and audited).")
     @admin_option
     @engine_options
     @json_option
@@ -229,9 +240,10 @@ def policy_show(data_dir: Path | None, policy: Path | None, as_json: bool) -> No
 @policy_group.command("check")
 @click.option("--operation", required=True, help="search, index, compare, detect, list, ...")
 @click.option("--at", default=None, help="ISO 8601 time to decide at (default: now).")
-@click.option("--collection", default=None)
-@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event")
-@click.option("--max-fmr", type=float, default=None)
+@click.option("--collection", default=None, help="Collection the operation would touch.")
+@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event", show_default=True,
+              help="post_event (a stored photo) or live (a camera stream).")
+@click.option("--max-fmr", type=float, default=None, help="Stricter maximum false-match rate to ask for.")
 @caller_options
 @engine_options
 @json_option
@@ -245,7 +257,10 @@ def policy_check(operation: str, at: str | None, collection: str | None, mode: s
         engine, make_caller(**who, mode=mode), parse_operation(operation), when, collection, Limits(max_fmr=max_fmr)
     )
     payload = decision.to_dict()
-    emit(as_json, payload, lambda: [stdout.print(f"{k}: {v}") for k, v in payload.items()])
+    emit(as_json, payload, lambda: print_fields({
+        **payload, "max_fmr": fmr(decision.max_fmr) if decision.max_fmr is not None else "- (not a matching operation)",
+        "threshold": f"{decision.threshold:.2f} similarity" if decision.threshold is not None else "-",
+    }))
 
 
 @policy_group.command("thresholds")
@@ -293,8 +308,8 @@ def audit_verify(checkpoint_file: Path | None, public_key: str | None, as_tenant
 
 @audit_group.command("export")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file (default: stdout).")
-@click.option("--since-seq", type=int, default=None)
-@click.option("--limit", type=int, default=None)
+@click.option("--since-seq", type=int, default=None, help="Only entries after this sequence number.")
+@click.option("--limit", type=int, default=None, help="At most this many entries.")
 @admin_option
 @engine_options
 @handles_errors
@@ -311,8 +326,8 @@ def audit_export(out: Path | None, since_seq: int | None, limit: int | None, as_
 
 
 @audit_group.command("report")
-@click.option("--since", default=None)
-@click.option("--until", default=None)
+@click.option("--since", default=None, help="ISO 8601 start time (with zone; default: the first entry).")
+@click.option("--until", default=None, help="ISO 8601 end time (with zone; default: now).")
 @admin_option
 @engine_options
 @json_option
@@ -333,10 +348,11 @@ def review_group() -> None:
 @review_group.command("list")
 @click.option("--tenant", default=None, help="Whose leads: the tenant acting (default: the local operator).")
 @click.option("--status", type=click.Choice(["pending", "confirmed", "rejected", "all"]), default="pending",
-              show_default=True)
+              show_default=True, help="Leads waiting for a verdict, those decided either way, or all.")
 @click.option("--case-reference", default=None, help="Only the leads of this case.")
 @click.option("--after-id", type=click.IntRange(0), default=0, help="Leads after this review id (paging).")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Leads per page (then --after-id for the next).")
 @engine_options
 @json_option
 @handles_errors
@@ -347,13 +363,28 @@ def review_list(tenant: str | None, status: str, case_reference: str | None, aft
     found = admin.pending_reviews(engine, Caller(tenant=tenant), status=None if status == "all" else status,
                                   case_reference=case_reference, after_id=after_id, limit=limit)
     leads = [admin.lead_dict(engine, r) for r in found]
-    emit(as_json, {"reviews": leads, "next_after_id": found[-1].review_id if len(found) == limit else None},
-         lambda: [stdout.print(json.dumps(lead, default=str)) for lead in leads])
+    next_after_id = found[-1].review_id if len(found) == limit else None
+
+    def human() -> None:
+        print_table(
+            ["review", "status", "similarity", "est. FMR", "face id", "subject", "purpose", "case",
+             "searched by", "reviewer", "created"],
+            [(r["review_id"], r["status"], f"{r['similarity']:.2f}", fmr(r["estimated_fmr"]), r["face_id"],
+              r["subject"], r["purpose"], r["case_reference"], r["searcher_holder"] or r["searcher_key_id"],
+              r["reviewer_holder"] or r["reviewer"], r["created_at"]) for r in leads],
+            empty=f"no {status} reviews" if status != "all" else "no reviews",
+        )
+        if leads:
+            stdout.print(LEAD_NOTICE)
+        if next_after_id is not None:
+            stdout.print(f"next page: --after-id {next_after_id}")
+
+    emit(as_json, {"reviews": leads, "next_after_id": next_after_id}, human)
 
 
 def _verdict(verdict: str):  # type: ignore[no-untyped-def]
     @click.argument("review_id", type=int)
-    @click.option("--note", default="")
+    @click.option("--note", default="", help="Why (kept with the request or verdict, and audited).")
     @click.option("--tenant", default=None, help="Reviewer tenant (default: the local operator).")
     @click.option("--holder", default=None,
                   help="The person reviewing (compared with the searcher's key holder where the purpose needs four eyes).")

@@ -10,6 +10,7 @@ from facegate.cli.common import (
     build_engine, caller_options, decision_line, emit, engine_options, handles_errors, json_option, make_caller,
     stdout,
 )
+from facegate.cli.tables import fmr, print_table, worst
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Limits
 from facegate.operations import search as ops
@@ -27,7 +28,8 @@ from facegate.vision.image import read_image_file
               help="Minimum similarity (never looser than the purpose allows).")
 @click.option("--max-fmr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Maximum estimated false-match rate (never looser than the purpose allows).")
-@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event", show_default=True)
+@click.option("--mode", type=click.Choice(["post_event", "live"]), default="post_event", show_default=True,
+              help="post_event (a stored photo) or live (a camera stream; only where the purpose allows).")
 @caller_options
 @engine_options
 @json_option
@@ -50,25 +52,21 @@ def search(
     else:
         gated = ops.search_subject(engine, caller, name, subject or "", limits)
     result = gated.value
-    payload: dict[str, object] = {
-        "matches": [m.to_dict() for m in result.matches],
-        "subjects": [s.to_dict() for s in result.subjects],
-        "threshold": round(result.threshold, 4),
-        "decision": gated.decision.to_dict(),
-    }
-    if result.review_required:
-        payload["investigative_leads"] = True
-        payload["notice"] = result.notice()
-    if result.searched_face is not None:
-        payload["searched_face"] = result.searched_face.to_dict()
+    payload: dict[str, object] = {**result.to_dict(), "decision": gated.decision.to_dict()}
 
     def human() -> None:
         stdout.print(f"{len(result.matches)} match(es) at similarity >= {result.threshold:.2f}")
-        for m in result.matches:
-            stdout.print(
-                f"  {m.similarity:6.2f}  FMR~{m.estimated_fmr:.1e}{m.estimates.worst_text()}  face {m.face_id}"
-                f"  subject {m.subject or '-'}  external {m.external_id or '-'}"
-            )
+        print_table(
+            ["similarity", "est. FMR", "worst group FMR", "face id", "subject", "external image id"],
+            [(f"{m.similarity:.2f}", fmr(m.estimated_fmr), worst(m.estimates), m.face_id, m.subject,
+              m.external_image_id) for m in result.matches],
+            empty="no matches",
+        )
+        if result.subjects and subject is not None:
+            print_table(["subject", "similarity", "est. FMR", "worst group FMR", "votes"],
+                        [(s.subject, f"{s.similarity:.2f}", fmr(s.estimated_fmr), worst(s.estimates), s.votes)
+                         for s in result.subjects],
+                        empty="no subjects", title="subjects")
         if result.review_required:
             stdout.print(f"[bold yellow]{result.notice()}[/]")
         stdout.print(decision_line(gated.decision))

@@ -14,7 +14,6 @@ import shlex
 from pathlib import Path
 
 import click
-import uvicorn
 
 from facegate.cli.common import engine_options, handles_errors
 from facegate.engine import Facegate
@@ -25,7 +24,7 @@ APP = "facegate.service.app:from_environment"
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port to listen on.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes; each loads the models once and serves requests in threads.")
 @engine_options
@@ -53,4 +52,6 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
     click.echo("A first API key:", err=True)
     click.echo(f"  facegate tenant create my-org --sector nonprofit --purposes photo_library{where}", err=True)
     click.echo(f"  facegate key create my-org --json{where}", err=True)
+    import uvicorn  # noqa: PLC0415 - only `serve` needs the server (70 ms less for every other command)
+
     uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from facegate.cli.common import emit, stdout
+from facegate.cli.tables import print_table
 from facegate.engine import Facegate
 from facegate.operations.thresholds import purpose_thresholds
 
@@ -36,10 +35,11 @@ def show_thresholds(engine: Facegate, as_json: bool) -> None:
                 f"{_sim(r.population_threshold)}, every group {_sim(r.every_group_threshold)}; {state}"
                 + (f" (certified FMR {r.certified_fmr:g})" if r.certified_fmr not in (None, r.max_fmr) else "")
             )
-            table = Table("group", "own threshold", "lowest certifiable FMR", "FMR (upper) there", "FNMR there")
-            for g in r.groups:
-                table.add_row(g.group, _sim(g.threshold_at_max_fmr), _rate(g.lowest_certifiable_fmr),
-                              _rate(g.fmr_upper), _rate(g.fnmr))
-            stdout.print(table)
+            print_table(
+                ["group", "own threshold", "lowest certifiable FMR", "FMR (upper) there", "FNMR there"],
+                [(g.group, _sim(g.threshold_at_max_fmr), _rate(g.lowest_certifiable_fmr), _rate(g.fmr_upper),
+                  _rate(g.fnmr)) for g in r.groups],
+                empty="no group calibration for this score space",
+            )
 
     emit(as_json, payload, human)

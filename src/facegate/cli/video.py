@@ -21,11 +21,12 @@ from facegate.cli.common import (
     stderr,
     stdout,
 )
+from facegate.cli.tables import fmr, print_table
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits
+from facegate.governance.leads import LEAD_NOTICE
 from facegate.operations import video as ops
-from facegate.operations.search import LEAD_NOTICE
 from facegate.operations.video_live import LiveMatch, watch_live
 
 
@@ -93,10 +94,13 @@ def video_search(
     def human() -> None:
         stdout.print(f"{result.frames_analysed} frames of {result.duration:.1f} s analysed at {result.fps:g} fps, "
                      f"{result.tracks} face track(s); {len(result.matches)} match(es)")
-        for m in result.matches:
-            ranges = ", ".join(f"{a['start']:.1f}-{a['end']:.1f} s" for a in m["appearances"])
-            stdout.print(f"  {m['similarity']:6.2f}  FMR~{m['estimated_fmr']:.1e}  subject {m['subject'] or '-'}"
-                         f"  face {m['face_id']}  at {ranges}")
+        print_table(
+            ["similarity", "est. FMR", "subject", "face id", "external image id", "appears at"],
+            [(f"{m['similarity']:.2f}", fmr(m["estimated_fmr"]), m["subject"], m["face_id"],
+              m.get("external_image_id"), ", ".join(f"{a['start']:.1f}-{a['end']:.1f} s" for a in m["appearances"]))
+             for m in result.matches],
+            empty="no matches",
+        )
         if result.review_required:
             stdout.print(f"[bold yellow]{LEAD_NOTICE}[/]")
         stdout.print(decision_line(gated.decision))
@@ -112,7 +116,7 @@ def _live(engine: Facegate, caller: Caller, collection: str, source: Path | str,
         else:
             h = match.hit
             stdout.print(f"{match.time:8.2f} s  {h.similarity:6.2f}  subject {h.subject or '-'}  face {h.face_id}"
-                         f"  (latency {match.latency:.2f} s)")
+                         f"  external image id {h.external_image_id or '-'}  (latency {match.latency:.2f} s)")
 
     summary = watch_live(engine, caller, collection, source, fps=fps, on_match=report)
     if as_json:

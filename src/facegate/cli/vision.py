@@ -10,6 +10,7 @@ from facegate.cli.common import (
     build_engine, caller_options, decision_line, emit, engine_options, handles_errors, json_option, make_caller,
     stdout,
 )
+from facegate.cli.tables import fmr, print_table
 from facegate.gate import Limits
 from facegate.operations import vision
 from facegate.vision.image import read_image_file
@@ -32,15 +33,14 @@ def detect(images: tuple[Path, ...], data_dir: Path | None, policy: Path | None,
 
     def human() -> None:
         for item in results:
-            stdout.print(f"{item['path']}: {len(item['faces'])} face(s)")
-            for i, face in enumerate(item["faces"]):
-                b, q = face["box"], face["quality"]
-                stdout.print(
-                    f"  #{i} box left={b['left']} top={b['top']} {b['width']}x{b['height']}"
-                    f"  confidence={face['confidence']:.2f}  quality={q['level']}"
-                    f" (size {q['face_size']}, sharpness {q['sharpness']:.0f},"
-                    f" brightness {q['brightness']:.0f}, yaw {q['yaw']:.0f}, roll {q['roll']:.0f})"
-                )
+            print_table(
+                ["face", "box left,top wxh (px)", "confidence", "quality", "sharpness", "brightness",
+                 "yaw", "roll"],
+                [(f"#{i}", box_text(f["box"]), f"{f['confidence']:.2f}", f["quality"]["level"],
+                  f"{f['quality']['sharpness']:.0f}", f"{f['quality']['brightness']:.0f}",
+                  f"{f['quality']['yaw']:.0f}°", f"{f['quality']['roll']:.0f}°") for i, f in enumerate(item["faces"])],
+                empty=f"{item['path']}: no faces", title=f"{item['path']}: {len(item['faces'])} face(s)",
+            )
 
     emit(as_json, {"images": results}, human)
 
@@ -58,7 +58,9 @@ def compare(
     source: Path, target: Path, threshold: float | None,
     data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None,
 ) -> None:
-    """Compare the largest face in SOURCE with every face in TARGET."""
+    """Compare the largest face in SOURCE with every face in TARGET.
+
+    Every target face is listed with its similarity; the headline is the best match."""
     engine = build_engine(data_dir, policy)
     gated = vision.compare(
         engine, make_caller(**who), read_image_file(source, engine.limits), read_image_file(target, engine.limits),
@@ -69,11 +71,24 @@ def compare(
     def human() -> None:
         verdict = "MATCH" if payload["match"] else "no match"
         stdout.print(
-            f"{verdict}: similarity {payload['similarity']:.2f} (threshold {payload['threshold']:.2f}),"
-            f" estimated false-match rate {payload['estimated_fmr']:.2g}{gated.value.best.estimates.worst_text()}"
+            f"{verdict}: best target face #{payload['best_target_index']}, similarity {payload['similarity']:.2f}"
+            f" (threshold {payload['threshold']:.2f}), estimated false-match rate {fmr(payload['estimated_fmr'])}"
+            f"{gated.value.best.estimates.worst_text()}"
         )
-        for i, face in enumerate(payload["target_faces"]):
-            stdout.print(f"  target face #{i}: similarity {face['similarity']:.2f} match={face['match']}")
+        print_table(
+            ["target face", "similarity", "est. FMR", "match", "box left,top wxh (px)"],
+            [(f"#{f['target_index']}", f"{f['similarity']:.2f}", fmr(f["estimated_fmr"]),
+              "yes" if f["match"] else "no", box_text(f["box"])) for f in payload["target_faces"]],
+            empty="no faces",
+        )
+        stdout.print(f"{len(payload['matches'])} match(es), {len(payload['unmatched'])} unmatched")
+        if payload["notice"]:
+            stdout.print(f"[bold yellow]{payload['notice']}[/]")
         stdout.print(decision_line(gated.decision))
 
     emit(as_json, payload, human)
+
+
+def box_text(box: dict[str, int]) -> str:
+    """A box as `detect` prints it and `--subject-box` takes it back: left,top widthxheight."""
+    return f"{box['left']},{box['top']} {box['width']}x{box['height']}"

@@ -63,6 +63,8 @@ def read_pairs(path: Path) -> PairsFile:
     except (ValueError, IndexError) as exc:
         raise FacegateError(ErrorCode.INVALID_MANIFEST, f"{path}: {exc}") from None
     folds = np.arange(len(same)) // max(per_fold, 1)
+    if len(set(folds.tolist())) < 2:  # k-fold accuracy picks each fold's threshold on the others
+        raise FacegateError(ErrorCode.INVALID_MANIFEST, f"{path}: k-fold evaluation needs at least two folds")
     return PairsFile(tuple(left), tuple(right), np.array(same, dtype=bool), folds)
 
 

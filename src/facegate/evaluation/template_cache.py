@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision import quality
-from facegate.vision.parallel import FileResult, PipelineFactory, analyze_files, analyze_inline
+from facegate.vision.parallel import BATCH, FileResult, PipelineFactory, analyze_files, analyze_inline
 from facegate.vision.pipeline import Pipeline
 
 FACE = "face"  # outcome of an image whose central face was analysed
@@ -130,7 +130,7 @@ def _digest(path: Path) -> str:
 def _analyse(
     paths: list[Path], pipeline: Pipeline, workers: int, factory: PipelineFactory
 ) -> Iterator[FileResult]:
-    if workers <= 1 or not paths:  # nothing to do must not start workers or build a pipeline
+    if workers <= 1 or len(paths) <= BATCH:  # one batch or less: the pipeline at hand, no new one
         return analyze_inline(pipeline, paths, max_faces=1, central=True)
     return analyze_files(paths, pipeline.config, workers, max_faces=1, factory=factory, central=True)
 

@@ -49,6 +49,7 @@ def record_bias_audit(
     model_id: str,
     template_id: str,
     dataset: str,
+    space_id: str | None = None,
     dataset_sha256: str,
     threshold: float,
     max_group_fmr: float,
@@ -75,14 +76,16 @@ def record_bias_audit(
             field="bias_audit",
         )
     row = BiasAuditRow(
-        model_id=model_id, template_id=template_id, dataset=dataset, dataset_sha256=dataset_sha256,
+        model_id=model_id, template_id=template_id, space_id=space_id, dataset=dataset,
+        dataset_sha256=dataset_sha256,
         threshold=float(threshold), max_group_fmr=float(max_group_fmr), fmr_ratio=float(fmr_ratio),
         passed=bool(passed), report=dict(report), created_at=record.time,
     )  # fmt: skip
     session.add(row)
     session.flush()
     entry = replace(record, model_id=model_id).with_details(
-        action="bias_audit_record", bias_audit_id=row.audit_id, template_id=template_id, dataset=dataset,
+        action="bias_audit_record", bias_audit_id=row.audit_id, template_id=template_id, space_id=space_id,
+        dataset=dataset,
         dataset_sha256=dataset_sha256, threshold=float(threshold), max_group_fmr=float(max_group_fmr),
         fmr_ratio=_json_number(float(fmr_ratio)), passed=bool(passed),
     )  # fmt: skip
@@ -90,13 +93,13 @@ def record_bias_audit(
     return _summary(row)
 
 
-def recorded_audits(session: Session, model_id: str) -> tuple[BiasAuditSummary, ...]:
-    """Every recorded audit of `model_id`, newest first."""
-    rows = session.scalars(
-        select(BiasAuditRow)
-        .where(BiasAuditRow.model_id == model_id)
-        .order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc())
-    )
+def recorded_audits(session: Session, model_id: str, space_id: str | None = None) -> tuple[BiasAuditSummary, ...]:
+    """Every recorded audit of `model_id` (and, given `space_id`, of that template space and
+    detector only: an audit run with one detector does not vouch for another), newest first."""
+    query = select(BiasAuditRow).where(BiasAuditRow.model_id == model_id)
+    if space_id is not None:
+        query = query.where(BiasAuditRow.space_id == space_id)
+    rows = session.scalars(query.order_by(BiasAuditRow.created_at.desc(), BiasAuditRow.audit_id.desc()))
     return tuple(_summary(r) for r in rows)
 
 

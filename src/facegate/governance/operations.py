@@ -41,6 +41,7 @@ class Operation(StrEnum):
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"
     CATALOG_REKEY = "catalog_rekey"
+    EVALUATE = "evaluate"
 
 
 class Mode(StrEnum):
@@ -83,6 +84,7 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     **{op: Role.OPERATOR for op in Operation},
     Operation.AUDIT_READ: Role.AUDITOR,
     Operation.BIAS_AUDIT: Role.AUDITOR,
+    Operation.EVALUATE: Role.AUDITOR,
     Operation.REVIEW: Role.REVIEWER,
     Operation.TENANT_ADMIN: Role.ADMIN,
     Operation.RETENTION: Role.ADMIN,

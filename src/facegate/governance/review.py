@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.audit import AuditEntry, MatchRef, append_entry
+from facegate.governance.leads import LEAD_NOTICE
 from facegate.store.governance_tables import AuditLogRow, ReviewRow
 
 VERDICTS = {"confirm": "confirmed", "reject": "rejected", "confirmed": "confirmed", "rejected": "rejected"}
@@ -69,7 +70,7 @@ class Review:
             "reviewer_holder": self.reviewer_holder,
             "note": self.note,
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
-            "notice": "investigative lead: not an identification until a reviewer confirms it",
+            "notice": LEAD_NOTICE,
         }
 
 

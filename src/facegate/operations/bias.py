@@ -86,7 +86,8 @@ def audit_bias(
     def act(session, entry) -> None:  # type: ignore[no-untyped-def]
         if record and report.max_group_fmr is not None:
             record_bias_audit(
-                session, model_id=engine.model_id, template_id=engine.template_id, dataset=dataset or "",
+                session, model_id=engine.model_id, template_id=engine.template_id, space_id=engine.space.audit_id,
+                dataset=dataset or "",
                 dataset_sha256=report.dataset.sha256, threshold=operating, max_group_fmr=report.max_group_fmr,
                 fmr_ratio=report.fmr_ratio, passed=passed, report=report.to_dict(), record=entry,
             )

@@ -1,10 +1,13 @@
 """Bulk enrolment from a manifest CSV: both cores, resumable, idempotent, and honest about
 what it did not enrol.
 
-The manifest has a `path` column (relative to the CSV) and optional `subject` and
-`external_id`. Images are analysed in worker processes; the main process commits each
-image (faces + audit entry) in its own transaction, so a run killed at any moment leaves
-whole images enrolled or not at all. A re-run skips what is already there: the same file
+The manifest has a `path` column (relative to the CSV) and optional `subject`,
+`external_image_id` (or `external_id`, its earlier name) and `subject_box`
+("left,top,width,height": which face of a group photo is the subject's; the central face
+otherwise). A subject labels one face per photo; the others are left out (or enrolled
+without a subject with `index_unlabelled`). Images are analysed in worker processes; the
+main process commits each image (faces + audit entry) in its own transaction, so a run
+killed at any moment leaves whole images enrolled or not at all. A re-run skips what is already there: the same file
 (SHA-256) with the same external id in the same collection is enrolled once.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +28,7 @@ from facegate.operations.faces import DEFAULT_QUALITY_FILTER, index_analysed, ke
 from facegate.store import faces as store_faces
 from facegate.store.catalog import get_collection
 from facegate.vision.parallel import FileResult, analyze_files
-from facegate.vision.types import QualityFilter
+from facegate.vision.types import Box, QualityFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,8 @@ class ManifestRow:
     line: int
     path: Path
     subject: str | None
-    external_id: str | None
+    external_image_id: str | None
+    subject_box: Box | None = None
 
 
 @dataclass(slots=True)
@@ -61,14 +66,37 @@ def read_manifest(manifest: Path) -> tuple[list[ManifestRow], list[dict[str, obj
     rows, broken = [], []
     for line, record in enumerate(reader, start=2):
         raw = (record.get("path") or "").strip()
+        try:
+            box = parse_box(record.get("subject_box") or "")
+        except FacegateError as exc:
+            broken.append({"path": raw or None, "line": line, "reason": ErrorCode.INVALID_MANIFEST.value,
+                           "message": exc.message})
+            continue
         if not raw or None in record:  # empty path, or more fields than columns
             broken.append({"path": raw or None, "line": line, "reason": ErrorCode.INVALID_MANIFEST.value})
             continue
+        external = record.get("external_image_id") or record.get("external_id") or ""
         rows.append(ManifestRow(
             line, (manifest.parent / raw), (record.get("subject") or "").strip() or None,
-            (record.get("external_id") or "").strip() or None,
+            external.strip() or None, box,
         ))
     return rows, broken
+
+
+def parse_box(text: str) -> Box | None:
+    """`left,top,width,height` (commas or spaces; `detect`'s `left,top wxh` too) to a Box; blank is None."""
+    parts = [p for p in re.split(r"[,x\s]+", text.strip()) if p]
+    if not parts:
+        return None
+    try:
+        left, top, width, height = (int(p) for p in parts)
+    except ValueError:
+        left = width = -1
+    if left < 0 or width < 1 or top < 0 or height < 1:
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT, f"a box is left,top,width,height in pixels, got {text!r}", field="subject_box"
+        )
+    return Box(left, top, width, height)
 
 
 def _already(engine: Facegate, collection_id: str, rows: list[ManifestRow]) -> set[int]:
@@ -82,7 +110,7 @@ def _already(engine: Facegate, collection_id: str, rows: list[ManifestRow]) -> s
             except OSError:
                 continue  # reported when analysed
             if store_faces.find_indexed_image(
-                session, collection_id=collection_id, image_sha256=digest, external_image_id=row.external_id
+                session, collection_id=collection_id, image_sha256=digest, external_image_id=row.external_image_id
             ):
                 done.add(row.line)
     return done
@@ -97,6 +125,7 @@ def index_manifest(
     max_faces: int | None = None,
     quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
     workers: int | None = None,
+    index_unlabelled: bool = False,
     progress: Callable[[int, int], None] | None = None,  # (done, total)
 ) -> BulkReport:
     """Enrol every image of a manifest; a policy denial stops the run, bad rows do not."""
@@ -114,7 +143,7 @@ def index_manifest(
                             thumbnails=keeps_thumbnails(engine, collection_id))
     try:
         for count, (row, result) in enumerate(zip(todo, results), start=1):
-            _commit_one(engine, caller, collection_id, row, result, report, max_faces, quality_filter)
+            _commit_one(engine, caller, collection_id, row, result, report, max_faces, quality_filter, index_unlabelled)
             if progress is not None:
                 progress(len(done) + count, total)
     finally:
@@ -124,7 +153,7 @@ def index_manifest(
 
 def _commit_one(
     engine: Facegate, caller: Caller, collection_id: str, row: ManifestRow, result: FileResult,
-    report: BulkReport, max_faces: int | None, quality_filter: QualityFilter,
+    report: BulkReport, max_faces: int | None, quality_filter: QualityFilter, index_unlabelled: bool,
 ) -> None:
     """Commit one analysed image; refusals become report lines, a policy denial stops all."""
     where = {"path": str(row.path), "line": row.line}
@@ -134,9 +163,10 @@ def _commit_one(
         return
     try:
         gated = index_analysed(
-            engine, caller, collection_id, result.image_sha256 or "", lambda: result.faces,
-            subject=row.subject, external_image_id=row.external_id, max_faces=max_faces,
-            quality_filter=quality_filter, refresh=False,
+            engine, caller, collection_id, result.image_sha256 or "", lambda: (result.faces, result.size),
+            subject=row.subject, external_image_id=row.external_image_id, max_faces=max_faces,
+            quality_filter=quality_filter, subject_box=row.subject_box, index_unlabelled=index_unlabelled,
+            refresh=False,
         )
     except PolicyDenied:
         raise

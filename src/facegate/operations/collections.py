@@ -20,7 +20,6 @@ from facegate.store import catalog, grants
 from facegate.store.catalog import CollectionInfo, CollectionStats
 from facegate.store.governance_tables import TenantRow
 from facegate.store.grants import Grant
-from facegate.vision.embed import DIMENSION
 
 
 def tenant_name(caller: Caller) -> str:
@@ -39,8 +38,8 @@ def create_collection(
         caller, Operation.CREATE_COLLECTION, collection_id=collection_id,
         commit=lambda session, _d, _p: Outcome(catalog.create_collection(
             session, collection_id=collection_id, description=description, model_id=engine.model_id,
-            template_id=engine.template_id, dimension=DIMENSION, now=engine.now(), owner=tenant_name(caller),
-            retention_days=retention_days, keep_thumbnails=keep_thumbnails,
+            template_id=engine.space.template_id, dimension=engine.space.dimension, now=engine.now(),
+            owner=tenant_name(caller), retention_days=retention_days, keep_thumbnails=keep_thumbnails,
         ), details={"owner": tenant_name(caller), **({"keep_thumbnails": True} if keep_thumbnails else {})}),
     )
 

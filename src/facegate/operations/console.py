@@ -218,11 +218,13 @@ def bias_audits(engine: Facegate, caller: Caller) -> BiasAuditBoard:
     """Recorded audits, and for each purpose that requires one, which audits would satisfy it
     and what the gate decides now (the latest audit on the dataset decides), by the same test.
     An auditor sees the audits its own tenant recorded; the verdict in force is the gate's,
-    from every recorded audit of the model, as `facegate policy check` would answer it."""
+    from every recorded audit of the engine's template space and detector (an audit run with
+    another detector vouches for nothing here), as `facegate policy check` would answer it."""
     audits, every = _read_trail(engine, caller, lambda s, whose: (
-        list_bias_audits(s, recorded_by=whose), recorded_audits(s, engine.model_id),
+        list_bias_audits(s, recorded_by=whose), recorded_audits(s, engine.model_id, engine.space.audit_id),
     ), action="bias_audit_list")
-    active = [a.summary for a in audits if a.model_id == engine.model_id]
+    counted = {a.audit_id for a in every}
+    active = [a.summary for a in audits if a.summary.audit_id in counted]
     checks, in_force = [], {}
     rules = engine.policy.rules
     for name, purpose in rules.purposes.items():

@@ -4,8 +4,10 @@ Rekognition's users (CreateUser, AssociateFaces, ListUsers) plus erasure."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -17,9 +19,8 @@ from facegate.store import subjects as store_subjects
 from facegate.store.catalog import Page, get_collection
 from facegate.store.faces import FaceDeletion, StoredFace
 from facegate.store.subjects import Association, Erasure, SubjectInfo
-from facegate.vision.image import image_size as size_of
 from facegate.vision.quality import passes
-from facegate.vision.types import Face, QualityFilter
+from facegate.vision.types import Box, Face, QualityFilter
 
 DEFAULT_QUALITY_FILTER = QualityFilter.LOW
 
@@ -66,6 +67,40 @@ def select_faces(
     return keep, dropped
 
 
+# A box the caller gives selects the detected face it overlaps most, if it overlaps enough.
+MIN_BOX_OVERLAP = 0.3
+
+NOT_SUBJECT_MESSAGE = (
+    "another person's face: a subject labels one face per image "
+    "(ask for index_unlabelled to enrol it without a subject)"
+)
+
+
+def overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes, 0..1."""
+    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
+    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / (a.area + b.area - inter)
+
+
+def subject_face(faces: Sequence[Face], size: tuple[int, int], box: Box | None) -> int:
+    """Which of `faces` a subject label names: the one at the caller's `box`, or else the
+    one nearest the photo's centre (a portrait is centred on its person; a bystander
+    nearer the camera may well be larger, so "largest" would label the wrong person)."""
+    if box is not None:
+        best = max(range(len(faces)), key=lambda i: overlap(faces[i].box, box))
+        if overlap(faces[best].box, box) < MIN_BOX_OVERLAP:
+            raise FacegateError(
+                ErrorCode.NO_FACE, f"no face found at subject_box {box.to_dict()}", field="subject_box"
+            )
+        return best
+    centre = (size[0] / 2, size[1] / 2)
+    return min(range(len(faces)), key=lambda i: math.dist(faces[i].box.centre, centre))
+
+
 def index_faces(
     engine: Facegate,
     caller: Caller,
@@ -76,13 +111,17 @@ def index_faces(
     external_image_id: str | None = None,
     max_faces: int | None = None,
     quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
+    subject_box: Box | None = None,
+    index_unlabelled: bool = False,
 ) -> Gated[IndexResult]:
-    """Detect and enrol the faces of one image (idempotent for the same image and id)."""
+    """Detect and enrol the faces of one image (idempotent for the same image and id).
+
+    With a `subject`, only the subject's face is labelled (see `index_analysed`)."""
     return index_analysed(
         engine, caller, collection_id, hashlib.sha256(image).hexdigest(),
-        lambda: engine.analyze(image, thumbnails=keeps_thumbnails(engine, collection_id)),
+        lambda: engine.analyze_sized(image, thumbnails=keeps_thumbnails(engine, collection_id)),
         subject=subject, external_image_id=external_image_id, max_faces=max_faces,
-        quality_filter=quality_filter, image_size=size_of(image),
+        quality_filter=quality_filter, subject_box=subject_box, index_unlabelled=index_unlabelled,
     )
 
 
@@ -98,22 +137,35 @@ def index_analysed(
     caller: Caller,
     collection_id: str,
     image_sha256: str,
-    analyse: Callable[[], list[Face]],
+    analyse: Callable[[], tuple[list[Face], tuple[int, int]]],
     *,
     subject: str | None = None,
     external_image_id: str | None = None,
     max_faces: int | None = None,
     quality_filter: QualityFilter = DEFAULT_QUALITY_FILTER,
+    subject_box: Box | None = None,
+    index_unlabelled: bool = False,
     refresh: bool = True,
-    image_size: tuple[int, int] | None = None,
 ) -> Gated[IndexResult]:
-    """Enrol faces that `analyse` finds (bulk enrolment analyses in worker processes).
+    """Enrol faces that `analyse` finds, with the image's (width, height) (bulk enrolment
+    analyses in worker processes).
+
+    A subject labels ONE face: the one at `subject_box`, or else the central one. The other
+    faces of the photo are not enrolled (`unindexed`, reason NOT_SUBJECT_FACE) unless
+    `index_unlabelled`, when they are enrolled without a subject. Without a subject every
+    face is enrolled, as Rekognition's IndexFaces does.
 
     The faces, their change-log rows and the audit entry commit in one transaction; the
     in-memory index follows after the commit (`refresh=False` lets a bulk run do it once).
     """
+    if subject_box is not None and subject is None:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "subject_box selects the subject's face: give a subject",
+                            field="subject_box")
 
-    def commit(session, _decision, found: list[Face]) -> Outcome[IndexResult]:  # type: ignore[no-untyped-def]
+    def commit(  # type: ignore[no-untyped-def]
+        session, _decision, analysed: tuple[list[Face], tuple[int, int]]
+    ) -> Outcome[IndexResult]:
+        found, size = analysed
         before = store_faces.find_indexed_image(
             session, collection_id=collection_id, image_sha256=image_sha256, external_image_id=external_image_id
         )
@@ -122,12 +174,30 @@ def index_analysed(
             return Outcome(result, details={"already_indexed": len(before)})
         if not found:
             raise FacegateError(ErrorCode.NO_FACE, "no face found in the image")
-        keep, dropped = select_faces(found, max_faces, quality_filter)
-        stored = store_faces.add_faces(
-            session, collection_id=collection_id, faces=keep, image_sha256=image_sha256,
-            external_image_id=external_image_id, subject_id=subject, template_id=engine.template_id,
-            codec=engine.codec, now=engine.now(), score_offsets=stored_offsets(engine, keep),
-            image_size=image_size,
+        labelled: list[Face] = []
+        others: list[Face] = list(found)
+        dropped: list[Unindexed] = []
+        if subject is not None:
+            chosen = others.pop(subject_face(found, size, subject_box))
+            labelled, dropped = select_faces([chosen], None, quality_filter)
+            if not index_unlabelled:
+                dropped += [Unindexed(ErrorCode.NOT_SUBJECT_FACE.value, f, NOT_SUBJECT_MESSAGE) for f in others]
+                others = []
+        rest, rest_dropped = select_faces(
+            others, None if max_faces is None else max(0, max_faces - len(labelled)), quality_filter
+        )
+        dropped += rest_dropped
+        store: dict[str, Any] = dict(
+            collection_id=collection_id, image_sha256=image_sha256, external_image_id=external_image_id,
+            template_id=engine.template_id, codec=engine.codec, now=engine.now(), image_size=size,
+        )
+        stored = (
+            store_faces.add_faces(
+                session, faces=labelled, subject_id=subject, score_offsets=stored_offsets(engine, labelled), **store
+            ) if labelled else []
+        )
+        stored += store_faces.add_faces(
+            session, faces=rest, subject_id=None, score_offsets=stored_offsets(engine, rest), **store
         )
         details: dict[str, object] = {"indexed": [f.face_id for f in stored], "unindexed": [u.reason for u in dropped]}
         if subject is not None:

@@ -19,6 +19,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
+from facegate.governance.leads import LEAD_NOTICE, lead_fields
 from facegate.operations.scoring import Estimates, estimates, scored_search
 from facegate.store.catalog import CollectionInfo, ensure_template, get_collection
 from facegate.store.faces import sealed_thumbnail
@@ -26,17 +27,12 @@ from facegate.store.templates import templates_of
 from facegate.store.vector_store import FaceMatch
 from facegate.vision.types import Face
 
-LEAD_NOTICE = (
-    "Investigative leads only: the purpose requires human review. A candidate is not an "
-    "identification and must not be the sole basis for any action."
-)
-
 
 @dataclass(frozen=True, slots=True)
 class FaceHit:
     face_id: str
     subject: str | None
-    external_id: str | None
+    external_image_id: str | None
     similarity: float
     estimates: Estimates
 
@@ -48,7 +44,7 @@ class FaceHit:
         return {
             "face_id": self.face_id,
             "subject": self.subject,
-            "external_id": self.external_id,
+            "external_image_id": self.external_image_id,
             "similarity": round(self.similarity, 4),
             **self.estimates.to_dict(),
         }
@@ -84,6 +80,16 @@ class SearchResult:
 
     def notice(self) -> str | None:
         return LEAD_NOTICE if self.review_required else None
+
+    def to_dict(self) -> dict[str, object]:
+        """The answer of every search, the same over CLI, HTTP and Python."""
+        return {
+            "matches": [m.to_dict() for m in self.matches],
+            "subjects": [s.to_dict() for s in self.subjects],
+            "threshold": round(self.threshold, 4),
+            **lead_fields(self.review_required),
+            "searched_face": self.searched_face.to_dict() if self.searched_face is not None else None,
+        }
 
 
 def _hits(engine: Facegate, matches: list[tuple[FaceMatch, float]]) -> list[FaceHit]:

@@ -156,7 +156,7 @@ def _persons(found: list[_Found]) -> list[dict[str, Any]]:
             continue
         face_matches = [
             {"similarity": round(h.similarity, 4),
-             "face": {"face_id": h.face_id, "subject": h.subject, "external_id": h.external_id}}
+             "face": {"face_id": h.face_id, "subject": h.subject, "external_image_id": h.external_image_id}}
             for h, _s in sorted(f.hits.values(), key=lambda p: -p[0].similarity)
         ]
         for s in f.track.sightings:

@@ -32,8 +32,8 @@ log = logging.getLogger("facegate.service")
 E = ErrorCode
 STATUS: dict[ErrorCode, int] = {
     **dict.fromkeys((
-        E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST,
-        E.FILE_NOT_FOUND, E.TEMPLATE_KEY_INVALID, E.SETTINGS_INVALID,
+        E.INVALID_ARGUMENT, E.NO_FACE, E.TOO_MANY_FACES, E.LOW_QUALITY, E.INVALID_MANIFEST, E.NOT_SUBJECT_FACE,
+        E.FILE_NOT_FOUND, E.TEMPLATE_KEY_INVALID,
         E.CHECKPOINT_INVALID, E.VIDEO_CORRUPT, E.VIDEO_TRUNCATED, E.NO_VIDEO_STREAM, E.VIDEO_DIMENSIONS,
         # Nobody reads it (the client is gone); the code is for the audit entry.
         E.CLIENT_DISCONNECTED,
@@ -64,7 +64,7 @@ STATUS: dict[ErrorCode, int] = {
     E.OVERLOADED: 503,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
-    **dict.fromkeys((E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
+    **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
                        E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED), 500),
     # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
     **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),

@@ -193,7 +193,7 @@ class Estimates(BaseModel):
 class MatchOut(Estimates):
     face_id: str
     subject: str | None
-    external_id: str | None
+    external_image_id: str | None
     similarity: float = Field(description="0-100; higher is more alike.")
 
 
@@ -216,17 +216,23 @@ class SearchResults(Leads):
 
 
 class TargetFaceOut(FaceOut, Estimates):
+    target_index: int = Field(description="Position of the face in target_faces.")
     similarity: float
     threshold: float
     match: bool
 
 
 class Comparison(Leads, Estimates):
-    similarity: float
+    """CompareFaces: the headline fields are those of the best-matching target face."""
+
+    similarity: float = Field(description="Similarity of the best-matching target face.")
     threshold: float
-    match: bool
+    match: bool = Field(description="True when the best target face is at or above the threshold.")
+    best_target_index: int = Field(description="Position of the best-matching face in target_faces.")
     source_face: FaceOut
-    target_faces: list[TargetFaceOut]
+    target_faces: list[TargetFaceOut] = Field(description="Every face of the target image, in detection order.")
+    matches: list[TargetFaceOut] = Field(description="Target faces at or above the threshold, best first.")
+    unmatched: list[TargetFaceOut] = Field(description="Target faces below the threshold, best first.")
 
 
 class Detection(Gated):

@@ -13,10 +13,11 @@ image as a file part named like the JSON field, the other fields as form fields)
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from facegate.vision.types import QualityFilter
 
@@ -74,8 +75,10 @@ class Matching(Purposeful):
     )
 
 
-class CreateCollectionRequest(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"collection_id": "victims-2026"}]})
+class CreateCollectionRequest(Purposeful):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"collection_id": "victims-2026", "purpose": "victim_identification", "case_reference": "CASE-2026-0042"},
+    ]})
 
     collection_id: str = Field(pattern=COLLECTION_ID, max_length=128)
     description: str = Field(default="", max_length=1000)
@@ -89,10 +92,36 @@ class CreateCollectionRequest(Strict):
     )
 
 
+class BoxIn(Strict):
+    """A face's box in pixels, as `detect` reports it."""
+
+    left: int = Field(ge=0)
+    top: int = Field(ge=0)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        """A form field carries text: "left,top,width,height"."""
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,x\s]+", value.strip()) if p]
+            return dict(zip(("left", "top", "width", "height"), parts)) if len(parts) == 4 else {"left": value}
+        return value
+
+
 class IndexFacesParams(Purposeful):
     subject: str | None = Field(
         default=None, pattern=SUBJECT_ID, max_length=255,
-        description="Subject (one person) the faces belong to.", examples=["person-17"],
+        description="Subject (one person) of the photo. It labels ONE face: the one at `subject_box`, or else "
+        "the face nearest the photo's centre; the others are not indexed (NOT_SUBJECT_FACE) unless "
+        "`index_unlabelled`.", examples=["person-17"],
+    )
+    subject_box: BoxIn | None = Field(
+        default=None, description="Which face is the subject's, by its box (multipart: \"left,top,width,height\")."
+    )
+    index_unlabelled: bool = Field(
+        default=False, description="With a subject, also enrol the photo's other faces, without a subject."
     )
     external_image_id: str | None = Field(
         default=None, max_length=255, description="Your id for the image.", examples=["ad-88412.jpg"]
@@ -162,7 +191,7 @@ class DetectRequest(DetectParams):
     image: ImageIn
 
 
-class CreateSubjectRequest(Strict):
+class CreateSubjectRequest(Purposeful):
     model_config = ConfigDict(json_schema_extra={"examples": [{"subject": "person-17"}]})
 
     subject: str = Field(pattern=SUBJECT_ID, max_length=255)
@@ -171,14 +200,18 @@ class CreateSubjectRequest(Strict):
     )
 
 
-class AssociateFacesRequest(Strict):
+class AssociateFacesRequest(Purposeful):
     face_ids: list[Annotated[str, Field(pattern=FACE_ID)]] = Field(
         min_length=1, max_length=1000, examples=[["5f0c4a1e-8a56-4a8f-9f1e-0d2b8c3e4f5a"]]
     )
 
 
-class GrantRequest(Strict):
-    """What an owner opens to another tenant on one collection."""
+# Who asks and why, on requests without a body (GET, DELETE): a moratorium may exempt any
+# operation by purpose, so every route takes them; POST routes take them in the body.
+PurposeQuery = Annotated[str | None, Query(max_length=64, description="Declared purpose (see POST bodies).")]
+CaseReferenceQuery = Annotated[str | None, Query(max_length=255, description="Case the request serves.")]
+class GrantRequest(Purposeful):
+    """What an owner opens to another tenant on one collection (with why, like every body)."""
 
     operations: list[Annotated[str, Field(max_length=32)]] = Field(
         min_length=1, max_length=16,
@@ -192,7 +225,9 @@ class GrantRequest(Strict):
     )
 
 
-class ReviewVerdictRequest(Strict):
+class ReviewVerdictRequest(Purposeful):
+    """A reviewer's verdict on a lead (with the purpose and case it is decided under)."""
+
     verdict: Literal["confirmed", "rejected"]
     note: str = Field(default="", max_length=2000, description="Why: kept with the lead and in the audit log.")
 

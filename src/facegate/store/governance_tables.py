@@ -197,6 +197,9 @@ class BiasAuditRow(Base):
     audit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[str] = mapped_column(String(64), index=True)
     template_id: Mapped[str] = mapped_column(String(64))
+    # template space + detector the audit ran with (TemplateSpace.audit_id); NULL for audits
+    # recorded before step 5, which named no detector and so vouch for none
+    space_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     dataset: Mapped[str] = mapped_column(String(128))
     dataset_sha256: Mapped[str] = mapped_column(String(64))
     threshold: Mapped[float] = mapped_column(Float)

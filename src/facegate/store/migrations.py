@@ -89,6 +89,14 @@ def _template_key_and_policies(conn: Connection) -> None:
     record_from_templates(conn)
 
 
+def _audit_space(conn: Connection) -> None:
+    """Step 5: recorded bias audits name the template space and detector they measured.
+
+    Older rows keep NULL: they named no detector, so they vouch for no template space and a
+    purpose that requires an audit needs a new one (the safe reading of missing evidence)."""
+    add_missing_columns(conn, "bias_audits")
+
+
 def _score_offsets(conn: Connection) -> None:
     """Step 6: the per-face fair score normalization offset (nullable). Faces enrolled
     before have none; search computes theirs from the template (no backfill needed here,
@@ -123,6 +131,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
     Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
     Migration(4, "template key fingerprint, last good policies", _template_key_and_policies),
+    Migration(5, "bias audits keyed on template space and detector", _audit_space),
     Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
     Migration(8, "video-search jobs", _video_jobs),

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import dlib
 import numpy as np
 from PIL import Image
 
@@ -25,6 +24,9 @@ from facegate.vision.detect_mtcnn import MtcnnDetector
 from facegate.vision.detect_onnx import OnnxMmodDetector
 from facegate.vision.models import MMOD_FILE, model_path
 from facegate.vision.types import Box, Detection
+
+if TYPE_CHECKING:
+    import dlib
 
 HOG_WINDOW = 80  # side of dlib's frontal_face_detector scan window, in pixels
 MMOD_WINDOW = 80  # the MMOD net's 80x80 window: unscaled, it finds faces from about 70 px up
@@ -56,6 +58,8 @@ class HogDetector:
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "smart scaling needs a min_face_size of at least 1 px")
         if smart_scale and upsample is not None:
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "smart scaling replaces upsample; give one or the other")
+        import dlib  # noqa: PLC0415 - loaded with the model, not with facegate
+
         self._detector = dlib.get_frontal_face_detector()
         self.min_face_size = min_face_size
         self.name = "hog-scaled" if smart_scale else "hog"
@@ -83,6 +87,8 @@ def scale_image(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _scale_rect(rect: dlib.rectangle, factor: float) -> dlib.rectangle:
+    import dlib  # noqa: PLC0415 - already loaded by the detector
+
     if factor == 1.0:
         return rect
     return dlib.rectangle(
@@ -99,6 +105,8 @@ class CnnDetector:
     name = "cnn"
 
     def __init__(self, min_face_size: int = 40, upsample: int | None = None) -> None:
+        import dlib  # noqa: PLC0415 - loaded with the model, not with facegate
+
         self._detector = dlib.cnn_face_detection_model_v1(str(model_path(MMOD_FILE)))
         self.min_face_size = min_face_size
         self.upsample = upsample_for(min_face_size, MMOD_WINDOW) if upsample is None else upsample

@@ -48,6 +48,7 @@ class OnnxResNet:
     """`dlib_face_recognition_resnet_model_v1` on ONNX Runtime's CPU provider."""
 
     model_id: str = "dlib-resnet-v1"
+    dimension: int = DIMENSION
     runtime = "onnxruntime"
 
     def __init__(self, dat_path: Path, cache_dir: Path, threads: int | None = None) -> None:

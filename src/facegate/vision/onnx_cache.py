@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 
 from facegate.errors import ErrorCode, FacegateError
 
 if TYPE_CHECKING:  # onnx is needed only to convert a model: not importing it saves 46 ms a process
     import onnx
+    import onnxruntime as ort  # loaded with the first model: a CLI call without images never pays for it
 
 
 def sha256_file(path: Path) -> str:
@@ -106,6 +106,8 @@ def cpu_session(onnx_path: Path, threads: int | None) -> ort.InferenceSession:
     to the system (vision/memory.py); CPU time per LFW photo is unchanged (14.0 ms
     against 14.2 ms, 60 photos, one core).
     """
+    import onnxruntime as ort  # noqa: PLC0415 - 0.1-0.2 s: loaded with the first model
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 1
     options.inter_op_num_threads = 1

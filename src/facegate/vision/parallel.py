@@ -38,6 +38,7 @@ class FileResult:
     faces: list[Face]
     error: FacegateError | None
     image_sha256: str | None
+    size: tuple[int, int] = (0, 0)  # (width, height) of the decoded image
 
 
 _worker: Pipeline | None = None
@@ -68,24 +69,26 @@ def analyze_batch(
     `max_faces` and `central` choose the faces analysed, as in `Pipeline.prepare`; with
     `thumbnails` each face gets its crop from the decoded image (a collection that keeps them).
     """
-    prepared: dict[int, tuple[Prepared, str]] = {}
+    prepared: dict[int, tuple[Prepared, str, tuple[int, int]]] = {}
     crops: dict[int, list[bytes | None]] = {}
     refused: dict[int, FacegateError] = {}
     for i, path in enumerate(paths):
         try:
             data = read_image_file(path, pipeline.config.limits)
             image = pipeline.decode(data)
+            size = (int(image.shape[1]), int(image.shape[0]))
             found = pipeline.prepare(image, max_faces, central)
-            prepared[i] = found, hashlib.sha256(data).hexdigest()
+            prepared[i] = found, hashlib.sha256(data).hexdigest(), size
             crops[i] = [face_thumbnail(image, b) if thumbnails else None for b in found.boxes]
         except FacegateError as exc:
             refused[i] = exc
     faces = {
         i: [replace(face, thumbnail=crop) for face, crop in zip(analysed, crops[i], strict=True)]
-        for i, analysed in zip(prepared, pipeline.finish([p for p, _ in prepared.values()]))
+        for i, analysed in zip(prepared, pipeline.finish([p for p, _, _ in prepared.values()]))
     }
     return [
-        FileResult(path, faces[i], None, prepared[i][1]) if i in prepared else FileResult(path, [], refused[i], None)
+        FileResult(path, faces[i], None, prepared[i][1], prepared[i][2]) if i in prepared
+        else FileResult(path, [], refused[i], None)
         for i, path in enumerate(paths)
     ]
 

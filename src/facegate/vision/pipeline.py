@@ -21,12 +21,13 @@ import numpy as np
 from PIL import Image
 from platformdirs import user_cache_dir
 
-from facegate.vision.align import CHIP_SIZE, Aligner
+from facegate.vision.align import CHIP_PADDING, CHIP_SIZE, Aligner
 from facegate.vision.detect import Detector, open_detector
-from facegate.vision.embed import DIMENSION, Embedder, normalise, open_embedder
+from facegate.vision.embed import DIMENSION, Embedder, embedder_class, normalise, open_embedder
 from facegate.vision.image import ImageLimits, decode_image, decode_reduced, load_image
 from facegate.vision.memory import give_back_memory
 from facegate.vision.quality import assess
+from facegate.vision.space import TemplateSpace
 from facegate.vision.thumbnail import face_thumbnail
 from facegate.vision.types import Box, Detection, Face
 
@@ -86,6 +87,17 @@ def upscale_box(box: Box, factor: float, width: int, height: int) -> Box:
     return Box(left, top, right - left, bottom - top)
 
 
+def template_space(config: PipelineConfig, embedder: Embedder | type[Embedder] | None = None) -> TemplateSpace:
+    """The template space `config` makes (of `embedder`, else of the class its runtime
+    names), known without loading any model."""
+    made_by = embedder if embedder is not None else embedder_class(config.runtime)
+    fallback = f"|{config.fallback_detector}" if config.fallback_detector not in (None, config.detector) else ""
+    return TemplateSpace(
+        model_id=made_by.model_id, dimension=made_by.dimension, chip=f"{CHIP_SIZE}px-pad{CHIP_PADDING}-5pt", flip=config.flip,
+        detector=f"{config.detector}{fallback}:min{config.min_face_size}",
+    )
+
+
 class Pipeline:
     """Decode, detect, align, assess and embed with models loaded once."""
 
@@ -105,9 +117,14 @@ class Pipeline:
         return self.embedder.model_id
 
     @property
+    def space(self) -> TemplateSpace:
+        """The template space of the loaded models (see `facegate.vision.space`)."""
+        return template_space(self.config, self.embedder)
+
+    @property
     def template_id(self) -> str:
         """Model id plus the template recipe; calibration tables are keyed by this."""
-        return f"{self.embedder.model_id}{'+flip' if self.config.flip else ''}"
+        return self.space.template_id
 
     @cached_property
     def _fallback(self) -> Detector | None:
@@ -120,27 +137,36 @@ class Pipeline:
         return decode_image(data, self.config.limits)
 
     def analyze(self, data: bytes, max_faces: int | None = None, thumbnails: bool = False) -> list[Face]:
-        """Faces in encoded image bytes, largest first; with `thumbnails`, each with its
-        thumbnail cut from the decoded image (a collection that keeps them).
+        """Faces in encoded image bytes, largest first (with `thumbnails`, each with its crop)."""
+        return self.analyze_sized(data, max_faces, thumbnails)[0]
+
+    def analyze_sized(
+        self, data: bytes, max_faces: int | None = None, thumbnails: bool = False
+    ) -> tuple[list[Face], tuple[int, int]]:
+        """Faces in encoded image bytes, largest first, and the photo's (width, height)
+        (enrolment tells a portrait's subject by the central face); with `thumbnails`, each
+        face with its thumbnail cut from the decoded image (a collection that keeps them).
 
         A photo over `limits.work_pixels` is decoded at that size (`decode_reduced`): boxes,
         landmarks and face sizes are mapped back to the photo's pixels, and the memory of
         the large decode is given back to the system afterwards."""
         image, factor = decode_reduced(data, self.config.limits)
+        height, width = round(image.shape[0] * factor), round(image.shape[1] * factor)
         if factor == 1.0:
             faces = self.faces(image, max_faces)
-            return [replace(f, thumbnail=face_thumbnail(image, f.box)) for f in faces] if thumbnails else faces
+            if thumbnails:
+                faces = [replace(f, thumbnail=face_thumbnail(image, f.box)) for f in faces]
+            return faces, (width, height)
         try:
             prepared = self.prepare(image, max_faces)
             crops = [face_thumbnail(image, b) if thumbnails else None for b in prepared.boxes]
-            height, width = round(image.shape[0] * factor), round(image.shape[1] * factor)
             del image
             faces = self.finish([replace(
                 prepared,
                 boxes=tuple(upscale_box(b, factor, width, height) for b in prepared.boxes),
                 points=tuple(tuple((round(x * factor), round(y * factor)) for x, y in p) for p in prepared.points),
             )])[0]
-            return [replace(f, thumbnail=crop) for f, crop in zip(faces, crops, strict=True)]
+            return [replace(f, thumbnail=crop) for f, crop in zip(faces, crops, strict=True)], (width, height)
         finally:
             give_back_memory()
 

@@ -42,7 +42,7 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
         E.VIDEO_TRUNCATED, E.VIDEO_DIMENSIONS, E.VIDEO_TOO_LONG,
         # The server's configuration (never met by a request, like POLICY_INVALID), and a
         # client that went away (nobody reads the answer: the code is for the audit entry).
-        E.TEMPLATE_KEY_INVALID, E.SETTINGS_INVALID, E.CLIENT_DISCONNECTED,
+        E.TEMPLATE_KEY_INVALID, E.CLIENT_DISCONNECTED, E.NOT_SUBJECT_FACE,
     ), INVALID_PARAMETER),
     **dict.fromkeys((E.INVALID_IMAGE, E.UNSUPPORTED_MEDIA_TYPE), ("InvalidImageFormatException", 400)),
     **dict.fromkeys((E.IMAGE_TOO_LARGE, E.REQUEST_TOO_LARGE), ("ImageTooLargeException", 400)),
@@ -69,7 +69,7 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     E.REQUEST_TIMEOUT: ("ThrottlingException", 400),
     **dict.fromkeys((
         E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.CREDENTIALS_KEY_INVALID,
-        E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED,
+        E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED, E.INVALID_SETTINGS,
     ), INTERNAL),
 }
 

@@ -43,7 +43,7 @@ def _face_matches(call: Call, collection_id: str, gated: Gated[search.SearchResu
     hits = gated.value.matches
     stored = _stored(call, collection_id, [h.face_id for h in hits])
     return [
-        {"Similarity": round(h.similarity, 4), "Face": _face(call, stored, h.face_id, h.subject, h.external_id)}
+        {"Similarity": round(h.similarity, 4), "Face": _face(call, stored, h.face_id, h.subject, h.external_image_id)}
         for h in hits
     ]
 

@@ -10,7 +10,7 @@ from fastapi import Query
 from facegate.governance import Operation
 from facegate.operations import collections as ops
 from facegate.service.admission import gated
-from facegate.service.deps import CallerDep, EngineDep
+from facegate.service.deps import CallerDep, EngineDep, TenantDep
 from facegate.service.responses import (
     CollectionCreated, CollectionDeleted, CollectionDescribed, CollectionList, GrantsOut, GrantsRevoked,
 )
@@ -22,8 +22,9 @@ router = api_router("/v1/collections", "collections")
 
 @router.post("", status_code=201, response_model=CollectionCreated,
              openapi_extra=gated(Operation.CREATE_COLLECTION))
-def create_collection(body: CreateCollectionRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
+def create_collection(body: CreateCollectionRequest, engine: EngineDep, tenant: TenantDep) -> dict[str, Any]:
     """Create an empty collection, bound to the template space of the model in use."""
+    caller = tenant.caller(body.purpose, body.case_reference)
     done = ops.create_collection(engine, caller, body.collection_id, body.description, body.retention_days,
                                  keep_thumbnails=body.keep_thumbnails)
     return {**ops.info_dict(done.value), "decision": done.decision.to_dict()}
@@ -52,11 +53,12 @@ def delete_collection(collection_id: CollectionIdPath, engine: EngineDep, caller
 
 @router.put("/{collection_id}/grants/{tenant}", response_model=GrantsOut, openapi_extra=gated(Operation.SHARE))
 def share(collection_id: CollectionIdPath, tenant: TenantPath, body: GrantRequest, engine: EngineDep,
-          caller: CallerDep) -> dict[str, Any]:
+          owner: TenantDep) -> dict[str, Any]:
     """Owner only: grant `tenant` the named operations (for the named purposes only, if given).
 
     Grants of the same operations are replaced; the policy's collection rules still apply.
     """
+    caller = owner.caller(body.purpose, body.case_reference)
     done = ops.share(engine, caller, collection_id, tenant, body.operations, body.purposes)
     return {"grants": [g.to_dict() for g in done.value], "decision": done.decision.to_dict()}
 

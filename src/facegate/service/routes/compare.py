@@ -9,7 +9,6 @@ from fastapi import Depends
 from facegate.gate import Limits
 from facegate.governance import Operation
 from facegate.operations import vision as ops
-from facegate.operations.search import LEAD_NOTICE
 from facegate.service.admission import gated
 from facegate.service.bodies import ImageBody, image_body, image_request_body
 from facegate.service.deps import EngineDep, TenantDep
@@ -27,14 +26,16 @@ DetectBody = Annotated[ImageBody[DetectParams], Depends(image_body(DetectParams,
 @router.post("/compare", response_model=Comparison,
              openapi_extra=gated(Operation.COMPARE, **image_request_body(CompareParams, CompareRequest, PAIR)))
 def compare(body: CompareBody, engine: EngineDep, tenant: TenantDep) -> dict[str, Any]:
-    """The largest face of `source_image` against every face of `target_image`."""
+    """The largest face of `source_image` against every face of `target_image`.
+
+    As CompareFaces: `target_faces` (all, each with its similarity), `matches` (at or above
+    the threshold, best first), `unmatched`, and a headline (`similarity`, `match`,
+    `best_target_index`) that is the best match."""
     p = body.params
     caller = tenant.caller(p.purpose, p.case_reference, mode=p.mode)
     done = ops.compare(engine, caller, body.images["source_image"], body.images["target_image"],
                        Limits(max_fmr=p.max_fmr, threshold=p.threshold))
-    review = done.decision.review_required
-    return {**done.value.to_dict(), "investigative_leads": review, "notice": LEAD_NOTICE if review else None,
-            "decision": done.decision.to_dict()}
+    return {**done.value.to_dict(), "decision": done.decision.to_dict()}
 
 
 @router.post("/detect", response_model=Detection,

@@ -15,6 +15,7 @@ from facegate.service.deps import CallerDep, EngineDep, TenantDep
 from facegate.service.responses import FaceDeleted, FaceList, FacesIndexed
 from facegate.service.routes import api_router
 from facegate.service.schemas import SUBJECT_ID, CollectionIdPath, FaceIdPath, IndexFacesParams, IndexFacesRequest
+from facegate.vision.types import Box
 
 router = api_router("/v1/collections/{collection_id}/faces", "faces")
 
@@ -28,6 +29,10 @@ def index_faces(
 ) -> dict[str, Any]:
     """Detect the faces of an image and enrol the largest `max_faces` that pass `quality_filter`.
 
+    With a `subject`, only the subject's face is labelled and enrolled (the one at
+    `subject_box`, else the central one); the others are not indexed unless
+    `index_unlabelled`.
+
     Faces left out are listed in `unindexed` with a reason. Sending the same image with the
     same `external_image_id` again enrols nothing new (`already_indexed`).
     """
@@ -36,6 +41,8 @@ def index_faces(
     done = ops.index_faces(
         engine, caller, collection_id, body.images["image"], subject=p.subject,
         external_image_id=p.external_image_id, max_faces=p.max_faces, quality_filter=p.quality_filter,
+        subject_box=Box(**p.subject_box.model_dump()) if p.subject_box is not None else None,
+        index_unlabelled=p.index_unlabelled,
     )
     result = done.value
     return {

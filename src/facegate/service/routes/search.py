@@ -38,16 +38,7 @@ def limits(p: SearchParams) -> Limits:
 
 
 def answer(done: Gated[ops.SearchResult]) -> dict[str, Any]:
-    result = done.value
-    return {
-        "matches": [m.to_dict() for m in result.matches],
-        "subjects": [s.to_dict() for s in result.subjects],
-        "threshold": round(result.threshold, 4),
-        "investigative_leads": result.review_required,
-        "notice": result.notice(),
-        "searched_face": result.searched_face.to_dict() if result.searched_face is not None else None,
-        "decision": done.decision.to_dict(),
-    }
+    return {**done.value.to_dict(), "decision": done.decision.to_dict()}
 
 
 @router.post("/search", response_model=SearchResults,

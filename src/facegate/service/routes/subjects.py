@@ -9,7 +9,7 @@ from fastapi import Query
 from facegate.governance import Operation
 from facegate.operations import faces as ops
 from facegate.service.admission import gated
-from facegate.service.deps import CallerDep, EngineDep
+from facegate.service.deps import CallerDep, EngineDep, TenantDep
 from facegate.service.responses import FacesAssociated, SubjectCreated, SubjectErased, SubjectList
 from facegate.service.routes import api_router
 from facegate.service.schemas import AssociateFacesRequest, CollectionIdPath, CreateSubjectRequest, SubjectPath
@@ -25,7 +25,8 @@ def subject_dict(info: SubjectInfo) -> dict[str, Any]:
 
 @router.post("", status_code=201, response_model=SubjectCreated, openapi_extra=gated(Operation.CREATE_SUBJECT))
 def create_subject(collection_id: CollectionIdPath, body: CreateSubjectRequest, engine: EngineDep,
-                   caller: CallerDep) -> dict[str, Any]:
+                   tenant: TenantDep) -> dict[str, Any]:
+    caller = tenant.caller(body.purpose, body.case_reference)
     done = ops.create_subject(engine, caller, collection_id, body.subject, body.attributes)
     return {**subject_dict(done.value), "decision": done.decision.to_dict()}
 
@@ -43,8 +44,9 @@ def list_subjects(
 
 @router.post("/{subject}/faces", response_model=FacesAssociated, openapi_extra=gated(Operation.ASSOCIATE))
 def associate_faces(collection_id: CollectionIdPath, subject: SubjectPath, body: AssociateFacesRequest,
-                    engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
+                    engine: EngineDep, tenant: TenantDep) -> dict[str, Any]:
     """Attach enrolled faces to a subject; faces of another subject are left as they are."""
+    caller = tenant.caller(body.purpose, body.case_reference)
     done = ops.associate_faces(engine, caller, collection_id, subject, body.face_ids)
     a = done.value
     return {"associated": a.associated, "unknown": a.unknown, "conflicting": a.conflicting,
