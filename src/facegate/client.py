@@ -95,9 +95,11 @@ class FacegateClient:
     # operation by purpose. POST sends them in the JSON body, GET and DELETE as query
     # parameters, as the API takes them.
     def create_collection(self, collection_id: str, description: str = "", *, purpose: str | None = None,
-                          case_reference: str | None = None, retention_days: int | None = None) -> dict[str, Any]:
+                          case_reference: str | None = None, retention_days: int | None = None,
+                          keep_thumbnails: bool = False) -> dict[str, Any]:
         body = _fields(collection_id=collection_id, description=description, purpose=purpose,
-                       case_reference=case_reference, retention_days=retention_days)
+                       case_reference=case_reference, retention_days=retention_days,
+                       keep_thumbnails=True if keep_thumbnails else None)
         return self.request("POST", "/v1/collections", json=body)
 
     def list_collections(self, *, purpose: str | None = None, case_reference: str | None = None) -> dict[str, Any]:

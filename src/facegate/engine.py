@@ -169,17 +169,19 @@ class Facegate:
     def video_limits(self) -> VideoLimits:
         return VideoLimits(max_seconds=self.settings.max_video_seconds, max_pixels=self.settings.max_video_pixels)
 
-    def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
-        """Faces of encoded image bytes; one analysis at a time per engine (dlib is not
-        re-entrant), the service runs more in more worker processes."""
+    def analyze(self, data: bytes, max_faces: int | None = None, thumbnails: bool = False) -> list[Face]:
+        """Faces of encoded image bytes (with `thumbnails`, each with its crop); one analysis
+        at a time per engine (dlib is not re-entrant), the service runs more in more worker
+        processes."""
         with self._pipeline_lock:
-            return self.pipeline.analyze(data, max_faces)
+            return self.pipeline.analyze(data, max_faces, thumbnails)
 
-    def analyze_sized(self, data: bytes) -> tuple[list[Face], tuple[int, int]]:
-        """Faces of encoded image bytes and the image's (width, height): enrolment needs the
-        size to tell which face a portrait is of (the central one)."""
+    def analyze_sized(self, data: bytes, thumbnails: bool = False) -> tuple[list[Face], tuple[int, int]]:
+        """Faces of encoded image bytes (with `thumbnails`, each with its crop) and the image's
+        (width, height): enrolment needs the size to tell which face a portrait is of (the
+        central one)."""
         with self._pipeline_lock:
-            return self.pipeline.analyze_sized(data)
+            return self.pipeline.analyze_sized(data, thumbnails=thumbnails)
 
     # --- store --------------------------------------------------------------------------
     @cached_property

@@ -90,6 +90,7 @@ class Outcome(Generic[R]):
     value: R
     results: Sequence[MatchRef] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    probe_thumbnail: bytes | None = None  # sealed crop of a search's probe, kept with its leads
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,7 @@ class Gatekeeper:
                     entry = replace(entry, results=tuple(outcome.results), details={**entry.details, **outcome.details})
                     seq = append_entry(session, entry).seq
                     if decision.review_required and outcome.results:
-                        open_reviews(session, seq)
+                        open_reviews(session, seq, probe_thumbnail=outcome.probe_thumbnail)
         except FacegateError as exc:
             self._record_failure(request, decision, caller, probe_sha256, exc)
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -85,3 +86,15 @@ def test_faces_and_subjects(settings: Settings, peers: Path) -> None:
     assert code == 0 and len(erased["face_ids"]) == 2
     code, after = run(settings, "search", "people", str(peers / FR / "obama2.jpg"))
     assert after["matches"] == []
+
+
+def test_keep_thumbnails_is_an_opt_in_of_collection_create(settings: Settings, peers: Path) -> None:
+    code, made = run(settings, "collection", "create", "reviewed", "--keep-thumbnails")
+    assert code == 0 and made["keep_thumbnails"] is True
+    assert run(settings, "collection", "create", "bare")[1]["keep_thumbnails"] is False
+    for name in ("reviewed", "bare"):
+        assert run(settings, "index", name, str(peers / FR / "obama.jpg"), "--subject", "obama")[0] == 0
+    assert run(settings, "collection", "describe", "reviewed")[1]["keep_thumbnails"] is True
+    with sqlite3.connect(settings.home / "catalog.sqlite3") as db:
+        kept = dict(db.execute("SELECT collection_id, thumbnail IS NOT NULL FROM faces").fetchall())
+    assert kept == {"reviewed": 1, "bare": 0}

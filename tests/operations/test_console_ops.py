@@ -19,7 +19,8 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, PolicyDenied, record_bias_audit
 from facegate.governance.audit_query import AuditFilter
-from facegate.operations import admin, console
+from facegate.governance.checkpoints import generate_key
+from facegate.operations import admin, audit, console
 from facegate.settings import Settings
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -226,3 +227,33 @@ def test_a_session_carries_its_keys_holder_into_the_audit(engine: Facegate) -> N
     assert [(e["operation"], e["key_holder"]) for e in by_holder] == [
         ("audit_read", "ines"), ("console_sign_in", "ines")]
     assert console.audit_trail(engine, Caller(tenant="board"), AuditFilter(key=key_id)) == by_holder
+
+
+def test_chain_state_names_why_the_log_no_longer_extends_its_checkpoint(settings: Settings, tmp_path: Path) -> None:
+    mine, theirs = tmp_path / "mine.pem", tmp_path / "theirs.pem"
+    generate_key(mine), generate_key(theirs)
+    engine = Facegate(settings.model_copy(update={"audit_signing_key": mine}), clock=lambda: START)
+    admin.new_tenant(engine, Caller(), "board", "government", [], ["auditor", "oversight"])
+    board = Caller(tenant="board")
+    assert audit.chain_state(engine, board).checkpoint is None  # none signed yet
+    signed = audit.checkpoint(engine, Caller())
+    state = audit.chain_state(engine, board)
+    assert state.checkpoint["seq"] == signed["seq"] and state.not_extended is None and state.verified.ok
+    recorded = rows(engine, "SELECT details FROM audit_log WHERE operation = 'audit_read' ORDER BY seq DESC LIMIT 1")
+    assert '"extends_checkpoint":true' in recorded[0][0]
+
+    # A checkpoint stored by someone holding another key: not the installation's, so not trusted.
+    intruder = Facegate(settings.model_copy(update={"audit_signing_key": theirs}), clock=lambda: START)
+    audit.checkpoint(intruder, Caller())
+    state = audit.chain_state(engine, board)
+    assert state.not_extended is not None and state.not_extended[1] == "checkpoint_invalid"
+    assert "another key" in state.not_extended[2]
+
+    # The intruder's checkpoint removed again, and the log cut back before the real one: truncated.
+    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
+        db.execute("DELETE FROM audit_checkpoints WHERE checkpoint_id = (SELECT max(checkpoint_id) FROM audit_checkpoints)")
+        db.execute("DELETE FROM audit_log WHERE seq >= ?", (signed["seq"] - 1,))
+        db.execute("UPDATE audit_head SET seq = ?, entry_hash = (SELECT entry_hash FROM audit_log WHERE seq = ?)",
+                   (signed["seq"] - 2, signed["seq"] - 2))
+    state = audit.chain_state(engine, board)
+    assert state.not_extended is not None and state.not_extended[:2] == (signed["seq"] - 1, "truncated")

@@ -33,7 +33,9 @@ from tests.service.browser import axe_source, axe_violations, chromium, navigate
 from tests.service.server import EXAMPLE_POLICY, LFW, Server, lfw, running_server
 
 GALLERY = "victims-ads"
+KEPT = "shelter-intake"  # keeps face thumbnails (opt-in); GALLERY does not
 CASES = ("CASE-2026-0117", "CASE-2026-0118")
+KEPT_CASE = "CASE-2026-0119"
 TENANTS = (
     ("hope-ngo", "nonprofit", "victim_identification", "operator,reviewer"),
     ("metro-police", "law_enforcement", "criminal_investigation,victim_identification", "operator"),
@@ -81,6 +83,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
             for case, (person, n) in zip(CASES, (("Tony_Blair", 3), ("Colin_Powell", 2)), strict=True):
                 found = ngo.search(GALLERY, lfw(person, n), purpose="victim_identification", case_reference=case)
                 assert found["matches"]
+            assert ngo.create_collection(KEPT, keep_thumbnails=True)["keep_thumbnails"] is True
+            for person in ("Tony_Blair", "Colin_Powell"):
+                ngo.index_faces(KEPT, lfw(person, 1), subject=person.lower(), purpose="victim_identification",
+                                case_reference=KEPT_CASE)
         with running.client(running.keys["metro-police"]) as police:
             with pytest.raises(FacegateHTTPError, match="MORATORIUM"):
                 police.search(GALLERY, lfw("Tony_Blair", 3), purpose="criminal_investigation", case_reference="PD-9")
@@ -464,3 +470,54 @@ def test_four_eyes_review_compares_key_holders(server: Server, browser: webdrive
     assert shown and all(r.find_elements(By.TAG_NAME, "td")[3].text == "alice" for r in shown)
     seqs = {int(r.find_element(By.TAG_NAME, "a").text) for r in shown}
     assert {e["seq"] for e in refused} <= seqs and not {e["seq"] for e in accepted} & seqs
+
+
+def test_review_shows_probe_and_candidate_side_by_side(server: Server, browser: webdriver.Chrome, axe: str,
+                                                       shots: Path) -> None:
+    plain_case = "CASE-2026-0120"
+    with server.client(server.keys["hope-ngo"]) as ngo:  # leads of its own: no other test decides them
+        for collection, case, (person, n) in ((KEPT, KEPT_CASE, ("Tony_Blair", 3)),
+                                              (GALLERY, plain_case, ("Colin_Powell", 2))):
+            assert ngo.search(collection, lfw(person, n), purpose="victim_identification", case_reference=case)["matches"]
+        with pytest.raises(FacegateHTTPError) as loose:  # the opt-in is a JSON true, nothing else
+            ngo.request("POST", "/v1/collections", json={"collection_id": "maybe", "keep_thumbnails": "yes"})
+        assert loose.value.status == 422
+    leads = server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]
+    kept = next(r for r in leads if r["case_reference"] == KEPT_CASE)["review_id"]
+    plain = next(r for r in leads if r["case_reference"] == plain_case)["review_id"]
+    sign_in(browser, server, "hope-ngo-reviewer", "/console/review")
+    row = browser.find_element(By.ID, f"lead-{kept}")
+    images = row.find_elements(By.CSS_SELECTOR, "img.face")
+    assert [i.get_attribute("src").removeprefix(server.url) for i in images] == [
+        f"/console/review/{kept}/probe.jpg", f"/console/review/{kept}/candidate.jpg"]
+    alts = [i.get_attribute("alt") for i in images]
+    assert alts[0].startswith("Probe: the face searched for in case " + KEPT_CASE)
+    assert alts[1].startswith("Candidate: enrolled face") and "tony_blair" in alts[1]
+    sizes = [browser.execute_script("return [arguments[0].complete, arguments[0].naturalWidth, arguments[0].naturalHeight]",
+                                    i) for i in images]
+    assert all(done and max(w, h) == 112 for done, w, h in sizes), sizes  # decoded by the browser
+    plain_row = browser.find_element(By.ID, f"lead-{plain}")  # a collection without the opt-in
+    assert not plain_row.find_elements(By.TAG_NAME, "img") and "not kept" in plain_row.text
+    check_page(browser, axe, shots, "review-thumbnails")
+    with session_client(browser, server) as web:
+        for which in ("probe", "candidate"):
+            got = web.get(f"/console/review/{kept}/{which}.jpg")
+            assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+            assert got.headers["cache-control"] == "no-store" and got.content[:2] == b"\xff\xd8"
+        assert web.get(f"/console/review/{plain}/probe.jpg").status_code == 404  # nothing kept
+        assert web.get(f"/console/review/{kept}/template.jpg").status_code == 422
+    shown = [e for e in audit_rows(server, "review") if f'"review_id":{kept}' in str(e["details"])
+             and '"action":"review_thumbnail"' in str(e["details"])]
+    assert len(shown) >= 4 and {e["tenant"] for e in shown} == {"hope-ngo"}  # each look is recorded
+    # Another tenant's reviewer, a role that may not review, and no session at all: refused.
+    sign_in(browser, server, "watch-ngo", "/console/review")
+    with session_client(browser, server) as web:
+        refused = web.get(f"/console/review/{kept}/probe.jpg")
+        assert refused.status_code == 404 and "REVIEW_NOT_FOUND" in refused.text
+        assert refused.headers["cache-control"] == "no-store"
+    sign_in(browser, server, "board")
+    with session_client(browser, server) as web:
+        refused = web.get(f"/console/review/{kept}/candidate.jpg")
+        assert refused.status_code == 403 and "ROLE_REQUIRED" in refused.text
+    with httpx.Client(base_url=server.url) as anonymous:
+        assert anonymous.get(f"/console/review/{kept}/probe.jpg").status_code == 303

@@ -28,15 +28,20 @@ def collection() -> None:
 @click.option("--description", default="", help="What the collection holds and why.")
 @click.option("--retention-days", type=click.IntRange(min=1), default=None,
               help="Erase faces this many days after enrolment (`facegate retention apply`).")
+@click.option("--keep-thumbnails", is_flag=True, default=False,
+              help="Keep a small sealed face crop per face, and the probe's with each lead, for reviewers "
+                   "(biometric data: see docs/governance.md).")
 @caller_options
 @engine_options
 @json_option
 @handles_errors
-def collection_create(name: str, description: str, retention_days: int | None, data_dir: Path | None,
-                      policy: Path | None, as_json: bool, **who: str | None) -> None:
+def collection_create(name: str, description: str, retention_days: int | None, keep_thumbnails: bool,
+                      data_dir: Path | None, policy: Path | None, as_json: bool, **who: str | None) -> None:
     """Create an empty collection bound to the current model."""
     engine = build_engine(data_dir, policy)
-    info = collections.create_collection(engine, make_caller(**who), name, description, retention_days).value
+    info = collections.create_collection(
+        engine, make_caller(**who), name, description, retention_days, keep_thumbnails=keep_thumbnails
+    ).value
     emit(as_json, collections.info_dict(info), lambda: stdout.print(f"created collection {info.collection_id} ({info.template_id})"))
 
 

@@ -82,8 +82,9 @@ def _review(row: ReviewRow) -> Review:
     )  # fmt: skip
 
 
-def open_reviews(session: Session, audit_seq: int) -> list[Review]:
-    """Pending leads for each result of the allowed audit entry `audit_seq` (caller's transaction)."""
+def open_reviews(session: Session, audit_seq: int, probe_thumbnail: bytes | None = None) -> list[Review]:
+    """Pending leads for each result of the allowed audit entry `audit_seq` (caller's
+    transaction), each keeping `probe_thumbnail` (the probe's sealed crop) when given."""
     entry = session.get(AuditLogRow, audit_seq)
     if entry is None:
         raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {audit_seq}", audit_seq=audit_seq)
@@ -99,7 +100,7 @@ def open_reviews(session: Session, audit_seq: int) -> list[Review]:
             case_reference=entry.case_reference, face_id=r["face_id"], subject=r["subject"],
             similarity=float(r["similarity"]), status="pending",
             created_at=datetime.fromisoformat(entry.time), note="", probe_sha256=entry.probe_sha256,
-            searcher_key_id=entry.key_id, searcher_holder=entry.key_holder,
+            searcher_key_id=entry.key_id, searcher_holder=entry.key_holder, probe_thumbnail=probe_thumbnail,
         )
         for r in json.loads(entry.results)
         if r["face_id"] not in already_led

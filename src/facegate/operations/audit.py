@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,7 +41,13 @@ from facegate.governance import (
 )
 from facegate.governance.audit import head as chain_head
 from facegate.governance.audit_verify import last_checkpoint
-from facegate.governance.checkpoints import create_checkpoint, extension_finding, inclusion_proof
+from facegate.governance.checkpoints import (
+    Finding,
+    create_checkpoint,
+    extension_finding,
+    inclusion_proof,
+    public_key_text,
+)
 
 
 def scope(record: AuditEntry) -> str | None:
@@ -78,6 +84,59 @@ def verify_chain(
             details["checkpoint_seq"] = checkpoint.get("seq")
         _record_if_possible(session, record.with_details(**details))
         return result
+
+    return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+
+
+# Kinds of `verify` that are about the last stored checkpoint rather than one entry.
+_CHECKPOINT_KINDS = frozenset({"wiped", "truncated", "rewritten", "checkpoint"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """The chain as `verify` found it, the latest signed checkpoint stored in the catalog
+    (None: none was signed), and why the log does not extend that checkpoint (None: it does)."""
+
+    verified: VerifyResult
+    checkpoint: dict[str, Any] | None
+    not_extended: Finding | None
+
+
+def _not_extended(session: Session, result: VerifyResult, document: dict[str, Any], pinned: str | None) -> Finding | None:
+    """Does the log extend `document`? As `audit verify --checkpoint` decides it, and a break at
+    or before the checkpoint's last entry means it does not either."""
+    seq = document.get("seq")
+    if result.kind in _CHECKPOINT_KINDS:
+        return result.first_bad_entry, str(result.kind), str(result.problem)
+    if not result.ok and result.first_bad_entry is not None and (not isinstance(seq, int) or result.first_bad_entry <= seq):
+        return result.first_bad_entry, str(result.kind), str(result.problem)
+    try:
+        return extension_finding(session, document, result.entries, pinned)
+    except FacegateError as exc:
+        if exc.code is not ErrorCode.AUDIT_CHAIN_BROKEN:
+            raise
+        return None, "missing", exc.message
+
+
+def chain_state(engine: Facegate, caller: Caller) -> ChainState:
+    """Verify the chain and whether it extends the latest stored checkpoint, in one recorded
+    read. With a signing key configured the checkpoint must be signed by it (a checkpoint row
+    replaced by one signed with an intruder's key does not count)."""
+    pinned = None if engine.signing_key is None else public_key_text(engine.signing_key.public_key())
+
+    def act(session: Session, record: AuditEntry) -> ChainState:
+        result = verify(session)
+        document = last_checkpoint(session)
+        finding = None if document is None else _not_extended(session, result, document, pinned)
+        summary = None if document is None else {
+            k: document.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")
+        }  # fmt: skip
+        _record_if_possible(session, record.with_details(
+            action="chain_state", verified_ok=result.ok, entries=result.entries, kind=result.kind,
+            checkpoint_seq=None if document is None else document.get("seq"),
+            extends_checkpoint=None if document is None else finding is None,
+        ))  # fmt: skip
+        return ChainState(result, summary, finding)
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
 

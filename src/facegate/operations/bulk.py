@@ -24,7 +24,7 @@ from facegate.engine import Facegate
 from facegate.errors import ITEM_CODES, ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, PolicyDenied
-from facegate.operations.faces import DEFAULT_QUALITY_FILTER, index_analysed
+from facegate.operations.faces import DEFAULT_QUALITY_FILTER, index_analysed, keeps_thumbnails
 from facegate.store import faces as store_faces
 from facegate.store.catalog import get_collection
 from facegate.vision.parallel import FileResult, analyze_files
@@ -139,7 +139,8 @@ def index_manifest(
     total = len(rows)
     if progress is not None:
         progress(len(done), total)
-    results = analyze_files([r.path for r in todo], engine.config, workers or engine.settings.workers)
+    results = analyze_files([r.path for r in todo], engine.config, workers or engine.settings.workers,
+                            thumbnails=keeps_thumbnails(engine, collection_id))
     try:
         for count, (row, result) in enumerate(zip(todo, results), start=1):
             _commit_one(engine, caller, collection_id, row, result, report, max_faces, quality_filter, index_unlabelled)

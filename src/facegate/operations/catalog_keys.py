@@ -47,11 +47,13 @@ def rekey(
 
     engine.gate.run_recorded(caller, Operation.CATALOG_REKEY, start)
     resealed = rekey_store.reseal_all(engine.sessions, old, new, progress)
+    thumbnails = rekey_store.reseal_thumbnails(engine.sessions, old, new)  # sealed like templates
 
     def finish(session: Session, entry: AuditEntry) -> RekeyReport:
         states = rekey_store.finish(session, new)
         entry = entry.with_details(phase="finish", from_key=old.fingerprint, to_key=new.fingerprint,
-                                   resealed=resealed, templates=sum(states.values()))
+                                   resealed=resealed, templates=sum(states.values()),
+                                   **({"thumbnails_resealed": thumbnails} if thumbnails else {}))
         seq = append_entry(session, entry).seq
         for collection in list_collections(session):  # saved indexes of a plain catalog hold plain vectors
             delete_index_files(engine.vectors.directory, collection.collection_id)

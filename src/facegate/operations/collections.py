@@ -28,17 +28,19 @@ def tenant_name(caller: Caller) -> str:
 
 
 def create_collection(
-    engine: Facegate, caller: Caller, collection_id: str, description: str = "", retention_days: int | None = None
+    engine: Facegate, caller: Caller, collection_id: str, description: str = "", retention_days: int | None = None,
+    keep_thumbnails: bool = False,
 ) -> Gated[CollectionInfo]:
     """A new, empty collection bound to this engine's template space (`retention_days`:
-    faces older than that are erased by `facegate retention apply`)."""
+    faces older than that are erased by `facegate retention apply`; `keep_thumbnails`: each
+    face keeps a small sealed crop for reviewers, see docs/governance.md)."""
     return engine.gate.run(
         caller, Operation.CREATE_COLLECTION, collection_id=collection_id,
         commit=lambda session, _d, _p: Outcome(catalog.create_collection(
             session, collection_id=collection_id, description=description, model_id=engine.model_id,
             template_id=engine.space.template_id, dimension=engine.space.dimension, now=engine.now(),
-            owner=tenant_name(caller), retention_days=retention_days,
-        ), details={"owner": tenant_name(caller)}),
+            owner=tenant_name(caller), retention_days=retention_days, keep_thumbnails=keep_thumbnails,
+        ), details={"owner": tenant_name(caller), **({"keep_thumbnails": True} if keep_thumbnails else {})}),
     )
 
 
@@ -143,4 +145,5 @@ def info_dict(info: CollectionInfo) -> dict[str, object]:
         "created_at": info.created_at.isoformat(),
         "owner": info.owner,
         "retention_days": info.retention_days,
+        "keep_thumbnails": info.keep_thumbnails,
     }

@@ -49,6 +49,7 @@ from facegate.governance.console_sessions import (
 )
 from facegate.governance.decision import Promise, bias_audit_problem, purpose_promise
 from facegate.governance.keys import key_holder
+from facegate.governance.review_thumbnails import lead_thumbnails
 from facegate.operations.admin import policy_check
 from facegate.operations.audit import scope
 
@@ -156,6 +157,39 @@ def decided_reviews(engine: Facegate, caller: Caller, limit: int = 100) -> list[
         return list(reversed(newest))
 
     return _read(engine, caller, Operation.REVIEW, read, action="review_history")
+
+
+THUMBNAILS = ("probe", "candidate")
+
+
+def thumbnails_shown(engine: Facegate, caller: Caller, review_ids: list[int]) -> dict[int, tuple[bool, bool]]:
+    """For each of the caller's tenant's leads: is a probe and a candidate thumbnail kept?"""
+    tenant = caller.tenant or "local"
+
+    def read(session):  # type: ignore[no-untyped-def]
+        found = {i: lead_thumbnails(session, tenant=tenant, review_id=i) for i in review_ids}
+        return {i: (t.probe is not None, t.candidate is not None) for i, t in found.items()}
+
+    return _read(engine, caller, Operation.REVIEW, read, action="review_thumbnails", review_ids=review_ids)
+
+
+def thumbnail(engine: Facegate, caller: Caller, review_id: int, which: str) -> bytes:
+    """The JPEG of a lead's probe or candidate face for its reviewer (a recorded look at
+    biometric data); NOT_FOUND where none is kept."""
+    if which not in THUMBNAILS:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "a thumbnail is probe or candidate", field="which")
+    tenant = caller.tenant or "local"
+
+    def read(session):  # type: ignore[no-untyped-def]
+        kept = lead_thumbnails(session, tenant=tenant, review_id=review_id)
+        sealed = kept.probe if which == "probe" else kept.candidate
+        if sealed is None:
+            raise FacegateError(ErrorCode.NOT_FOUND, f"no {which} thumbnail is kept for lead {review_id}")
+        return sealed
+
+    sealed = _read(engine, caller, Operation.REVIEW, read, action="review_thumbnail", review_id=review_id,
+                   thumbnail=which)
+    return engine.codec.open_thumbnail(sealed)
 
 
 def purpose_requests(engine: Facegate, caller: Caller) -> list[ApprovalInfo]:

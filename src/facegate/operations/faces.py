@@ -16,7 +16,7 @@ from facegate.operations.scoring import stored_offsets
 from facegate.governance import Operation
 from facegate.store import faces as store_faces
 from facegate.store import subjects as store_subjects
-from facegate.store.catalog import Page
+from facegate.store.catalog import Page, get_collection
 from facegate.store.faces import FaceDeletion, StoredFace
 from facegate.store.subjects import Association, Erasure, SubjectInfo
 from facegate.vision.quality import passes
@@ -118,10 +118,18 @@ def index_faces(
 
     With a `subject`, only the subject's face is labelled (see `index_analysed`)."""
     return index_analysed(
-        engine, caller, collection_id, hashlib.sha256(image).hexdigest(), lambda: engine.analyze_sized(image),
+        engine, caller, collection_id, hashlib.sha256(image).hexdigest(),
+        lambda: engine.analyze_sized(image, thumbnails=keeps_thumbnails(engine, collection_id)),
         subject=subject, external_image_id=external_image_id, max_faces=max_faces,
         quality_filter=quality_filter, subject_box=subject_box, index_unlabelled=index_unlabelled,
     )
+
+
+def keeps_thumbnails(engine: Facegate, collection_id: str) -> bool:
+    """Whether faces of this collection keep a thumbnail (asked after the gate admitted the
+    caller; the commit checks the collection again before storing any)."""
+    with engine.sessions() as session:
+        return get_collection(session, collection_id=collection_id).keep_thumbnails
 
 
 def index_analysed(

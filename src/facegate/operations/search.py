@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -20,7 +21,8 @@ from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
 from facegate.governance.leads import LEAD_NOTICE, lead_fields
 from facegate.operations.scoring import Estimates, estimates, scored_search
-from facegate.store.catalog import ensure_template, get_collection
+from facegate.store.catalog import CollectionInfo, ensure_template, get_collection
+from facegate.store.faces import sealed_thumbnail
 from facegate.store.templates import templates_of
 from facegate.store.collection_indexes import FaceMatch
 from facegate.vision.types import Face
@@ -148,16 +150,19 @@ def threshold_of(engine: Facegate, decision: Decision) -> float:
     return _limits(engine, decision)[0]
 
 
-def bound_model(engine: Facegate, collection_id: str) -> None:
+def bound_model(engine: Facegate, collection_id: str) -> CollectionInfo:
     """Refuse a search of a collection whose templates another model or recipe made
-    (MODEL_MISMATCH): their similarities would mean nothing."""
+    (MODEL_MISMATCH): their similarities would mean nothing. The collection, else."""
     with engine.sessions.begin() as session:
-        ensure_template(get_collection(session, collection_id=collection_id), engine.template_id)
+        collection = get_collection(session, collection_id=collection_id)
+    ensure_template(collection, engine.template_id)
+    return collection
 
 
-def _outcome(result: SearchResult) -> Outcome[SearchResult]:
+def _outcome(result: SearchResult, probe_thumbnail: bytes | None = None) -> Outcome[SearchResult]:
     refs = [MatchRef(h.face_id, h.subject, h.similarity) for h in result.matches]
-    return Outcome(result, results=refs, details={"subjects": [s.subject for s in result.subjects]})
+    return Outcome(result, results=refs, details={"subjects": [s.subject for s in result.subjects]},
+                   probe_thumbnail=probe_thumbnail)
 
 
 def search_image(
@@ -167,8 +172,9 @@ def search_image(
     digest = hashlib.sha256(image).hexdigest()
 
     def prepare(decision: Decision) -> SearchResult:
-        bound_model(engine, collection_id)  # an unknown or foreign collection costs no analysis
-        faces = engine.analyze(image, max_faces=1)
+        collection = bound_model(engine, collection_id)  # an unknown or foreign collection costs no analysis
+        # The probe's crop goes with the leads of a collection that keeps thumbnails, nowhere else.
+        faces = engine.analyze(image, max_faces=1, thumbnails=collection.keep_thumbnails and decision.review_required)
         if not faces:
             raise FacegateError(ErrorCode.NO_FACE, "no face found in the probe image")
         probe = faces[0]
@@ -178,8 +184,14 @@ def search_image(
 
     return engine.gate.run(
         caller, Operation.SEARCH_IMAGE, collection_id=collection_id, limits=limits, probe_sha256=digest,
-        prepare=prepare, commit=lambda _s, _d, result: _outcome(result),
+        prepare=prepare, commit=lambda _s, _d, result: _outcome(result, _sealed_probe(engine, result)),
     )
+
+
+def _sealed_probe(engine: Facegate, result: SearchResult) -> bytes | None:
+    """The probe's thumbnail as the leads keep it (sealed like templates), if one was made."""
+    crop = None if result.searched_face is None else result.searched_face.thumbnail
+    return None if crop is None else engine.codec.seal_thumbnail(crop)
 
 
 def _search_enrolled(
@@ -206,10 +218,15 @@ def search_face(
     engine: Facegate, caller: Caller, collection_id: str, face_id: str, limits: Limits = Limits()
 ) -> Gated[SearchResult]:
     """Search with the template of an enrolled face; the face itself is not a result."""
+    def commit(session: Session, _d: Decision, result: SearchResult) -> Outcome[SearchResult]:
+        # The probe is an enrolled face: its own kept thumbnail (already sealed) goes with the leads.
+        kept = sealed_thumbnail(session, face_id) if result.review_required else None
+        return _outcome(result, None if kept is None else kept[1])
+
     return engine.gate.run(
         caller, Operation.SEARCH_FACE, collection_id=collection_id, limits=limits,
         prepare=lambda decision: _search_enrolled(engine, collection_id, decision, face_ids=[face_id]),
-        commit=lambda _s, _d, result: _outcome(result),
+        commit=commit,
     )
 
 

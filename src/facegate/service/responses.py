@@ -62,6 +62,9 @@ class CollectionOut(BaseModel):
     created_at: str
     owner: str = Field(description="The tenant the collection belongs to.")
     retention_days: int | None = Field(default=None, description="Faces older than this are erased.")
+    keep_thumbnails: bool = Field(
+        default=False, description="Each face keeps a small sealed crop for reviewers (opt-in, biometric data)."
+    )
 
 
 class CollectionStatsOut(CollectionOut):

@@ -85,6 +85,11 @@ class CreateCollectionRequest(Purposeful):
     retention_days: int | None = Field(
         default=None, ge=1, le=36500, description="Erase faces this many days after enrolment."
     )
+    keep_thumbnails: bool = Field(
+        default=False, strict=True,
+        description="Keep a small face crop (JPEG, sealed with the template key) per face, and the probe's "
+                    "with each lead, for reviewers. Biometric data, erased with the face.",
+    )
 
 
 class BoxIn(Strict):

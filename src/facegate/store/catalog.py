@@ -46,6 +46,7 @@ class CollectionInfo:
     created_at: datetime
     owner: str = "local"  # the tenant that created it
     retention_days: int | None = None  # faces older than this are erased by retention
+    keep_thumbnails: bool = False  # each face keeps a sealed crop for reviewers (opt-in)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ def _info(row: CollectionRow) -> CollectionInfo:
         as_utc(row.created_at),
         row.owner or "local",
         row.retention_days,
+        bool(row.keep_thumbnails),
     )
 
 
@@ -157,6 +159,7 @@ def create_collection(
     description: str = "",
     owner: str = "local",
     retention_days: int | None = None,
+    keep_thumbnails: bool = False,
 ) -> CollectionInfo:
     validate_name(collection_id, "collection_id")
     if dimension < 1:
@@ -178,6 +181,7 @@ def create_collection(
         created_at=as_utc(now),
         owner=owner,
         retention_days=retention_days,
+        keep_thumbnails=keep_thumbnails,
     )
     session.add(row)
     session.flush()

@@ -28,6 +28,7 @@ KEY_BYTES = 32
 KEY_ID_BYTES = 8
 NONCE_BYTES = 12
 HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_BYTES
+_THUMBNAIL = b"thumbnail"  # authenticated with a thumbnail's header: what the blob is
 
 
 PLAINTEXT = "none"  # the fingerprint of "no key": templates stored as plain floats
@@ -82,39 +83,52 @@ class TemplateCodec:
             raise FacegateError(
                 ErrorCode.INVALID_ARGUMENT, "a template is a 1-D vector of finite numbers"
             )
-        raw = plain.tobytes()
-        if self._aead is None:
-            return raw
-        header = MAGIC + self._key_id + os.urandom(NONCE_BYTES)
-        return header + self._aead.encrypt(header[-NONCE_BYTES:], raw, header)
+        return self._seal(plain.tobytes(), b"")
 
     def decode(self, blob: bytes) -> np.ndarray:
         """The float32 template of a stored blob, or a refusal that says what is wrong."""
+        return np.frombuffer(self._open(blob, b"", "template"), dtype=np.float32).copy()
+
+    def seal_thumbnail(self, jpeg: bytes) -> bytes:
+        """A face thumbnail as stored: sealed exactly as templates are when a key is configured
+        (bound to its kind, so a sealed thumbnail never opens as a template or back)."""
+        return self._seal(jpeg, _THUMBNAIL)
+
+    def open_thumbnail(self, blob: bytes) -> bytes:
+        """The JPEG bytes of a stored thumbnail, or the refusal `decode` would give."""
+        return self._open(blob, _THUMBNAIL, "thumbnail")
+
+    def _seal(self, raw: bytes, kind: bytes) -> bytes:
+        if self._aead is None:
+            return raw
+        header = MAGIC + self._key_id + os.urandom(NONCE_BYTES)
+        return header + self._aead.encrypt(header[-NONCE_BYTES:], raw, header + kind)
+
+    def _open(self, blob: bytes, kind: bytes, what: str) -> bytes:
         sealed = blob[: len(MAGIC)] == MAGIC
         if not sealed:
             if self._aead is not None:
                 raise FacegateError(
                     ErrorCode.TEMPLATE_KEY_MISMATCH,
-                    "a template is stored unencrypted but a template key is configured; "
+                    f"a {what} is stored unencrypted but a template key is configured; "
                     "re-encrypt the catalog or remove the key",
                 )
-            return np.frombuffer(blob, dtype=np.float32).copy()
+            return blob
         if self._aead is None:
             raise FacegateError(
                 ErrorCode.TEMPLATE_KEY_MISMATCH,
-                "templates are encrypted but no template key is configured",
+                f"{what}s are encrypted but no template key is configured",
             )
         header = blob[:HEADER_BYTES]
         if len(blob) > HEADER_BYTES and header[len(MAGIC) : -NONCE_BYTES] != self._key_id:
             raise FacegateError(
                 ErrorCode.TEMPLATE_KEY_MISMATCH,
-                "a template was encrypted with another key than the one configured",
+                f"a {what} was encrypted with another key than the one configured",
             )
         try:
-            raw = self._aead.decrypt(header[-NONCE_BYTES:], blob[HEADER_BYTES:], header)
+            return self._aead.decrypt(header[-NONCE_BYTES:], blob[HEADER_BYTES:], header + kind)
         except InvalidTag as exc:
             raise FacegateError(
                 ErrorCode.TEMPLATE_KEY_MISMATCH,
-                "a stored template failed authentication: it was altered after encryption",
+                f"a stored {what} failed authentication: it was altered after encryption",
             ) from exc
-        return np.frombuffer(raw, dtype=np.float32).copy()

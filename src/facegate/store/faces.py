@@ -83,9 +83,9 @@ class FaceDeletion:
     unknown: list[str]
 
 
-# Every column but the template, as plain rows rather than ORM objects: turning a search's
-# hits into faces is on the hot path, and a template must never ride along by accident.
-_COLUMNS = [column for column in FaceRow.__table__.columns if column.name != "template"]
+# Every column but the template and the thumbnail, as plain rows rather than ORM objects:
+# turning a search's hits into faces is on the hot path, and neither must ride along by accident.
+_COLUMNS = [column for column in FaceRow.__table__.columns if column.name not in ("template", "thumbnail")]
 
 
 def _faces_query() -> Select[Any]:
@@ -197,6 +197,8 @@ def add_faces(
             score_offset=None if score_offsets is None else float(score_offsets[i]),
             image_width=image_size[0] if image_size else None,
             image_height=image_size[1] if image_size else None,
+            thumbnail=codec.seal_thumbnail(face.thumbnail)
+            if collection.keep_thumbnails and face.thumbnail is not None else None,
         )
         for i, face in enumerate(faces)
     ]
@@ -268,6 +270,12 @@ def faces_by_row_ids(
         for row in session.execute(query):
             found[row.row_id] = _stored(row, row.subject_id)
     return found
+
+
+def sealed_thumbnail(session: Session, face_id: str) -> tuple[str, bytes | None] | None:
+    """(collection id, sealed thumbnail or None) of a face, or None when no such face exists."""
+    row = session.execute(select(FaceRow.collection_id, FaceRow.thumbnail).where(FaceRow.face_id == face_id)).first()
+    return None if row is None else (row.collection_id, row.thumbnail)
 
 
 def delete_face_rows(session: Session, collection_id: str, row_ids: Sequence[int]) -> None:

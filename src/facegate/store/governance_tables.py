@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -183,6 +184,9 @@ class ReviewRow(Base):
     searcher_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
     reviewer_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reviewer_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The probe's face crop (sealed like templates), where the searched collection keeps
+    # thumbnails: shown to the reviewer beside the candidate, purged with the lead.
+    probe_thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
 
 class BiasAuditRow(Base):

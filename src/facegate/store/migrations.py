@@ -64,7 +64,7 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
 # Step numbers are reserved per line of work so that parallel branches never collide:
 # 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
 # 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video,
-# 9 oversight console.
+# 9 oversight console, 10 face thumbnails (console review).
 # Steps are applied in version order; a gap is harmless.
 def _tenant_boundaries(conn: Connection) -> None:
     """Collections get an owner (existing ones: the local operator) and grants; keys name
@@ -119,6 +119,13 @@ def _video_jobs(conn: Connection) -> None:
     add_missing_columns(conn, "video_jobs")
 
 
+def _thumbnails(conn: Connection) -> None:
+    """Step 10: opt-in face thumbnails: the collection's choice (off for existing ones), the
+    face's sealed crop, and the probe's with a lead."""
+    for table in ("collections", "faces", "reviews"):
+        add_missing_columns(conn, table)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
@@ -129,6 +136,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
     Migration(8, "video-search jobs", _video_jobs),
     Migration(9, "console sessions", create_missing_tables),
+    Migration(10, "face thumbnails kept by collections that opt in", _thumbnails),
 )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from facegate.errors import ErrorCode, FacegateError
 from facegate.store.catalog_meta import REKEY_TARGET, TEMPLATE_KEY, read_setting, write_setting
 from facegate.store.crypto import TemplateCodec, fingerprint_of_key_id, sealed_key_id
+from facegate.store.governance_tables import ReviewRow
 from facegate.store.tables import FaceRow
 from facegate.store.template_key import template_states
 
@@ -81,6 +82,42 @@ def _open(old: TemplateCodec, blob: bytes) -> np.ndarray:
         ErrorCode.TEMPLATE_KEY_MISMATCH,
         f"a template is sealed with {fingerprint_of_key_id(key_id)}, neither the key in use nor the new one: "
         "it cannot be re-sealed without that key",
+    )
+
+
+def reseal_thumbnails(sessions: sessionmaker[Session], old: TemplateCodec, new: TemplateCodec) -> int:
+    """Re-seal kept face thumbnails and leads' probe crops as templates are (same batches,
+    same resumption: a blob already under `new` is skipped); how many."""
+    resealed = 0
+    for key, column in ((FaceRow.row_id, FaceRow.thumbnail), (ReviewRow.review_id, ReviewRow.probe_thumbnail)):
+        after = 0
+        while True:
+            with sessions.begin() as session:
+                rows = session.execute(
+                    select(key, column).where(key > after, column.is_not(None)).order_by(key).limit(BATCH)
+                ).all()
+                for row_id, blob in rows:
+                    if new.seals(blob):
+                        continue
+                    session.execute(update(key.class_).where(key == row_id).values(
+                        {column.key: new.seal_thumbnail(_open_thumbnail(old, blob))}
+                    ))
+                    resealed += 1
+            if not rows:
+                break
+            after = rows[-1][0]
+    return resealed
+
+
+def _open_thumbnail(old: TemplateCodec, blob: bytes) -> bytes:
+    key_id = sealed_key_id(blob)
+    if key_id is None:
+        return _PLAIN.open_thumbnail(blob)
+    if old.seals(blob):
+        return old.open_thumbnail(blob)
+    raise FacegateError(
+        ErrorCode.TEMPLATE_KEY_MISMATCH,
+        f"a thumbnail is sealed with {fingerprint_of_key_id(key_id)}, neither the key in use nor the new one",
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +41,9 @@ class CollectionRow(Base):
     # The tenant that created it ("local": the CLI's local operator, and every collection
     # made before collections had owners). Nullable only so the migration can add it.
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Opt-in: each face keeps a small sealed JPEG crop for reviewers (and searches keep the
+    # probe's with their leads). Off for every collection made before it existed.
+    keep_thumbnails: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class CollectionGrantRow(Base):
@@ -105,6 +110,9 @@ class FaceRow(Base):
     # Size of the (EXIF-rotated) image the face came from; unknown for faces enrolled before.
     image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The face's thumbnail (JPEG, sealed like the template) where the collection keeps them;
+    # deferred, so that no query loads one unless it asks for it.
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
 
 class FaceChangeRow(Base):

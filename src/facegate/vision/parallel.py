@@ -23,6 +23,7 @@ from pathlib import Path
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision.image import read_image_file
 from facegate.vision.pipeline import Pipeline, PipelineConfig, Prepared
+from facegate.vision.thumbnail import face_thumbnail
 from facegate.vision.types import Face
 
 PipelineFactory = Callable[[PipelineConfig], Pipeline]
@@ -51,31 +52,40 @@ def _init(config: PipelineConfig, factory: PipelineFactory) -> None:
 
 
 def analyze_inline(
-    pipeline: Pipeline, paths: Sequence[Path], max_faces: int | None = None, central: bool = False
+    pipeline: Pipeline, paths: Sequence[Path], max_faces: int | None = None, central: bool = False,
+    thumbnails: bool = False,
 ) -> Iterator[FileResult]:
     """`analyze_files` in this process, with a pipeline the caller already holds."""
     for i in range(0, len(paths), BATCH):
-        yield from analyze_batch(pipeline, paths[i : i + BATCH], max_faces, central)
+        yield from analyze_batch(pipeline, paths[i : i + BATCH], max_faces, central, thumbnails)
 
 
 def analyze_batch(
-    pipeline: Pipeline, paths: Sequence[Path], max_faces: int | None = None, central: bool = False
+    pipeline: Pipeline, paths: Sequence[Path], max_faces: int | None = None, central: bool = False,
+    thumbnails: bool = False,
 ) -> list[FileResult]:
     """Analyse files, embedding all their faces in one batch; refusals are returned.
 
-    `max_faces` and `central` choose the faces analysed, as in `Pipeline.prepare`.
+    `max_faces` and `central` choose the faces analysed, as in `Pipeline.prepare`; with
+    `thumbnails` each face gets its crop from the decoded image (a collection that keeps them).
     """
     prepared: dict[int, tuple[Prepared, str, tuple[int, int]]] = {}
+    crops: dict[int, list[bytes | None]] = {}
     refused: dict[int, FacegateError] = {}
     for i, path in enumerate(paths):
         try:
             data = read_image_file(path, pipeline.config.limits)
             image = pipeline.decode(data)
             size = (int(image.shape[1]), int(image.shape[0]))
-            prepared[i] = pipeline.prepare(image, max_faces, central), hashlib.sha256(data).hexdigest(), size
+            found = pipeline.prepare(image, max_faces, central)
+            prepared[i] = found, hashlib.sha256(data).hexdigest(), size
+            crops[i] = [face_thumbnail(image, b) if thumbnails else None for b in found.boxes]
         except FacegateError as exc:
             refused[i] = exc
-    faces = dict(zip(prepared, pipeline.finish([p for p, _, _ in prepared.values()])))
+    faces = {
+        i: [replace(face, thumbnail=crop) for face, crop in zip(analysed, crops[i], strict=True)]
+        for i, analysed in zip(prepared, pipeline.finish([p for p, _, _ in prepared.values()]))
+    }
     return [
         FileResult(path, faces[i], None, prepared[i][1], prepared[i][2]) if i in prepared
         else FileResult(path, [], refused[i], None)
@@ -90,6 +100,7 @@ def _help(
     results: mp.Queue,
     max_faces: int | None,
     central: bool,
+    thumbnails: bool = False,
 ) -> None:
     """A helper process: analyse batches from `tasks` until its stop sign (None).
 
@@ -108,7 +119,7 @@ def _help(
             return
         index, batch = task
         try:
-            results.put((index, analyze_batch(_worker, batch, max_faces, central)))
+            results.put((index, analyze_batch(_worker, batch, max_faces, central, thumbnails)))
         except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
             results.put((index, exc))
     results.cancel_join_thread()  # unread results must not keep an orphan from exiting
@@ -121,6 +132,7 @@ def analyze_files(
     max_faces: int | None = None,
     factory: PipelineFactory = Pipeline,
     central: bool = False,
+    thumbnails: bool = False,
 ) -> Iterator[FileResult]:
     """Yield one `FileResult` per path, in order, using `workers` processes (1 = inline).
 
@@ -130,7 +142,7 @@ def analyze_files(
     left to a process that only collects results.
     """
     if workers <= 1 or len(paths) <= BATCH:
-        yield from analyze_inline(factory(config), paths, max_faces, central)
+        yield from analyze_inline(factory(config), paths, max_faces, central, thumbnails)
         return
     ctx = mp.get_context("spawn")  # fork would copy half-initialised dlib and ONNX state
     tasks: mp.Queue = ctx.Queue()
@@ -141,7 +153,7 @@ def analyze_files(
     for _ in range(workers):
         tasks.put(None)  # one stop sign for each helper and one for this process
     helpers = [
-        ctx.Process(target=_help, args=(config, factory, tasks, results, max_faces, central), daemon=True)
+        ctx.Process(target=_help, args=(config, factory, tasks, results, max_faces, central, thumbnails), daemon=True)
         for _ in range(workers - 1)
     ]
     for helper in helpers:
@@ -155,7 +167,7 @@ def analyze_files(
                 yield from done.pop(next_out)
                 next_out += 1
             elif working and (task := tasks.get()) is not None:
-                done[task[0]] = analyze_batch(pipeline, task[1], max_faces, central)
+                done[task[0]] = analyze_batch(pipeline, task[1], max_faces, central, thumbnails)
                 _collect(results, done, helpers, wait=False)
             else:
                 working = False

@@ -28,6 +28,7 @@ from facegate.vision.image import ImageLimits, decode_image, decode_reduced, loa
 from facegate.vision.memory import give_back_memory
 from facegate.vision.quality import assess
 from facegate.vision.space import TemplateSpace
+from facegate.vision.thumbnail import face_thumbnail
 from facegate.vision.types import Box, Detection, Face
 
 
@@ -135,13 +136,16 @@ class Pipeline:
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, self.config.limits)
 
-    def analyze(self, data: bytes, max_faces: int | None = None) -> list[Face]:
-        """Faces in encoded image bytes, largest first."""
-        return self.analyze_sized(data, max_faces)[0]
+    def analyze(self, data: bytes, max_faces: int | None = None, thumbnails: bool = False) -> list[Face]:
+        """Faces in encoded image bytes, largest first (with `thumbnails`, each with its crop)."""
+        return self.analyze_sized(data, max_faces, thumbnails)[0]
 
-    def analyze_sized(self, data: bytes, max_faces: int | None = None) -> tuple[list[Face], tuple[int, int]]:
+    def analyze_sized(
+        self, data: bytes, max_faces: int | None = None, thumbnails: bool = False
+    ) -> tuple[list[Face], tuple[int, int]]:
         """Faces in encoded image bytes, largest first, and the photo's (width, height)
-        (enrolment tells a portrait's subject by the central face).
+        (enrolment tells a portrait's subject by the central face); with `thumbnails`, each
+        face with its thumbnail cut from the decoded image (a collection that keeps them).
 
         A photo over `limits.work_pixels` is decoded at that size (`decode_reduced`): boxes,
         landmarks and face sizes are mapped back to the photo's pixels, and the memory of
@@ -149,15 +153,20 @@ class Pipeline:
         image, factor = decode_reduced(data, self.config.limits)
         height, width = round(image.shape[0] * factor), round(image.shape[1] * factor)
         if factor == 1.0:
-            return self.faces(image, max_faces), (width, height)
+            faces = self.faces(image, max_faces)
+            if thumbnails:
+                faces = [replace(f, thumbnail=face_thumbnail(image, f.box)) for f in faces]
+            return faces, (width, height)
         try:
             prepared = self.prepare(image, max_faces)
+            crops = [face_thumbnail(image, b) if thumbnails else None for b in prepared.boxes]
             del image
-            return self.finish([replace(
+            faces = self.finish([replace(
                 prepared,
                 boxes=tuple(upscale_box(b, factor, width, height) for b in prepared.boxes),
                 points=tuple(tuple((round(x * factor), round(y * factor)) for x, y in p) for p in prepared.points),
-            )])[0], (width, height)
+            )])[0]
+            return [replace(f, thumbnail=crop) for f, crop in zip(faces, crops, strict=True)], (width, height)
         finally:
             give_back_memory()
 

@@ -81,6 +81,9 @@ class Face:
     landmarks: tuple[tuple[int, int], ...]  # 5 points: eye corners and nose base (dlib order)
     quality: Quality
     template: np.ndarray = field(repr=False)  # unit-length float32, the biometric template
+    # A small JPEG crop of the face (vision/thumbnail.py), made only when asked for: a
+    # collection that keeps thumbnails. Biometric data too: never shown in repr or to_dict.
+    thumbnail: bytes | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view without the template (templates are never shown or logged)."""

@@ -12,7 +12,7 @@ from facegate.governance import Operation, Review
 from facegate.operations import admin
 from facegate.operations import console as ops
 from facegate.service.console.auth import PREFIX, ConsoleRoute, UserDep, check_csrf, engine_of
-from facegate.service.console.render import page
+from facegate.service.console.render import HEADERS, page
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -26,8 +26,21 @@ def queue(request: Request, user: UserDep) -> Response:
         fmr = engine.calibration.estimated_fmr(lead.similarity)
         cases[(lead.purpose or "", lead.case_reference or "")].append((lead, fmr))
     history = ops.decided_reviews(engine, caller)
+    thumbs = ops.thumbnails_shown(engine, caller, [lead.review_id for lead in pending]) if pending else {}
     decided = request.query_params.get("decided")
-    return page(request, "review.html", user=user, cases=dict(cases), history=history, decided=decided)
+    return page(request, "review.html", user=user, cases=dict(cases), history=history, decided=decided,
+                thumbs=thumbs)
+
+
+@router.get("/review/{review_id}/{which}.jpg")
+def thumbnail(
+    request: Request, user: UserDep, review_id: Annotated[int, Path(ge=1, le=2**62)],
+    which: Literal["probe", "candidate"],
+) -> Response:
+    """A lead's probe or candidate face for the reviewer of its tenant: biometric data, so
+    the read is recorded and nothing may keep a copy (`Cache-Control: no-store`)."""
+    jpeg = ops.thumbnail(engine_of(request), user.caller(request.state.request_id), review_id, which)
+    return Response(jpeg, media_type="image/jpeg", headers=HEADERS)
 
 
 @router.post("/review/{review_id}")

@@ -49,16 +49,14 @@ def trail(
         since=_moment(since, "since"), until=_moment(until, "until"),
     )  # fmt: skip
     engine, caller = engine_of(request), user.caller(request.state.request_id)
-    chain = audit_ops.verify_chain(engine, caller)
+    state = audit_ops.chain_state(engine, caller)
     entries = ops.audit_trail(engine, caller, flt, before_seq=before, limit=PAGE_SIZE)
     older = entries[-1]["seq"] if len(entries) == PAGE_SIZE else None
     form = {"tenant": tenant, "key": key, "purpose": purpose, "case_reference": case_reference,
             "operation": operation, "decision": decision, "since": since, "until": until}
-    return page(request, "audit.html", user=user, entries=entries, chain=chain, form=form, older=older,
+    return page(request, "audit.html", user=user, entries=entries, chain=state.verified, form=form, older=older,
                 operations=[o.value for o in Operation], purposes=sorted(engine.policy.rules.purposes),
-                # The slot for the latest signed checkpoint (issue 12): its JSON document
-                # (seq, head, signed_at); whether the log extends it comes from `chain`.
-                checkpoint=None)
+                checkpoint=state.checkpoint, not_extended=state.not_extended)
 
 
 @router.get("/audit/{seq}")

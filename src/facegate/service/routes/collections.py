@@ -25,7 +25,8 @@ router = api_router("/v1/collections", "collections")
 def create_collection(body: CreateCollectionRequest, engine: EngineDep, tenant: TenantDep) -> dict[str, Any]:
     """Create an empty collection, bound to the template space of the model in use."""
     caller = tenant.caller(body.purpose, body.case_reference)
-    done = ops.create_collection(engine, caller, body.collection_id, body.description, body.retention_days)
+    done = ops.create_collection(engine, caller, body.collection_id, body.description, body.retention_days,
+                                 keep_thumbnails=body.keep_thumbnails)
     return {**ops.info_dict(done.value), "decision": done.decision.to_dict()}
 
 
