@@ -29,13 +29,15 @@ def print_table(
     if not rows:
         stdout.print(empty)
     else:
-        table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+        table = Table(header_style="bold", box=None, pad_edge=False)
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*("-" if v is None else str(v) for v in row))
         # Piped output is read by tools and people alike: never fold it into 80 columns.
         console = stdout if stdout.is_terminal else Console(file=stdout.file, width=1000, highlight=False)
+        if title:  # on its own line: a table folds its title into the table's width
+            console.print(title, soft_wrap=True)
         console.print(table)
     if next_token:
         stdout.print(f"next page: --next-token {next_token}")
