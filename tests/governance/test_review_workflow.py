@@ -20,12 +20,12 @@ Catalog = tuple[Engine, sessionmaker[Session]]
 LEADS = (MatchRef("face-1", "subject-a", 91.5), MatchRef("face-2", None, 86.25))
 
 
-def _search(when: str, *, case: str = "CASE-1", probe: str = "ab" * 32, holder: str | None = "alice",
-            results: tuple[MatchRef, ...] = LEADS) -> AuditEntry:
+def _search(when: str, *, case: str = "CASE-1", probe: str | None = "ab" * 32, holder: str | None = "alice",
+            results: tuple[MatchRef, ...] = LEADS, purpose: str = "victim_identification") -> AuditEntry:
     return AuditEntry(
         time=at(when), operation="search_image", decision="allow", rule="purpose:victim_identification",
         policy_version="sha256:test", tenant="polaris", key_id="00000000000000aa", sector="nonprofit",
-        purpose="victim_identification", case_reference=case, probe_sha256=probe, results=results,
+        purpose=purpose, case_reference=case, probe_sha256=probe, results=results,
         key_holder=holder,
     )
 
@@ -52,12 +52,25 @@ def test_a_repeated_search_opens_no_second_lead(catalog: Catalog) -> None:
         assert len(list_reviews(session, tenant="polaris", case_reference="CASE-1")) == 5
 
 
+def test_only_the_same_evidence_under_the_same_purpose_is_deduplicated(catalog: Catalog) -> None:
+    """A lead under a purpose without four eyes must not stand in for the lead a four-eyes
+    purpose opens; and a search with no probe image (by face or subject) is no evidence."""
+    _, sessions = catalog
+    with sessions.begin() as session:
+        open_reviews(session, append_entry(session, _search("2020-07-01T10:00:00Z", purpose="missing_person")).seq)
+        other_purpose = open_reviews(session, append_entry(session, _search("2020-07-01T11:00:00Z")).seq)
+        by_face = open_reviews(session, append_entry(session, _search("2020-07-01T12:00:00Z", probe=None)).seq)
+        again_by_face = open_reviews(session, append_entry(session, _search("2020-07-01T13:00:00Z", probe=None)).seq)
+    assert [r.purpose for r in other_purpose] == ["victim_identification"] * 2
+    assert len(by_face) == 2 and len(again_by_face) == 2
+
+
 def test_four_eyes_compares_key_holders(catalog: Catalog) -> None:
     _, sessions = catalog
     four = frozenset({"victim_identification"})
     with sessions.begin() as session:
         leads = open_reviews(session, append_entry(session, _search("2020-07-01T10:00:00Z")).seq)
-        for who in (_reviewer("alice"), _reviewer("alice", key_id="00000000000000cc")):
+        for who in (_reviewer("alice"), _reviewer("alice", key_id="00000000000000cc"), _reviewer(" Alice ")):
             with pytest.raises(FacegateError) as raised:
                 decide_review(session, leads[0].review_id, verdict="confirmed", record=who, four_eyes_purposes=four)
             assert raised.value.code is ErrorCode.FOUR_EYES_REQUIRED  # same person, whichever key

@@ -200,3 +200,21 @@ def test_a_search_by_enrolled_face_keeps_that_faces_crop_with_its_leads(engine: 
     leads = catalog(engine, "SELECT review_id, probe_thumbnail FROM reviews WHERE audit_seq = ?", found.audit_seq)
     assert leads and all(p == stored for _, p in leads)
     assert console.thumbnail(engine, ngo(), leads[0][0], "probe") == engine.codec.open_thumbnail(stored)
+
+
+def test_a_grantee_sees_the_candidates_crop_only_while_it_may_search_for_the_leads_purpose(engine: Facegate) -> None:
+    """The candidate's crop is what a search of its collection returns: a grant of `list`
+    alone (or for another purpose) shows the grantee's own probe, never the owner's face."""
+    collections.create_collection(engine, ngo(), "kept", keep_thumbnails=True)
+    enrol(engine, "kept")
+    other = Caller(tenant="other", **SEARCH)
+    collections.share(engine, ngo(), "kept", "other", ["search"], ["victim_identification"])
+    search.search_image(engine, other, "kept", lfw("Tony_Blair", 3).read_bytes())
+    [lead] = [r for (r,) in catalog(engine, "SELECT review_id FROM reviews WHERE tenant = 'other'")][:1]
+    assert console.thumbnails_shown(engine, Caller(tenant="other"), [lead]) == {lead: (True, True)}
+    collections.unshare(engine, ngo(), "kept", "other")
+    collections.share(engine, ngo(), "kept", "other", ["list"])
+    assert console.thumbnails_shown(engine, Caller(tenant="other"), [lead]) == {lead: (True, False)}
+    with pytest.raises(FacegateError) as hidden:
+        console.thumbnail(engine, Caller(tenant="other"), lead, "candidate")
+    assert hidden.value.code is ErrorCode.NOT_FOUND

@@ -90,10 +90,14 @@ def open_reviews(session: Session, audit_seq: int, probe_thumbnail: bytes | None
         raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {audit_seq}", audit_seq=audit_seq)
     if entry.decision != "allow" or entry.tenant is None:
         return []
-    already_led = set(session.scalars(select(ReviewRow.face_id).where(
-        ReviewRow.tenant == entry.tenant,
-        _same(ReviewRow.case_reference, entry.case_reference), _same(ReviewRow.probe_sha256, entry.probe_sha256),
-    )))
+    # The same evidence (tenant, purpose, case, probe image) leads to a candidate once. A
+    # search with no probe image (by face id or subject) is never taken for an earlier one.
+    already_led: set[str] = set()
+    if entry.probe_sha256 is not None:
+        already_led = set(session.scalars(select(ReviewRow.face_id).where(
+            ReviewRow.tenant == entry.tenant, _same(ReviewRow.purpose, entry.purpose),
+            _same(ReviewRow.case_reference, entry.case_reference), ReviewRow.probe_sha256 == entry.probe_sha256,
+        )))
     rows = [
         ReviewRow(
             audit_seq=audit_seq, tenant=entry.tenant, purpose=entry.purpose,
@@ -111,7 +115,7 @@ def open_reviews(session: Session, audit_seq: int, probe_thumbnail: bytes | None
 
 
 def _same(column: Any, value: str | None) -> Any:
-    """Equality in which two missing values are the same (a search with no case or probe)."""
+    """Equality in which two missing values are the same (a search with no case or purpose)."""
     return column.is_(None) if value is None else column == value
 
 
@@ -134,8 +138,8 @@ def list_reviews(
 
 def person(holder: str | None, key_id: str | None, tenant: str | None) -> str:
     """Who acted, for four eyes: the key's holder, else the key itself, else the tenant."""
-    if holder:
-        return f"holder:{holder}"
+    if holder and holder.strip():  # one person however the holder was typed: " Alice" is "alice"
+        return f"holder:{holder.strip().casefold()}"
     return f"key:{key_id}" if key_id else f"tenant:{tenant}"
 
 

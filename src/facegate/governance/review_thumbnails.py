@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from facegate.errors import ErrorCode, FacegateError
+from facegate.governance.permissions import Operation
+from facegate.governance.request import CollectionAccess
 from facegate.store.faces import sealed_thumbnail
 from facegate.store.governance_tables import ReviewRow
 from facegate.store.grants import owner_and_grants
@@ -38,6 +40,10 @@ def lead_thumbnails(session: Session, *, tenant: str, review_id: int) -> LeadThu
     if found is not None:
         collection_id, blob = found
         access = owner_and_grants(session, collection_id, tenant)
-        if access is not None and (access[0] == tenant or access[1]):
+        # the candidate's crop is what a search of its collection returns: only to a tenant
+        # that may search it for the lead's purpose (owner, or a search grant for it)
+        if access is not None and CollectionAccess(access[0], tuple(access[1])).permits(
+            tenant, Operation.SEARCH_IMAGE, row.purpose
+        ):
             candidate = blob
     return LeadThumbnails(row.probe_thumbnail, candidate)

@@ -86,3 +86,16 @@ def test_malformed_authorization(header: str | None, error: str) -> None:
     with pytest.raises(AwsError) as refused:
         sigv4.parse_authorization(headers)
     assert refused.value.error_type == error
+
+
+@pytest.mark.parametrize("header", ["X-Facegate-Purpose", "X-Facegate-Case-Reference"])
+def test_a_governing_header_added_after_signing_is_refused(header: str) -> None:
+    """A captured request cannot be replayed under another purpose or case: those headers,
+    when sent, must be covered by the signature."""
+    request = signed_request("http://127.0.0.1:8123/", "DetectFaces", {"Image": {"Bytes": "AAAA"}}, KEY, SECRET, at=NOW)
+    _check(request)
+    request.headers[header] = "victim_identification"
+    with pytest.raises(AwsError) as unsigned:
+        _check(request)
+    assert unsigned.value.error_type == "InvalidSignatureException"
+    assert unsigned.value.message == f"The '{header.lower()}' header must be signed"

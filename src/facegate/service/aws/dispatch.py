@@ -209,13 +209,19 @@ async def _admitted(
         except Refused as refused:
             if refused.caller is None:  # no key proved: draws from the address's bucket
                 state.address_limiter.take(address)
+            elif wait := state.limiter.take(refused.caller.key_id):  # a proved key: from its own
+                message = f"Rate exceeded: retry in {wait} s"
+                raise Refused(
+                    aws_error(ErrorCode.RATE_LIMITED, message), ErrorCode.RATE_LIMITED, refused.caller, retry_after=wait,
+                ) from None
             raise
     except Refused as refused:
         return await run_in_threadpool(_refused, engine, request, refused, anonymous, operation)
     wait = state.limiter.take(caller.key_id)
     try:
         if wait:
-            raise Refused(AwsError("ThrottlingException", f"Rate exceeded: retry in {wait} s", 500), ErrorCode.RATE_LIMITED)
+            message = f"Rate exceeded: retry in {wait} s"
+            raise Refused(aws_error(ErrorCode.RATE_LIMITED, message), ErrorCode.RATE_LIMITED, retry_after=wait)
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if body and media != CONTENT_TYPE and not is_json(media):
             raise Refused(

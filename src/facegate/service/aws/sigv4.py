@@ -23,6 +23,7 @@ from facegate.service.aws.errors import AwsError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "rekognition"
+GOVERNING_HEADERS = ("x-facegate-case-reference", "x-facegate-purpose")  # signed whenever sent
 WINDOW = timedelta(minutes=15)
 _TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 _AUTH = re.compile(
@@ -75,7 +76,11 @@ def parse_authorization(headers: Mapping[str, str]) -> SignedRequest:
         raise _incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header")
     if service != SERVICE:
         raise AwsError("InvalidSignatureException", f"Credential should be scoped to correct service: '{SERVICE}'", 400)
-    for needed in ("x-amz-date", "x-amz-target"):  # the time, and which operation: never left unsigned
+    # The time and the operation are never left unsigned; nor is a header that governs the
+    # request when it is sent (facegate's purpose and case): else a captured request could
+    # be replayed within the window under another declared purpose, blamed on the key.
+    present = [name for name in GOVERNING_HEADERS if name in headers]
+    for needed in ("x-amz-date", "x-amz-target", *present):
         if needed not in signed:
             raise AwsError("InvalidSignatureException", f"The '{needed}' header must be signed", 400)
     return SignedRequest(access_key_id, date, region, service, signed, match["signature"], amz_date)
