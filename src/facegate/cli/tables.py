@@ -3,7 +3,7 @@ empty, and the token of the next page when there is one.
 
 Every command that prints a list goes through `print_table`, so lists read alike and an
 empty answer never prints nothing. Figures are rounded with their unit at the call site
-(`pct`, `fmr`), not printed with every digit a float holds.
+(`fmr`), not printed with every digit a float holds.
 """
 
 from __future__ import annotations
@@ -59,11 +59,6 @@ def print_fields(fields: Mapping[str, object]) -> None:
 def fmr(value: float | None) -> str:
     """A false-match rate, rounded: 1.2e-05 (or "-" when there is none)."""
     return "-" if value is None else f"{value:.2g}"
-
-
-def pct(value: float | None, digits: int = 2) -> str:
-    """A share as a percentage with its unit: 99.12 %."""
-    return "-" if value is None else f"{100 * value:.{digits}f} %"
 
 
 def worst(estimates: Estimates) -> str:

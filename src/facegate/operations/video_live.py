@@ -105,7 +105,8 @@ def watch_live(
     except FacegateError as exc:  # the source failed, or the gate stopped the watch
         if not isinstance(exc, PolicyDenied):  # a denial is its own entry already
             _record(engine, caller, collection_id, {"event": "end", "source": label, "frames_analysed": frames,
-                                                    "matches": matches, "error": exc.code.value})
+                                                    "frames_dropped": live.box.dropped, "matches": matches,
+                                                    "error": exc.code.value})
         raise
     summary = {"event": "end", "source": label, "frames_analysed": frames, "frames_dropped": live.box.dropped,
                "duration": round(last, 3), "matches": matches}

@@ -128,12 +128,6 @@ class Tracker:
         self._open = [t for t in self._open if now - t.end <= self.config.max_gap]
         self._closed.extend(stale)
 
-    def closing(self, now: float) -> list[Track]:
-        """Tracks that close at `now` (live use: search them as soon as they end)."""
-        before = len(self._closed)
-        self._close_stale(now)
-        return self._closed[before:]
-
     def finish(self) -> list[Track]:
         """Every track, closed and open, in order of their first sighting."""
         tracks = self._closed + self._open
