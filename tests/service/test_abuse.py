@@ -90,7 +90,11 @@ def test_an_unauthenticated_flood_is_refused_before_auth_and_recorded_once_per_m
         limited = flood.get("/v1/collections")
         assert int(limited.headers["Retry-After"]) >= 1 and limited.status_code == 429
     mine = entries(server, "json_extract(details, '$.client') = ?", address)
-    assert len(entries(server)) - before == len(mine) <= 2  # 2 only if a minute ended mid-flood
+    assert 1 <= len(mine) <= 2  # 2 only if a minute ended mid-flood
+    # Nothing else was written meanwhile but the closing counts of other addresses' minutes
+    # (earlier tests' floods, flushed in the background whenever their minute ends).
+    others = [e for e in entries(server)[before:] if e not in mine]
+    assert all(json.loads(str(e["details"])).get("aggregated") == "closed" for e in others), others
     assert json.loads(str(mine[0]["details"]))["aggregated"] == "open"
     assert (mine[0]["tenant"], mine[0]["decision"], mine[0]["code"]) == (None, "deny", "UNAUTHENTICATED")
     with http(server, key=server.keys["abuser"]) as legit:  # another address is served as ever
