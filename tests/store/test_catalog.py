@@ -32,6 +32,8 @@ from facegate.store.faces import (
 from facegate.store.subjects import (
     associate_faces,
     create_subject,
+    delete_subject,
+    disassociate_faces,
     erase_subject,
     get_subject,
     list_subjects,
@@ -271,6 +273,29 @@ def test_subjects_group_faces_and_count_them(
         powell = list_faces(s, collection_id="people", subject_id="powell").items
         assert [f.face_id for f in powell] == [p1.face_id, p2.face_id, loose.face_id]
         assert {f.subject for f in powell} == {"powell"}
+
+
+def test_deleting_a_subject_keeps_its_faces_and_names_them_in_enrolment_order(
+    sessions: Sessions, photos: dict[str, Photo], template_id: str, codec: TemplateCodec
+) -> None:
+    make_collection(sessions, template_id)
+    p1, p2 = (enroll(sessions, photos[n], template_id, codec, subject_id="powell")[0] for n in ("powell1", "powell2"))
+    loose = enroll(sessions, photos["powell3"], template_id, codec)[0]
+    with sessions.begin() as s:  # rewritten rows: a server's table no longer holds them in enrolment order
+        assert disassociate_faces(s, collection_id="people", subject_id="powell", face_ids=[p1.face_id]).associated == [
+            p1.face_id
+        ]
+        joined = associate_faces(s, collection_id="people", subject_id="powell", face_ids=[loose.face_id, p1.face_id])
+        assert joined.associated == [loose.face_id, p1.face_id]
+    with sessions.begin() as s:
+        gone = delete_subject(s, collection_id="people", subject_id="powell")
+        assert gone.face_ids == [p1.face_id, p2.face_id, loose.face_id]
+        assert [(f.face_id, f.subject) for f in list_faces(s, collection_id="people").items] == [
+            (p1.face_id, None), (p2.face_id, None), (loose.face_id, None),
+        ]  # fmt: skip
+        with refused(ErrorCode.SUBJECT_NOT_FOUND):
+            get_subject(s, collection_id="people", subject_id="powell")
+    assert changes(sessions) == [(f.row_id, "add") for f in (p1, p2, loose)]  # no face left the index
 
 
 def test_erasing_a_subject_removes_it_and_all_its_faces(
