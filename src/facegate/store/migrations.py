@@ -26,6 +26,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+import pgvector.sqlalchemy  # noqa: F401  (reflection then knows faces.embedding's type, `vector`)
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.schema import CreateColumn
 
