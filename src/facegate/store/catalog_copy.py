@@ -1,0 +1,187 @@
+"""Copying an embedded catalog into a PostgreSQL database (`facegate db copy --to URL`).
+
+Every ORM table is copied in foreign-key order with its primary keys as they are: face row
+ids (the vector indexes' keys), change numbers, audit sequence numbers, review and grant
+ids. The source is read in one transaction (SQLite's write lock: a consistent snapshot that
+no writer changes meanwhile), the target written in ONE transaction: a failure leaves it
+as it was. Values cross as stored, not as the ORM would re-encode them:
+
+- JSON columns as their stored text (a JSON `null` stays distinct from SQL NULL);
+- `DateTime(timezone=True)` columns, which SQLite keeps as UTC wall-clock text without an
+  offset, as UTC; `UTCDateTime` columns already read back aware;
+- the audit log's hashed fields are text and integers, copied byte for byte, so the chain
+  verifies on the copy exactly as on the source.
+
+Then the target's id sequences continue past the highest id the source ever handed out
+(its `sqlite_sequence`, which remembers deleted faces too), so no id is reused, and
+`faces.embedding` (pgvector) is filled from plain templates; templates sealed under a
+template key leave it NULL (store/embeddings.py says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON, Connection, DateTime, Engine, Table, Text, bindparam, cast, func, insert, inspect, select, text, type_coerce,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.store import embeddings
+from facegate.store.crypto import MAGIC, TemplateCodec
+from facegate.store.db import Base
+from facegate.store import migrations  # noqa: F401  (registers every ORM table on Base)
+
+# Written by any process that opens a database (template key fingerprint, last good
+# policy): a target may hold them without holding anything; the source's replace them.
+REPLACED = ("catalog_settings", "policy_versions")
+BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CopyReport:
+    rows: dict[str, int]  # table -> rows copied, in copy order
+    embeddings: int  # faces.embedding filled (0 where templates are sealed)
+    next_ids: dict[str, int] = field(default_factory=dict)  # "table.column" -> the target's next id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "embeddings": self.embeddings, "next_ids": self.next_ids}
+
+
+def tables() -> list[Table]:
+    """Every ORM table, parents before children."""
+    return list(Base.metadata.sorted_tables)
+
+
+def occupied(conn: Connection) -> dict[str, int]:
+    """Tables of the database at `conn` that hold rows (apart from REPLACED): a copy target must have none."""
+    present = set(inspect(conn).get_table_names())
+    found = {}
+    for table in tables():
+        if table.name in present and table.name not in REPLACED:
+            count = conn.execute(select(func.count()).select_from(table)).scalar_one()
+            if count:
+                found[table.name] = int(count)
+    return found
+
+
+def refuse_if_occupied(conn: Connection, where: str) -> None:
+    busy = occupied(conn)
+    if busy:
+        held = ", ".join(f"{name} ({n})" for name, n in busy.items())
+        raise FacegateError(
+            ErrorCode.DATABASE_NOT_EMPTY,
+            f"{where} already holds data: {held}; a copy goes into an empty database only (create a new one, "
+            "or drop and recreate this one); nothing was written",
+            tables=busy,
+        )
+
+
+def _source_columns(table: Table) -> list[ColumnElement[Any]]:
+    return [type_coerce(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in table.columns]
+
+
+def _target_insert(table: Table) -> Any:
+    values: dict[str, Any] = {}
+    for c in table.columns:
+        if isinstance(c.type, JSON):
+            values[c.name] = cast(bindparam(c.name, type_=Text()), c.type)
+        else:
+            values[c.name] = bindparam(c.name, type_=c.type)
+    return insert(table).values(values)
+
+
+def _as_stored(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for c in table.columns:
+        value = out[c.name]
+        if isinstance(c.type, DateTime) and c.type.timezone and isinstance(value, datetime) and value.tzinfo is None:
+            out[c.name] = value.replace(tzinfo=UTC)
+    return out
+
+
+def _highest_ids(conn: Connection) -> dict[str, int]:
+    """SQLite's AUTOINCREMENT high-water marks (deleted rows included)."""
+    if not inspect(conn).has_table("sqlite_sequence"):
+        return {}
+    return {name: int(seq) for name, seq in conn.execute(text("SELECT name, seq FROM sqlite_sequence"))}
+
+
+def _continue_sequences(dst: Connection, highest: dict[str, int]) -> dict[str, int]:
+    """Set each serial column's sequence past the highest id used; "table.column" -> next id."""
+    next_ids = {}
+    for table in tables():
+        for column in table.primary_key.columns:
+            sequence = dst.execute(
+                text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": column.name}
+            ).scalar()
+            if sequence is None:
+                continue
+            used = dst.execute(select(func.max(column))).scalar() or 0
+            last = max(int(used), highest.get(table.name, 0))
+            if last:
+                dst.execute(text("SELECT setval(:s, :v, true)"), {"s": sequence, "v": last})
+            else:
+                dst.execute(text("SELECT setval(:s, 1, false)"), {"s": sequence})
+            next_ids[f"{table.name}.{column.name}"] = last + 1
+    return next_ids
+
+
+def _refused(table: str, exc: DBAPIError) -> FacegateError:
+    """The target's refusal of a row, named without the row (it may hold templates or hashes)."""
+    diag = getattr(exc.orig, "diag", None)
+    reason = getattr(diag, "message_primary", None) or type(exc.orig).__name__
+    return FacegateError(
+        ErrorCode.INTERNAL, f"the target database refused a row of {table}: {reason}; nothing was written", table=table
+    )
+
+
+def _fill_embeddings(dst: Connection, codec: TemplateCodec, rows: list[dict[str, Any]]) -> int:
+    plain = [(r["row_id"], codec.decode(r["template"])) for r in rows if r["template"][: len(MAGIC)] != MAGIC]
+    embeddings.write(dst, codec, plain)  # type: ignore[arg-type]  (a Connection executes alike)
+    return len(plain)
+
+
+def copy_catalog(
+    source: Engine,
+    target: Engine,
+    codec: TemplateCodec,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CopyReport:
+    """Copy every row of `source` (the embedded catalog, opened and checked by the engine)
+    into `target` (a migrated PostgreSQL database without data), in one target transaction.
+
+    `codec` is the source's: where it holds no key, the templates are plain and fill
+    `faces.embedding`. `progress(table, done, total)` is called after each batch."""
+    rows: dict[str, int] = {}
+    filled = 0
+    with source.begin() as src, target.begin() as dst:
+        refuse_if_occupied(dst, "the target database")
+        for name in REPLACED:
+            dst.execute(Base.metadata.tables[name].delete())
+        for table in tables():
+            total = src.execute(select(func.count()).select_from(table)).scalar_one()
+            done = 0
+            statement = _target_insert(table)
+            query = select(*_source_columns(table)).order_by(*table.primary_key.columns)
+            for part in src.execute(query.execution_options(yield_per=batch)).mappings().partitions():
+                values = [_as_stored(table, r) for r in part]
+                try:
+                    dst.execute(statement, values)
+                except DBAPIError as exc:  # e.g. a value longer than its column allows (SQLite never checked)
+                    raise _refused(table.name, exc) from None
+                if table.name == "faces" and not codec.encrypted and dst.dialect.name == "postgresql":
+                    filled += _fill_embeddings(dst, codec, values)
+                done += len(values)
+                if progress is not None:
+                    progress(table.name, done, total)
+            rows[table.name] = done
+        next_ids = _continue_sequences(dst, _highest_ids(src)) if dst.dialect.name == "postgresql" else {}
+    return CopyReport(rows, filled, next_ids)
