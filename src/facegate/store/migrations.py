@@ -145,6 +145,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "console sessions", create_missing_tables),
     Migration(10, "face thumbnails kept by collections that opt in", _thumbnails),
     Migration(11, "server mode: pgvector embeddings and their HNSW index", _server_mode),
+    Migration(12, "video uploads kept in the database (server mode)", create_missing_tables),
 )
 
 
