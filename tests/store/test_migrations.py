@@ -24,7 +24,7 @@ from facegate.store.migrations import LEGACY_TABLE, Migrated, head, migrate
 from facegate.store.tables import CollectionRow
 from tests.store.conftest import NOW
 
-HEAD = "0011"
+HEAD = "0012"
 SERVER_ONLY = {"embedding", "ix_faces_embedding_hnsw_128"}  # PostgreSQL's, outside the ORM on purpose
 
 

@@ -10,8 +10,8 @@ never both run DDL; the second finds the first one's revision and does nothing.
 
 Revision 0001 creates the ORM schema as it is *now*, so on a new database the later
 revisions find their tables and columns already there: every revision is idempotent
-(`create_missing_tables`, `add_missing_columns`). Revisions 0001-0010 are the steps of the
-hand-written runner this replaced; catalogs it migrated record them in `schema_version`,
+(`create_missing_tables`, `add_missing_columns`). Revisions 0001-0012 are the steps 1-12 of
+the hand-written runner this replaced; catalogs it migrated record them in `schema_version`,
 which `migrate` bridges once (see `_bridge`). tests/store/test_migrations.py checks that a
 migrated empty database matches the ORM metadata on both backends.
 """
@@ -38,8 +38,8 @@ from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
-LEGACY_TABLE = "schema_version"  # the hand-written runner's record of applied steps 1-10
-LEGACY_STEPS = 10
+LEGACY_TABLE = "schema_version"  # the hand-written runner's record of applied steps
+LEGACY_STEPS = 12  # its last step (1-10 released; 11-12 briefly on main): revision 0012
 # pg_advisory_xact_lock key held while migrating a PostgreSQL database ("fgmigrat").
 MIGRATION_LOCK = 0x66676D6967726174
 
@@ -129,7 +129,7 @@ def _bridge(conn: Connection) -> str | None:
     """Hand a catalog of the old runner to Alembic: stamp the revision its `schema_version`
     implies, then drop that table. It is dropped rather than kept frozen beside
     `alembic_version` because two records of the schema's state that disagree (it would never
-    learn of 0011 and later) invite a reader, or an older facegate, to believe the wrong one;
+    learn of later revisions) invite a reader, or an older facegate, to believe the wrong one;
     an older facegate that opens the catalog again finds no `schema_version` and re-runs its
     idempotent steps, which is harmless. The history of the steps is in git, not in the catalog."""
     revision = legacy_revision(conn)

@@ -142,8 +142,14 @@ class ServerVectors:
 
     directory = None  # no index files: the database is the index
 
-    def __init__(self, sessions: sessionmaker[Session], settings: ServerIndexSettings = ServerIndexSettings()) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], reads: sessionmaker[Session],
+        settings: ServerIndexSettings = ServerIndexSettings(),
+    ) -> None:
+        """`reads`: READ ONLY sessions without facegate's transaction lock (store/db.py), so
+        searches through many hosts do not queue behind each other; `sessions` for DDL."""
         self._sessions = sessions
+        self._reads = reads
         self._settings = settings
         self._indexed_dimensions: set[int] = set()
 
@@ -172,9 +178,11 @@ class ServerVectors:
         ).scalar_one()
         return int(counted) < self._settings.exact_below
 
-    def _ensure_index(self, session: Session, dimension: int) -> None:
+    def _ensure_index(self, dimension: int) -> None:
+        """The HNSW index of an unusual dimension, made once (under the transaction lock)."""
         if dimension not in self._indexed_dimensions:
-            session.execute(text(index_ddl(dimension, self._settings)))
+            with self._sessions.begin() as session:
+                session.execute(text(index_ddl(dimension, self._settings)))
             self._indexed_dimensions.add(dimension)
 
     def search(
@@ -195,7 +203,7 @@ class ServerVectors:
         if max_results < 1:
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "max_results must be at least 1")
         exclude = frozenset(int(r) for r in exclude_row_ids)
-        with self._sessions.begin() as session:
+        with self._reads.begin() as session:
             dimension = collection_row(session, collection_id).dimension
             if queries.shape[1] != dimension:
                 raise FacegateError(
@@ -205,7 +213,8 @@ class ServerVectors:
                 )
             exact = self._small(session, collection_id)
             if not exact:
-                self._ensure_index(session, dimension)
+                if dimension != SHIPPED_DIMENSION:
+                    self._ensure_index(dimension)
                 session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             return [
                 self._nearest(session, collection_id, probe, dimension, exact, max_results, min_similarity, exclude)
