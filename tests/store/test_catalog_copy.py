@@ -1,6 +1,7 @@
 """The copy of an embedded catalog into PostgreSQL (store/catalog_copy.py) at the level of
-rows: values cross as stored (a JSON `null` stays distinct from SQL NULL), and a row the
-server refuses stops the copy with the table named and nothing written."""
+rows: values cross as stored (a JSON `null` stays distinct from SQL NULL), a queued video
+search's upload moves from the data directory into the database, and a row the server
+refuses stops the copy with the table named and nothing written."""
 
 from __future__ import annotations
 
@@ -63,6 +64,34 @@ def test_a_row_the_server_refuses_stops_the_copy_with_nothing_written(
         assert "refused a row of tenants" in refused.value.message and "x" * 65 not in refused.value.message
         with target.connect() as conn:
             assert occupied(conn) == {}
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def test_a_queued_video_search_takes_its_upload_into_the_database(
+    tmp_path: Path, postgres_url_factory: Callable[..., str]
+) -> None:
+    source = open_engine(_source(tmp_path))
+    video = tmp_path / "uploads" / "queued.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    with source.begin() as conn:
+        for job_id, status, path in (("queued1", "queued", str(video)), ("done1", "succeeded", str(tmp_path / "gone"))):
+            conn.execute(text(
+                "INSERT INTO video_jobs (job_id, request_id, collection_id, fps, status, progress, attempts, video_path, "
+                "video_sha256, video_bytes, created_at, updated_at) VALUES (:j, 'r', 'c', 4.0, :s, 0, 0, :p, 'x', 1, "
+                ":now, :now)"), {"j": job_id, "s": status, "p": path, "now": NOW})
+    target = open_engine(server_url(postgres_url_factory()))
+    try:
+        report = copy_catalog(source, target, TemplateCodec(None))
+        assert report.uploads == 1 and report.rows["video_jobs"] == 2
+        with target.connect() as conn:
+            jobs = conn.execute(text("SELECT job_id, video_path FROM video_jobs ORDER BY job_id")).all()
+            uploads = conn.execute(text("SELECT job_id, content FROM video_uploads")).all()
+        assert [tuple(j) for j in jobs] == [("done1", str(tmp_path / "gone")), ("queued1", "database:queued1")]
+        assert [(j, bytes(c)) for j, c in uploads] == [("queued1", video.read_bytes())]
+        assert video.is_file()  # the data directory keeps its own
     finally:
         source.dispose()
         target.dispose()

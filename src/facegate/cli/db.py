@@ -151,6 +151,8 @@ def copy_command(to: str, data_dir: Path | None, batch_size: int, as_json: bool)
             stdout.print(f"  {table:20} {n:>9}")
         stdout.print(f"  {'faces.embedding':20} {report.embeddings:>9}"
                      + ("" if report.embeddings or not report.rows.get("faces") else "  (templates sealed: left NULL)"))
+        if report.uploads:
+            stdout.print(f"  {report.uploads} queued video upload(s) moved from the data directory into the database")
         if checked.ok:
             stdout.print(f"audit chain OK on the copy: {checked.entries} entries")
         else:

@@ -15,7 +15,9 @@ as it was. Values cross as stored, not as the ORM would re-encode them:
 Then the target's id sequences continue past the highest id the source ever handed out
 (its `sqlite_sequence`, which remembers deleted faces too), so no id is reused, and
 `faces.embedding` (pgvector) is filled from plain templates; templates sealed under a
-template key leave it NULL (store/embeddings.py says why).
+template key leave it NULL (store/embeddings.py says why). Video searches still queued keep
+their upload as a file in the data directory; it moves into the database (`video_uploads`),
+where a server's runners on any host read it.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON, Connection, DateTime, Engine, Table, Text, bindparam, cast, func, insert, inspect, select, text, type_coerce,
+    update,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -35,6 +39,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.store import embeddings
 from facegate.store.crypto import MAGIC, TemplateCodec
 from facegate.store.db import Base
+from facegate.store.video_jobs import IN_DATABASE, QUEUED, RUNNING, VideoJobRow, VideoUploadRow
 from facegate.store import migrations  # noqa: F401  (registers every ORM table on Base)
 
 # Written by any process that opens a database (template key fingerprint, last good
@@ -48,9 +53,10 @@ class CopyReport:
     rows: dict[str, int]  # table -> rows copied, in copy order
     embeddings: int  # faces.embedding filled (0 where templates are sealed)
     next_ids: dict[str, int] = field(default_factory=dict)  # "table.column" -> the target's next id
+    uploads: int = 0  # queued video uploads moved from the data directory into the database
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "embeddings": self.embeddings, "next_ids": self.next_ids}
+        return {"rows": self.rows, "embeddings": self.embeddings, "next_ids": self.next_ids, "uploads": self.uploads}
 
 
 def tables() -> list[Table]:
@@ -132,6 +138,23 @@ def _continue_sequences(dst: Connection, highest: dict[str, int]) -> dict[str, i
     return next_ids
 
 
+def _move_uploads(dst: Connection, jobs: list[dict[str, Any]]) -> int:
+    """Video jobs not yet ended keep their upload as a file in the data directory; a server's
+    runners, on any host, read it from the database: move it there (the file stays)."""
+    moved = 0
+    for job in jobs:
+        path = str(job["video_path"])
+        if job["status"] not in (QUEUED, RUNNING) or path.startswith(IN_DATABASE) or not Path(path).is_file():
+            continue  # ended (its upload is gone), already in the database, or lost: it fails as it would have
+        dst.execute(insert(VideoUploadRow.__table__).values(job_id=job["job_id"], content=Path(path).read_bytes()))
+        dst.execute(
+            update(VideoJobRow.__table__).where(VideoJobRow.job_id == job["job_id"])
+            .values(video_path=IN_DATABASE + job["job_id"])
+        )
+        moved += 1
+    return moved
+
+
 def _refused(table: str, exc: DBAPIError) -> FacegateError:
     """The target's refusal of a row, named without the row (it may hold templates or hashes)."""
     diag = getattr(exc.orig, "diag", None)
@@ -161,7 +184,7 @@ def copy_catalog(
     `codec` is the source's: where it holds no key, the templates are plain and fill
     `faces.embedding`. `progress(table, done, total)` is called after each batch."""
     rows: dict[str, int] = {}
-    filled = 0
+    filled = moved = 0
     with source.begin() as src, target.begin() as dst:
         refuse_if_occupied(dst, "the target database")
         for name in REPLACED:
@@ -179,9 +202,11 @@ def copy_catalog(
                     raise _refused(table.name, exc) from None
                 if table.name == "faces" and not codec.encrypted and dst.dialect.name == "postgresql":
                     filled += _fill_embeddings(dst, codec, values)
+                if table.name == "video_jobs":
+                    moved += _move_uploads(dst, values)
                 done += len(values)
                 if progress is not None:
                     progress(table.name, done, total)
             rows[table.name] = done
         next_ids = _continue_sequences(dst, _highest_ids(src)) if dst.dialect.name == "postgresql" else {}
-    return CopyReport(rows, filled, next_ids)
+    return CopyReport(rows, filled, next_ids, moved)
