@@ -1,4 +1,5 @@
-"""`facegate db migrate` and `facegate db copy` through the real CLI, against a real PostgreSQL.
+"""`facegate db migrate`, `db copy` and `db credentials-key` through the real CLI, against a
+real PostgreSQL.
 
 An embedded installation made through the CLI from real photos (tenants, a key with AWS
 credentials, a collection keeping thumbnails, faces, an erased face, searches with leads,
@@ -228,3 +229,14 @@ def test_copy_refuses_what_is_not_a_postgresql_url_or_a_data_directory(tmp_path:
     assert code == 1 and out["error"]["code"] == "INVALID_SETTINGS" and "--to" in out["error"]["message"]
     code, out = run("db", "copy", "--to", "postgresql://u:pw@localhost/x", "--data-dir", str(tmp_path / "none"))
     assert code == 1 and out["error"]["code"] == "FILE_NOT_FOUND" and "pw" not in json.dumps(out)
+
+
+def test_credentials_key_makes_a_private_key_file_once(tmp_path: Path) -> None:
+    out = tmp_path / "credentials.kek"
+    assert run("db", "credentials-key", "--out", str(out)) == (0, {"credentials_key_file": str(out)})
+    assert out.stat().st_mode & 0o777 == 0o600 and len(base64.b64decode(out.read_bytes().strip())) == 32
+    key = out.read_bytes()
+    code, again = run("db", "credentials-key", "--out", str(out))
+    assert code == 1 and again["error"]["code"] == "INVALID_ARGUMENT" and out.read_bytes() == key
+    engine = Facegate(Settings(home=tmp_path, database_url="postgresql://u@localhost/x", credentials_key_file=out))
+    assert engine.secret_box.open(engine.secret_box.seal("s3cret", "AKFG"), "AKFG") == "s3cret"

@@ -1,10 +1,12 @@
-"""`facegate db migrate|copy`: the catalog database itself.
+"""`facegate db migrate|copy|credentials-key`: the catalog database itself.
 
 `migrate` brings a database (the data directory's SQLite catalog, or a PostgreSQL one) to
 the current schema, as every command does when it opens one, and says from which revision
 to which. `copy --to postgresql://...` moves an embedded installation to a server: every
 face, tenant, key, review and audit entry, ids kept, in one transaction, then verifies the
-audit chain on the copy. Database URLs are printed with their password hidden.
+audit chain on the copy. `credentials-key` makes the key file that seals AWS secret keys
+in server mode (FACEGATE_CREDENTIALS_KEY_FILE). Database URLs are printed with their
+password hidden.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from facegate.settings import Settings, load_settings
 from facegate.store.catalog_copy import copy_catalog, refuse_if_occupied
 from facegate.store.db import CATALOG_FILE, open_engine, reachable, server_url, session_factory
 from facegate.store.migrations import migrate
-from facegate.store.sealing import KEK_FILE
+from facegate.store.sealing import KEK_FILE, write_new_kek
 
 
 def shown(url: str | Engine) -> str:
@@ -167,3 +169,22 @@ def copy_command(to: str, data_dir: Path | None, batch_size: int, as_json: bool)
                      "at it", highlight=False, soft_wrap=True)
     if not checked.ok:
         sys.exit(1)
+
+
+@db_group.command("credentials-key")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Key file to create (mode 0600); never overwritten.")
+@json_option
+@handles_errors
+def credentials_key_command(out: Path, as_json: bool) -> None:
+    """Create the key file that seals AWS secret keys in server mode (FACEGATE_CREDENTIALS_KEY_FILE).
+
+    Every host of one installation needs the same file. An installation moved with `db copy`
+    keeps its data directory's credentials.kek instead: its keys' secrets are sealed under it."""
+    if not out.parent.is_dir():
+        raise FacegateError(ErrorCode.FILE_NOT_FOUND, f"no directory {out.parent} to write {out.name} in")
+    if not write_new_kek(out):
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{out} exists: a credentials key is never overwritten "
+                            "(the secrets sealed under it would no longer open)")
+    emit(as_json, {"credentials_key_file": str(out)}, lambda: stdout.print(
+        f"credentials key written to {out}; give every host FACEGATE_CREDENTIALS_KEY_FILE={out}"))
