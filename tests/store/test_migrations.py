@@ -144,6 +144,18 @@ def test_migrating_again_is_a_no_op_that_keeps_the_data(empty: Engine, backend: 
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
 
 
+def test_a_database_migrated_by_a_newer_release_is_refused_unchanged(empty: Engine) -> None:
+    """A host still running the older release after another migrated the shared database."""
+    migrate(empty)
+    with empty.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    schema = repr(_schema(empty))
+    with pytest.raises(FacegateError) as refused:
+        migrate(empty)
+    assert refused.value.code is ErrorCode.INVALID_SETTINGS and "revision 0099" in refused.value.message
+    assert repr(_schema(empty)) == schema
+
+
 def test_times_round_trip_exactly(empty: Engine) -> None:
     """Aware times come back as they were stored, to the microsecond, in UTC (PostgreSQL
     sessions are opened in UTC; the audit chain hashes its own ISO text, not these)."""

@@ -30,6 +30,7 @@ import pgvector.sqlalchemy  # noqa: F401  (reflection then knows faces.embedding
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.schema import CreateColumn
 
+from facegate.errors import ErrorCode, FacegateError
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
 from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last good policies)
@@ -89,6 +90,11 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    return frozenset(r.revision for r in script_directory().walk_revisions())
+
+
 def alembic_config(conn: Connection | None = None) -> Config:
     """An Alembic configuration without an ini file; env.py migrates `conn`."""
     config = Config()
@@ -119,12 +125,6 @@ def legacy_revision(conn: Connection) -> str | None:
     return f"{n:04d}" if n else None
 
 
-def current_revision(conn: Connection) -> str | None:
-    """The database's revision, reading only: Alembic's, else the one `schema_version` implies."""
-    found = MigrationContext.configure(conn).get_current_revision()
-    return found if found is not None else legacy_revision(conn)
-
-
 def _bridge(conn: Connection) -> str | None:
     """Hand a catalog of the old runner to Alembic: stamp the revision its `schema_version`
     implies, then drop that table. It is dropped rather than kept frozen beside
@@ -151,6 +151,13 @@ def migrate(engine: Engine) -> Migrated:
         before = MigrationContext.configure(conn).get_current_revision()
         if before is None:
             before = _bridge(conn)
+        elif before not in known_revisions():  # a newer release migrated it (a rolling upgrade)
+            raise FacegateError(
+                ErrorCode.INVALID_SETTINGS,
+                f"the database is at schema revision {before}, newer than this facegate knows (its last is "
+                f"{head()}): a newer release migrated it; run that release here too. Nothing was written",
+                revision=before,
+            )
         if before != head():
             command.upgrade(alembic_config(conn), "head")  # env.py runs it on `conn`
         after = MigrationContext.configure(conn).get_current_revision()
