@@ -126,8 +126,7 @@ def copy_command(to: str, data_dir: Path | None, batch_size: int, as_json: bool)
             task = bar.add_task("copying", total=None)
             report = copy_catalog(
                 source.db, target, source.codec, batch=batch_size,
-                progress=lambda table, done, total: bar.update(
-                    task, description=f"copying {table}", completed=done, total=total),
+                progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total),
             )
         with session_factory(target)() as session:
             checked = verify(session)

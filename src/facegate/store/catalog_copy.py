@@ -15,7 +15,9 @@ as it was. Values cross as stored, not as the ORM would re-encode them:
 Then the target's id sequences continue past the highest id the source ever handed out
 (its `sqlite_sequence`, which remembers deleted faces too), so no id is reused, and
 `faces.embedding` (pgvector) is filled from plain templates; templates sealed under a
-template key leave it NULL (store/embeddings.py says why). Video searches still queued keep
+template key leave it NULL (store/embeddings.py says why); its HNSW indexes are dropped for
+the load and built again from all rows at the end, in the same transaction (one build is
+far faster than an insertion per row). Video searches still queued keep
 their upload as a file in the data directory; it moves into the database (`video_uploads`),
 where a server's runners on any host read it.
 """
@@ -29,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Connection, DateTime, Engine, Table, Text, bindparam, cast, func, insert, inspect, select, text, type_coerce,
-    update,
+    JSON, Column, Connection, DateTime, Engine, MetaData, Table, Text, bindparam, cast, func, insert, inspect, select,
+    text, type_coerce, update,
 )
+from pgvector.sqlalchemy import VECTOR
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -92,14 +95,17 @@ def _source_columns(table: Table) -> list[ColumnElement[Any]]:
     return [type_coerce(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in table.columns]
 
 
-def _target_insert(table: Table) -> Any:
-    values: dict[str, Any] = {}
-    for c in table.columns:
-        if isinstance(c.type, JSON):
-            values[c.name] = cast(bindparam(c.name, type_=Text()), c.type)
-        else:
-            values[c.name] = bindparam(c.name, type_=c.type)
-    return insert(table).values(values)
+def _binds(table: Table) -> dict[str, Any]:
+    """One bound value per column; JSON ones take their stored text as it is."""
+    return {
+        c.name: cast(bindparam(c.name, type_=Text()), c.type) if isinstance(c.type, JSON)
+        else bindparam(c.name, type_=c.type)
+        for c in table.columns
+    }
+
+
+def _target_insert(table: Table, server: bool) -> Any:
+    return _faces_insert() if server and table.name == "faces" else insert(table).values(_binds(table))
 
 
 def _as_stored(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,10 +170,36 @@ def _refused(table: str, exc: DBAPIError) -> FacegateError:
     )
 
 
-def _fill_embeddings(dst: Connection, codec: TemplateCodec, rows: list[dict[str, Any]]) -> int:
-    plain = [(r["row_id"], codec.decode(r["template"])) for r in rows if r["template"][: len(MAGIC)] != MAGIC]
-    embeddings.write(dst, codec, plain)  # type: ignore[arg-type]  (a Connection executes alike)
-    return len(plain)
+def _faces_insert() -> Any:
+    """The faces insert with the pgvector column beside the ORM's (not in the ORM metadata)."""
+    faces = Base.metadata.tables["faces"]
+    wide = Table("faces", MetaData(), *(Column(c.name, c.type, primary_key=c.primary_key) for c in faces.columns),
+                 Column("embedding", Text))
+    values = _binds(faces)
+    values["embedding"] = cast(bindparam("embedding", type_=Text()), VECTOR())
+    return insert(wide).values(values)
+
+
+def _with_embeddings(codec: TemplateCodec, rows: list[dict[str, Any]]) -> int:
+    """Set each row's `embedding` (pgvector text) from its template where that is plain; the count."""
+    filled = 0
+    for row in rows:
+        plain = not codec.encrypted and row["template"][: len(MAGIC)] != MAGIC
+        row["embedding"] = embeddings.literal(codec.decode(row["template"])) if plain else None
+        filled += plain
+    return filled
+
+
+def _drop_vector_indexes(dst: Connection) -> list[str]:
+    """Drop the HNSW indexes of faces.embedding for the load; their definitions, to build them
+    again after it (one build from all rows is far faster than one insertion per row)."""
+    found = dst.execute(text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'faces' "
+        "AND indexdef ILIKE '%USING hnsw%'"
+    )).all()
+    for name, _definition in found:
+        dst.execute(text(f'DROP INDEX "{name}"'))
+    return [definition for _name, definition in found]
 
 
 def copy_catalog(
@@ -176,37 +208,43 @@ def copy_catalog(
     codec: TemplateCodec,
     *,
     batch: int = BATCH,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> CopyReport:
     """Copy every row of `source` (the embedded catalog, opened and checked by the engine)
     into `target` (a migrated PostgreSQL database without data), in one target transaction.
 
     `codec` is the source's: where it holds no key, the templates are plain and fill
-    `faces.embedding`. `progress(table, done, total)` is called after each batch."""
+    `faces.embedding`. `progress(what, done, total)` is called after each batch."""
     rows: dict[str, int] = {}
     filled = moved = 0
     with source.begin() as src, target.begin() as dst:
+        server = dst.dialect.name == "postgresql"
         refuse_if_occupied(dst, "the target database")
         for name in REPLACED:
             dst.execute(Base.metadata.tables[name].delete())
+        vector_indexes = _drop_vector_indexes(dst) if server else []
         for table in tables():
             total = src.execute(select(func.count()).select_from(table)).scalar_one()
             done = 0
-            statement = _target_insert(table)
+            statement = _target_insert(table, server)
             query = select(*_source_columns(table)).order_by(*table.primary_key.columns)
             for part in src.execute(query.execution_options(yield_per=batch)).mappings().partitions():
                 values = [_as_stored(table, r) for r in part]
+                if server and table.name == "faces":
+                    filled += _with_embeddings(codec, values)
                 try:
                     dst.execute(statement, values)
                 except DBAPIError as exc:  # e.g. a value longer than its column allows (SQLite never checked)
                     raise _refused(table.name, exc) from None
-                if table.name == "faces" and not codec.encrypted and dst.dialect.name == "postgresql":
-                    filled += _fill_embeddings(dst, codec, values)
                 if table.name == "video_jobs":
                     moved += _move_uploads(dst, values)
                 done += len(values)
                 if progress is not None:
-                    progress(table.name, done, total)
+                    progress(f"copying {table.name}", done, total)
             rows[table.name] = done
-        next_ids = _continue_sequences(dst, _highest_ids(src)) if dst.dialect.name == "postgresql" else {}
+        for definition in vector_indexes:
+            if progress is not None:
+                progress("building the HNSW index", 0, None)
+            dst.execute(text(definition))
+        next_ids = _continue_sequences(dst, _highest_ids(src)) if server else {}
     return CopyReport(rows, filled, next_ids, moved)
