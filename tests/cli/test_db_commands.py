@@ -144,8 +144,8 @@ def test_an_embedded_installation_copies_to_postgresql_and_serves_from_there(
             "SELECT key_id, tenant, secret_sha256, holder, aws_access_key_id, aws_secret_sealed FROM api_keys",
             "SELECT name, value FROM catalog_settings WHERE name = 'template_key'",
         ):
-            assert [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in target_rows(target, query)] \
-                == rows(home, query), query
+            copied = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in target_rows(target, query)]
+            assert copied == rows(home, query), query
         # times: naive UTC text in SQLite, the same instant (aware, UTC) in PostgreSQL
         (created,) = rows(home, f"SELECT created_at FROM collections WHERE collection_id = '{GALLERY}'")[0]
         (copied,) = target_rows(target, f"SELECT created_at FROM collections WHERE collection_id = '{GALLERY}'")[0]
@@ -216,7 +216,7 @@ def test_a_keyed_installation_copies_sealed_and_leaves_the_pgvector_column_empty
     assert run("collection", "create", GALLERY, "--data-dir", str(home), env=keyed)[0] == 0
     assert run("index", GALLERY, photo("Tony_Blair", 1), "--data-dir", str(home), env=keyed)[0] == 0
     url = postgres_url_factory(migrated=False)
-    code, refused = run("db", "copy", "--to", url, "--data-dir", str(home))  # without the key: refused, like any command
+    code, refused = run("db", "copy", "--to", url, "--data-dir", str(home))  # without the key: refused
     assert code == 1 and refused["error"]["code"] == "TEMPLATE_KEY_MISMATCH"
     code, report = run("db", "copy", "--to", url, "--data-dir", str(home), env=keyed)
     assert code == 0 and report["rows"]["faces"] == 1 and report["embeddings"] == 0 and report["audit"]["ok"]

@@ -79,9 +79,9 @@ def test_a_queued_video_search_takes_its_upload_into_the_database(
     with source.begin() as conn:
         for job_id, status, path in (("queued1", "queued", str(video)), ("done1", "succeeded", str(tmp_path / "gone"))):
             conn.execute(text(
-                "INSERT INTO video_jobs (job_id, request_id, collection_id, fps, status, progress, attempts, video_path, "
-                "video_sha256, video_bytes, created_at, updated_at) VALUES (:j, 'r', 'c', 4.0, :s, 0, 0, :p, 'x', 1, "
-                ":now, :now)"), {"j": job_id, "s": status, "p": path, "now": NOW})
+                "INSERT INTO video_jobs (job_id, request_id, collection_id, fps, status, progress, attempts, "
+                "video_path, video_sha256, video_bytes, created_at, updated_at) "
+                "VALUES (:j, 'r', 'c', 4.0, :s, 0, 0, :p, 'x', 1, :now, :now)"), {"j": job_id, "s": status, "p": path, "now": NOW})
     target = open_engine(server_url(postgres_url_factory()))
     try:
         report = copy_catalog(source, target, TemplateCodec(None))

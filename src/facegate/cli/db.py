@@ -73,8 +73,9 @@ def db_group() -> None:
 def migrate_command(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
     """Bring the database to the current schema; print from and to which revision.
 
-    Every command migrates the database it opens; this does only that. On PostgreSQL this creates the pgvector extension where the role may, and otherwise
-    says exactly what a database administrator must run."""
+    Every command migrates the database it opens; this does only that. On PostgreSQL it
+    creates the pgvector extension where the role may, and otherwise says exactly what a
+    database administrator must run."""
     settings = selected_settings(data_dir, database_url)
     engine = Facegate(settings)
     engine.db  # noqa: B018  (opening checks the template key, migrates, records the key)
