@@ -243,3 +243,17 @@ def test_credentials_key_makes_a_private_key_file_once(tmp_path: Path) -> None:
     assert code == 1 and again["error"]["code"] == "INVALID_ARGUMENT" and out.read_bytes() == key
     engine = Facegate(Settings(home=tmp_path, database_url="postgresql://u@localhost/x", credentials_key_file=out))
     assert engine.secret_box.open(engine.secret_box.seal("s3cret", "AKFG"), "AKFG") == "s3cret"
+
+
+def test_a_copy_whose_chain_does_not_verify_exits_1_and_says_whether_the_source_was_broken(
+    tmp_path: Path, postgres_url_factory: Callable[..., str],
+) -> None:
+    home = tmp_path / "home"
+    for name in ("one", "two"):
+        assert run("collection", "create", name, "--data-dir", str(home))[0] == 0
+    with sqlite3.connect(home / "catalog.sqlite3") as db:  # an intruder edited an entry before the move
+        db.execute("UPDATE audit_log SET collection = 'three' WHERE seq = 1")
+    code, report = copy(home, postgres_url_factory(migrated=False))
+    assert code == 1 and report["rows"]["audit_log"] == 2  # a faithful copy, which says so
+    assert (report["audit"]["ok"], report["audit"]["first_bad_entry"]) == (False, 1)
+    assert report["source_audit"]["ok"] is False

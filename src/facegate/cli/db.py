@@ -101,9 +101,9 @@ def copy_command(to: str, data_dir: Path | None, batch_size: int, as_json: bool)
     """Copy an embedded installation into an empty PostgreSQL database.
 
     Everything moves: collections, faces, tenants, keys, grants, reviews, the audit chain and
-    its checkpoints. One transaction: the target holds all of it or nothing. Ids are kept (face row ids,
-    audit sequence numbers); plain templates also fill the pgvector column. The audit chain
-    is then verified on the copy; exit status 1 if it does not verify."""
+    its checkpoints. One transaction: the target holds all of it or nothing. Ids are kept
+    (face row ids, audit sequence numbers); plain templates also fill the pgvector column.
+    The audit chain is then verified on the copy; exit status 1 if it does not verify."""
     try:
         target_url = load_settings(database_url=to).database_url  # refuses what is not a postgresql:// URL
     except FacegateError as exc:
