@@ -301,6 +301,7 @@ def test_a_role_that_may_not_create_the_extension_is_told_what_an_administrator_
             with pytest.raises(FacegateError) as refused:
                 install(conn)
             conn.rollback()
+        assert refused.value.code is ErrorCode.DATABASE_EXTENSION_MISSING
         message = refused.value.message
         assert f"role {role} may not create the pgvector extension" in message
         assert "a database administrator must" in message and "`CREATE EXTENSION vector;`" in message
