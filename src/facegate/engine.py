@@ -225,6 +225,11 @@ class Facegate:
         return session_factory(self.db)
 
     @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Snapshot sessions for long reads that must not hold up writers (store/db.py)."""
+        return read_only_session_factory(self.db)
+
+    @cached_property
     def codec(self) -> TemplateCodec:
         return TemplateCodec(self.settings.template_key_bytes)
 
@@ -255,8 +260,7 @@ class Facegate:
             return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
         if self.codec.encrypted:
             return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
-        return ServerVectors(self.sessions, read_only_session_factory(self.db),
-                             ServerIndexSettings(kind=self.settings.index_kind))
+        return ServerVectors(self.sessions, self.read_sessions, ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property
