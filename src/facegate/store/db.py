@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -67,6 +67,19 @@ def server_url(database_url: str) -> str:
             setting="database_url",
         )
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+# libpq takes a password in the URL's query too (`?password=...`, `?sslpassword=...`).
+SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+def shown_url(url: str | URL) -> str:
+    """A database URL as it may be printed (errors, logs, command output): without the
+    password, whether it is in the user part or, as libpq also takes it, in the query."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    hidden = sorted(k for k in parsed.query if k.lower() in SECRET_QUERY_KEYS)
+    shown = parsed.difference_update_query(hidden).render_as_string(hide_password=True)
+    return shown + ("&" if "?" in shown else "?") + "&".join(f"{k}=***" for k in hidden) if hidden else shown
 
 
 def is_server(bind: Engine | Connection | Session) -> bool:
@@ -148,7 +161,7 @@ def reachable(engine: Engine) -> None:
         with engine.connect():
             pass
     except OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
+        where = shown_url(engine.url)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "no answer"
         raise FacegateError(
             ErrorCode.DATABASE_UNAVAILABLE, f"the database {where} cannot be reached: {reason}", setting="database_url"
