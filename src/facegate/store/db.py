@@ -111,10 +111,13 @@ def create_private_catalog(data_dir: Path) -> None:
 def open_engine(url: str) -> Engine:
     """An engine that keeps the module's promise on either backend: the pragmas that make
     SQLite safe for concurrent, crash-prone use, or PostgreSQL sessions in UTC whose
-    transactions each begin by taking facegate's advisory lock."""
+    transactions each begin by taking facegate's advisory lock.
+
+    Its errors name the statement but never its values (`hide_parameters`): they may be a
+    template, a key's hash or an audit entry, and an unexpected error is logged whole."""
     if url.startswith("postgresql"):
         engine = create_engine(
-            url, future=True, pool_pre_ping=True,
+            url, future=True, pool_pre_ping=True, hide_parameters=True,
             connect_args={"options": f"-c timezone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}",
                           "application_name": "facegate"},
         )
@@ -129,7 +132,7 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
 
         return engine
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
