@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from facegate.errors import ErrorCode, FacegateError
@@ -130,6 +130,13 @@ def open_engine(url: str) -> Engine:
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 return
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
+
+        @event.listens_for(engine, "handle_error")
+        def _nul(context) -> None:  # type: ignore[no-untyped-def]
+            # PostgreSQL cannot store U+0000 in text (SQLite can): a caller's text holding
+            # one is their bad input, not a server fault (it was a 500 with nothing recorded).
+            if isinstance(context.sqlalchemy_exception, DataError) and "NUL (0x00)" in str(context.original_exception):
+                raise FacegateError(ErrorCode.INVALID_ARGUMENT, "text may not contain the NUL character (U+0000)")
 
         return engine
     engine = create_engine(url, future=True, hide_parameters=True)
