@@ -71,7 +71,7 @@ class ConsoleUser:
 def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
     """A session for the holder of `key`; a key that fails is recorded as a refused sign-in."""
     try:
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:  # as the API's: no write lock for a lookup
             view, key_id = authenticate(session, key.strip(), engine.now())
             holder = key_holder(session, key_id)
     except FacegateError as exc:
@@ -86,8 +86,8 @@ def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
 
 def signed_in(engine: Facegate, token: str) -> ConsoleUser:
     """The user behind a session cookie's token, or UNAUTHENTICATED (checked like a bearer key,
-    on every request; not itself an operation)."""
-    with engine.sessions.begin() as session:
+    on every request, in a read-only transaction; not itself an operation)."""
+    with engine.read_sessions.begin() as session:
         found = find_session(session, token, engine.now())
         if found is None:
             raise FacegateError(ErrorCode.UNAUTHENTICATED, "not signed in, or the session ended")

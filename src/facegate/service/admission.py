@@ -82,14 +82,16 @@ def gated(operation: Operation, **extra: Any) -> dict[str, Any]:
 
 
 def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str, str | None]:
-    """(tenant, key id, key holder) of a bearer key, in a short transaction of its own."""
+    """(tenant, key id, key holder) of a bearer key, in a short read-only transaction of its
+    own: looking a key up never waits for (nor holds up) a writer, on this host or another,
+    so a flood of bad keys cannot queue on the installation's write lock."""
     if not header:
         raise RequestRefused(ErrorCode.UNAUTHENTICATED, "missing Authorization: Bearer <key>")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise RequestRefused(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <key>'")
     try:
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:
             view, key_id = authenticate(session, key.strip(), engine.now())
             holder = key_holder(session, key_id)
     except FacegateError as exc:
@@ -98,7 +100,7 @@ def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str,
 
 
 def binding_of(engine: Facegate, key_id: str) -> tuple[str | None, str | None]:
-    with engine.sessions.begin() as session:
+    with engine.read_sessions.begin() as session:
         return key_binding(session, key_id)
 
 

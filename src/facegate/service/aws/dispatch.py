@@ -109,7 +109,7 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
         signed = sigv4.parse_authorization(headers)
         now = engine.now()
         sigv4.check_time(signed, now)
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:  # a read: no writer waits for it
             credential = aws_credential(session, signed.access_key_id)
         if credential is None:
             raise AwsError("UnrecognizedClientException", "The security token included in the request is invalid.")
