@@ -276,7 +276,7 @@ class Facegate:
     def gate(self) -> Gatekeeper:
         return Gatekeeper(
             self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
-            audit_space=self.space.audit_id, groups=lambda: self.group_calibration,
+            audit_space=self.space.audit_id, groups=lambda: self.group_calibration, reads=self.read_sessions,
         )
 
     @cached_property
