@@ -83,9 +83,9 @@ class CatalogPolicyArchive:
         except (FacegateError, SQLAlchemyError) as exc:  # runs in a thread: say so, do not raise
             log.warning("policy %s not kept in the catalog: %s", policy.version, exc)
 
-    def last_good(self) -> tuple[bytes, str] | None:
+    def last_good(self, source: str) -> tuple[bytes, str] | None:
         with self._sessions() as session:
-            row = last_good_policy(session)
+            row = last_good_policy(session, source)
             return (row.content, row.source) if row is not None else None
 
 
