@@ -272,6 +272,23 @@ class Facegate:
     def policy(self) -> Policy:
         return self.policy_holder.current()
 
+    def policy_drift(self) -> str | None:
+        """Server mode: the policy the installation's service last loaded (on any host), when
+        it is not the one this process decides with, i.e. hosts on one database serve
+        different policy files; None when they agree, or on the embedded catalog (there a
+        newer file is simply the policy now). Every audit entry names the policy that decided."""
+        if not self.settings.server_mode:
+            return None
+        with self.read_sessions.begin() as session:
+            row = last_good_policy(session)
+            latest = None if row is None else (row.version, row.source, row.stored_at)
+        in_force = self.policy.version
+        if latest is None or latest[0] == in_force:
+            return None
+        version, source, at = latest
+        return (f"the service last loaded policy {version} ({source}) at {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}, "
+                f"this host decides with {in_force}: every host on one database should serve the same policy file")
+
     @cached_property
     def gate(self) -> Gatekeeper:
         return Gatekeeper(

@@ -1,8 +1,12 @@
 """Hosts on one database each read their own policy file. What they share is the catalog's
 `policy_versions` (every policy a service worker loaded cleanly) and the audit log (every
-entry names the policy that decided). A worker whose file is broken falls back to the last
-good policy of *its own* file, not to whatever another host (serving another file) loaded
-last."""
+entry names the policy that decided). Two things follow, checked here:
+
+- a worker whose file is broken falls back to the last good policy of *its own* file, not
+  to whatever another host (serving another file) loaded last;
+- in server mode, hosts serving different policies is visible: `policy_drift()` (in
+  /readyz as `checks.policy_drift`, and in `facegate serve`'s start-up lines) names the
+  policy the service last loaded when it is not this host's."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from importlib import resources
 
 from facegate.engine import Facegate
+from facegate.service.app import create_app
 from facegate.settings import Settings
 from facegate.store.catalog_meta import PolicyVersionRow
 
@@ -62,3 +68,24 @@ def test_a_broken_file_falls_back_to_its_own_last_good_policy(
     restarted = Facegate(first, keep_last_good_policy=True)
     assert restarted.policy.version == kept
     assert restarted.policy_holder.stale is not None and restarted.policy.source == str(strict)
+
+
+def test_hosts_serving_different_policies_say_so(
+    tmp_path: Path, model_cache: Path, postgres_url_factory, files: tuple[Path, Path]
+) -> None:
+    url = postgres_url_factory()
+    strict, lax = files
+    a = worker(host(tmp_path, model_cache, "a", url, strict))
+    assert a.policy_drift() is None
+    b = worker(host(tmp_path, model_cache, "b", url, lax))
+    assert b.policy_drift() is None  # it loaded last
+    drift = a.policy_drift()
+    assert drift is not None and b.policy.version in drift and str(lax) in drift and a.policy.version in drift
+    with TestClient(create_app(a.settings)) as client:  # host a's service: it loads (and keeps) strict again
+        assert worker(a.settings).policy_drift() is None
+        worker(b.settings)  # and b's restarts on lax
+        checks = client.get("/readyz").json()["checks"]
+        assert checks["policy"] == f"ok: {a.policy.version}"
+        assert checks["policy_drift"] == a.policy_drift() and b.policy.version in checks["policy_drift"]
+    embedded = worker(host(tmp_path, model_cache, "c", None, lax))
+    assert embedded.policy_drift() is None

@@ -43,10 +43,13 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
     engine.db  # noqa: B018 - a template key that is not the catalog's stops here, before any write
     # A broken policy file stops here, with its line and field, unless the catalog keeps a
     # last good policy: then the workers decide with that one (and /readyz says "stale").
+    drift = engine.policy_drift()  # server mode: another host serving another policy file
     in_force = engine.policy
     if engine.policy_holder.stale is not None:
         click.echo(f"WARNING policy file refused ({engine.policy_holder.stale}); serving the last good "
                    f"policy {in_force.version}", err=True)
+    if drift is not None:
+        click.echo(f"WARNING {drift}", err=True)
     engine.close()
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
     where = f" --data-dir {shlex.quote(str(settings.home))}" if data_dir is not None else ""

@@ -4,7 +4,9 @@
 catalog database is reachable, the template key is the catalog's and the models are
 loaded (it loads them if the warm-up has not yet), else 503 with what failed. Its
 `policy` check says which policy decides, and "stale: <why>" when the policy file is
-broken and the last good policy (kept in the catalog) stands in: still ready. Its
+broken and the last good policy (kept in the catalog) stands in: still ready. In server
+mode `policy_drift` says "ok", or which policy another host of the database last loaded
+when it is not this host's (informative: still ready; docs/server-mode.md). Its
 `audit_signing` field says whether checkpoints are signed (informative, not a check).
 """
 
@@ -54,6 +56,11 @@ def readyz(engine: EngineDep, request: Request) -> Any:
     in_force = policy.current().version
     # Stale is still ready: the last good policy decides, and every worker answers alike.
     checks["policy"] = f"ok: {in_force}" if policy.stale is None else f"stale: {policy.stale}; in force {in_force}"
+    if engine.settings.server_mode:  # informative too: hosts on one database serving different policies
+        try:
+            checks["policy_drift"] = engine.policy_drift() or "ok"
+        except (FacegateError, SQLAlchemyError) as exc:  # the database check above says why
+            checks["policy_drift"] = f"unknown: {type(exc).__name__}"
     # Informative, not a readiness check: a service without a signing key still serves.
     body = {"status": "ready" if ready else "unavailable", "checks": checks, "audit_signing": signing_status(engine)}
     return body if ready else JSONResponse(body, status_code=503)
