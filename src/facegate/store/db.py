@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -113,6 +113,16 @@ def open_engine(url: str) -> Engine:
                 return
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
 
+        @event.listens_for(engine, "handle_error")
+        def _unavailable(context: ExceptionContext) -> None:
+            # A server that stops answering (stopped, restarted, unreachable, a lock not
+            # granted in time) is DATABASE_UNAVAILABLE wherever it is met, not a driver
+            # traceback: the service answers 503, the CLI one line. A failed pre-ping is
+            # left alone: the pool then opens a new connection (after a restart, it works).
+            if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, OperationalError):
+                return
+            raise database_unavailable(engine, context.original_exception, connected=context.connection is not None)
+
         return engine
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
@@ -138,6 +148,15 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+def database_unavailable(engine: Engine, exc: BaseException | None, *, connected: bool = False) -> FacegateError:
+    """DATABASE_UNAVAILABLE naming where the database was looked for and the driver's first
+    line of why, never the password (the URL is rendered without it; libpq never echoes it)."""
+    where = engine.url.render_as_string(hide_password=True)
+    reason = (str(exc).strip().splitlines() or ["no answer"])[0] if exc is not None else "no answer"
+    what = "stopped answering" if connected else "cannot be reached"
+    return FacegateError(ErrorCode.DATABASE_UNAVAILABLE, f"the database {where} {what}: {reason}", setting="database_url")
+
+
 def reachable(engine: Engine) -> None:
     """Connect once, so that an unreachable server is DATABASE_UNAVAILABLE naming where it
     was looked for (never the password), not a driver traceback at the first operation."""
@@ -145,11 +164,7 @@ def reachable(engine: Engine) -> None:
         with engine.connect():
             pass
     except OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "no answer"
-        raise FacegateError(
-            ErrorCode.DATABASE_UNAVAILABLE, f"the database {where} cannot be reached: {reason}", setting="database_url"
-        ) from None
+        raise database_unavailable(engine, exc.orig) from None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
