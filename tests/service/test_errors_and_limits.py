@@ -23,9 +23,11 @@ def test_every_code_has_a_status_and_only_server_faults_are_500() -> None:
                      ErrorCode.VIDEO_JOB_INTERRUPTED,
                      ErrorCode.INVALID_SETTINGS}  # the server's own configuration
     assert {code for code, status in STATUS.items() if status == 500} == server_faults
-    # 503, try again: an overloaded worker, an installation that cannot sign checkpoints
+    # 503, try again: an overloaded worker, a database server that does not answer, an
+    # installation that cannot sign checkpoints
     assert {code for code, status in STATUS.items() if status > 500} == {
-        ErrorCode.OVERLOADED, ErrorCode.AUDIT_SIGNING_KEY_MISSING, ErrorCode.AUDIT_SIGNING_KEY_INVALID,
+        ErrorCode.OVERLOADED, ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.AUDIT_SIGNING_KEY_MISSING,
+        ErrorCode.AUDIT_SIGNING_KEY_INVALID,
     }
 
 
