@@ -16,7 +16,6 @@ import csv
 import json
 import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -147,10 +146,7 @@ def check_page(driver: webdriver.Chrome, axe: str, shots: Path, name: str) -> No
 
 
 def audit_rows(server: Server, operation: str) -> list[dict[str, object]]:
-    with server.catalog() as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute("SELECT * FROM audit_log WHERE operation = ? ORDER BY seq", (operation,)).fetchall()
-    return [dict(r) for r in rows]
+    return server.entries("operation = :operation", operation=operation)
 
 
 def test_sign_in_and_sign_out(server: Server, browser: webdriver.Chrome, axe: str, shots: Path) -> None:
