@@ -16,6 +16,7 @@ import base64
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -35,6 +36,7 @@ from facegate.client import FacegateClient, FacegateHTTPError
 from facegate.store.sealing import write_new_kek
 from tests.service.aws.signing import signed_request
 from tests.service.server import FACEGATE, Server, lfw, running_server
+from tests.video.scenes import Appearance, render
 
 PASSWORD = "s3cret-not-for-logs"  # put into the URL where it has none (the test server trusts local roles)
 TENANTS = (("press", "commercial", "photo_library", "operator"),)
@@ -221,6 +223,28 @@ def test_rekognition_protocol_through_either_host(hosts: Hosts) -> None:
     assert a.delete_faces(CollectionId=cid, FaceIds=[face_id])["DeletedFaces"] == [face_id]
     again = b.search_faces_by_image(CollectionId=cid, Image={"Bytes": lfw("Serena_Williams", 2).read_bytes()})
     assert again["FaceMatches"] == []
+    only_models(hosts.a, hosts.b)
+
+
+def test_a_video_search_submitted_through_one_host_is_answered_through_the_other(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    """The job and its upload live in the database: whichever host's runner takes it, the
+    other host reports it, and neither keeps the upload on its disk."""
+    name = "two-hosts-footage"
+    video = render(tmp_path / "clip.mp4", [Appearance(lfw("Colin_Powell", 1), 0.5, 2.5, (40, 10), (60, 10))],
+                   3.0, (360, 270))
+    with hosts.client(hosts.a) as a, hosts.client(hosts.b) as b:
+        a.create_collection(name)
+        a.index_faces(name, lfw("Colin_Powell", 2), subject="colin", purpose=PURPOSE, max_faces=1)
+        job_id = a.start_video_search(name, video, purpose=PURPOSE, fps=2)["job_id"]
+        deadline = time.monotonic() + 240
+        while (job := b.get_video_search(job_id))["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert job["status"] == "succeeded", job
+        assert [s["subject"] for s in job["results"]["subjects"]] == ["colin"]
+        assert a.get_video_search(job_id)["audit_seq"] == job["audit_seq"]
     only_models(hosts.a, hosts.b)
 
 
