@@ -39,7 +39,7 @@ from facegate.store.db import (
     session_factory,
     sqlite_url,
 )
-from facegate.store.migrations import migrate
+from facegate.store.migrations import Migrated, migrate
 from facegate.store.sealing import SecretBox, load_kek, load_or_create_kek
 from facegate.store.collection_indexes import VectorStore
 from facegate.store.index_sync import IndexSettings
@@ -109,6 +109,7 @@ class Facegate:
         self._pipeline_lock = threading.Lock()
         self._keep_last_good_policy = keep_last_good_policy
         self._rekeying = rekeying
+        self.migration: Migrated | None = None  # what opening the catalog found and left (`db`)
 
     # --- vision -----------------------------------------------------------------------
     @cached_property
@@ -212,7 +213,7 @@ class Facegate:
         try:
             reachable(engine)
             template_key.check(engine, self.codec, rekeying=self._rekeying)
-            migrate(engine)
+            self.migration = migrate(engine)
             template_key.claim(engine, self.codec)
         except BaseException:
             engine.dispose()
@@ -222,6 +223,11 @@ class Facegate:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.db)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Snapshot sessions for long reads that must not hold up writers (store/db.py)."""
+        return read_only_session_factory(self.db)
 
     @cached_property
     def codec(self) -> TemplateCodec:
@@ -254,8 +260,7 @@ class Facegate:
             return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
         if self.codec.encrypted:
             return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
-        return ServerVectors(self.sessions, read_only_session_factory(self.db),
-                             ServerIndexSettings(kind=self.settings.index_kind))
+        return ServerVectors(self.sessions, self.read_sessions, ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property

@@ -230,6 +230,11 @@ def test_review_flow_with_four_eyes(world: World) -> None:
         assert (lead["status"], lead["case_reference"], lead["purpose"], lead["searcher_holder"]) == (
             "pending", case, "victim_identification", "alice")
         assert 0 < lead["estimated_fmr"] < 1 and lead["decided_at"] is None
+        # a reviewer reads the worst group's false-match rate as a search result shows it
+        match = next(m for m in found["matches"] if m["face_id"] == lead["face_id"])
+        assert lead["estimated_fmr"] <= lead["estimated_fmr_worst_group"] and lead["worst_group"]
+        assert (lead["estimated_fmr_worst_group"], lead["worst_group"]) == (
+            match["estimated_fmr_worst_group"], match["worst_group"])
         # the same search again opens no second lead
         alice.search(A_GALLERY, probe, purpose="victim_identification", case_reference=case)
         assert len(alice.list_reviews(status="all", case_reference=case)["reviews"]) == len(leads)

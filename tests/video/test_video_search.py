@@ -42,6 +42,8 @@ def test_cli_reports_who_appears_when(enrolled: Facegate, scene_video: Path) -> 
     assert [s["subject"] for s in answer["subjects"]]
     for subject in answer["subjects"]:
         assert _close(subject["appearances"], TRUTH[subject["subject"]])
+        # a per-subject answer says what its similarity means in the worst group too
+        assert subject["estimated_fmr"] <= subject["estimated_fmr_worst_group"] and subject["worst_group"]
     # GetFaceSearch's Persons: each matched sighting, at a time when that person is on screen
     assert answer["persons"]
     for person in answer["persons"]:

@@ -271,6 +271,10 @@ class ReviewOut(BaseModel):
     subject: str | None
     similarity: float
     estimated_fmr: float | None
+    estimated_fmr_worst_group: float | None = Field(
+        default=None, description="The false-match rate of this similarity in the group where it is highest."
+    )
+    worst_group: str | None = Field(default=None, description="That group, e.g. race=Asian.")
     purpose: str | None
     tenant: str
     audit_seq: int

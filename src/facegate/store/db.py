@@ -109,7 +109,9 @@ def open_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _serialise(conn) -> None:  # type: ignore[no-untyped-def]
             if conn.get_execution_options().get(READ_ONLY):
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # enforced by the server
+                # One snapshot for the whole read (a chain verified while others append),
+                # read-only as the server enforces, and no lock: readers never queue.
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 return
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
 
@@ -142,8 +144,9 @@ def open_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:  # type: ignore[no-untyped-def]
             # Take the write lock at the start: two writers never interleave, and the
-            # audit chain's "previous hash" read is always the true previous entry.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # audit chain's "previous hash" read is always the true previous entry. A
+            # read-only transaction reads a WAL snapshot instead and never waits for one.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -173,8 +176,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def read_only_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for transactions that only read and need no serial order (a search turning
-    index hits into faces): READ ONLY and unlocked on PostgreSQL; on SQLite the same as
-    `session_factory`'s (WAL readers never wait for a writer anyway)."""
-    if engine.dialect.name != "postgresql":
-        return session_factory(engine)
+    index hits into faces, a whole-chain verification): one snapshot, without the write lock
+    (SQLite: a deferred BEGIN on the WAL; PostgreSQL: REPEATABLE READ, READ ONLY, no advisory
+    lock), so a long read never holds up writers and readers on many hosts run side by side.
+    They must not write: PostgreSQL refuses it, SQLite would take the lock mid-transaction."""
     return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, future=True)

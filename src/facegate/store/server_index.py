@@ -59,36 +59,67 @@ def index_ddl(dimension: int, settings: ServerIndexSettings = ServerIndexSetting
 SHIPPED_DIMENSION = 128  # the templates of the shipped model (dlib ResNet)
 
 
-def install(conn: Connection) -> None:
-    """The server-mode schema beyond the ORM's: the `vector` extension, `faces.embedding`
-    and the HNSW index of 128-d templates (a migration step; idempotent).
+PGVECTOR_MIN = (0, 8)  # hnsw.iterative_scan: a filtered HNSW search that still fills k
 
-    Creating an extension needs a privilege many application roles lack: where the
-    extension is missing and this role may not create it, the refusal says exactly what a
-    database administrator must run, and nothing else of the step is applied."""
-    present = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first() is not None
-    if not present:
-        available = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first()
-        database = conn.execute(text("SELECT current_database()")).scalar_one()
-        if available is None:
-            raise FacegateError(
-                ErrorCode.INVALID_SETTINGS,
-                f"the PostgreSQL server has no pgvector: install pgvector 0.8 or newer on it, then run "
-                f"`CREATE EXTENSION vector;` in database {database} as a superuser, and `facegate db migrate` again",
-                setting="database_url",
-            )
+
+def _version(found: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in found.split(".") if part.isdigit())
+
+
+def _extension_missing(conn: Connection, why: str, then: str = "") -> FacegateError:
+    database, role = conn.execute(text("SELECT current_database(), current_user")).one()
+    return FacegateError(
+        ErrorCode.DATABASE_EXTENSION_MISSING,
+        f"{why}: a database administrator must{then} run `CREATE EXTENSION vector;` in database {database} as "
+        f"a superuser (pgvector >= {'.'.join(map(str, PGVECTOR_MIN))} installed on the server), then run "
+        "`facegate db migrate` again; nothing was written",
+        database=database, role=role, sql="CREATE EXTENSION vector;",
+    )
+
+
+def ensure_vector_extension(conn: Connection) -> str:
+    """The `vector` extension of this database, created where the role may; its version.
+
+    pgvector is not a trusted extension: only a superuser may create it. Where it is missing
+    and this role may not, or the server lacks pgvector >= 0.8, the refusal
+    (DATABASE_EXTENSION_MISSING) says exactly what a database administrator must run."""
+    installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
+    if installed is None:
+        available = conn.execute(
+            text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+        ).scalar()
+        if available is None or _version(available) < PGVECTOR_MIN:
+            found = "no pgvector" if available is None else f"pgvector {available}"
+            raise _extension_missing(conn, f"the PostgreSQL server has {found}", " install a newer pgvector, then")
         try:
             with conn.begin_nested():
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-        except DBAPIError:
+        except DBAPIError as exc:
             role = conn.execute(text("SELECT current_user")).scalar_one()
-            raise FacegateError(
-                ErrorCode.INVALID_SETTINGS,
-                f"role {role} may not create the pgvector extension: a database administrator must run "
-                f"`CREATE EXTENSION vector;` in database {database} (as a superuser or the database owner), "
-                "then run `facegate db migrate` again",
-                setting="database_url",
-            ) from None
+            reason = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "refused"
+            raise _extension_missing(conn, f"role {role} may not create the pgvector extension ({reason})") from None
+        installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
+    if _version(installed) < PGVECTOR_MIN:
+        database = conn.execute(text("SELECT current_database()")).scalar_one()
+        raise FacegateError(
+            ErrorCode.DATABASE_EXTENSION_MISSING,
+            f"database {database} has pgvector {installed}, facegate needs >= {'.'.join(map(str, PGVECTOR_MIN))}: "
+            "a database administrator must install a newer pgvector on the server and run "
+            "`ALTER EXTENSION vector UPDATE;` in that database, then run `facegate db migrate` again; "
+            "nothing was written",
+            database=database, sql="ALTER EXTENSION vector UPDATE;",
+        )
+    return installed
+
+
+def install(conn: Connection) -> None:
+    """The server-mode schema beyond the ORM's: the `vector` extension, `faces.embedding`
+    and the HNSW index of 128-d templates (migration revision 0011; idempotent).
+
+    Where the extension is missing and this role may not create it, the refusal says
+    exactly what a database administrator must run, and nothing is written: migrations run
+    in one transaction."""
+    ensure_vector_extension(conn)
     conn.execute(text("ALTER TABLE faces ADD COLUMN IF NOT EXISTS embedding vector"))
     conn.execute(text(index_ddl(SHIPPED_DIMENSION)))
 
