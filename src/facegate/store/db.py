@@ -123,7 +123,10 @@ def open_engine(url: str) -> Engine:
             # left alone: the pool then opens a new connection (after a restart, it works).
             if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, OperationalError):
                 return
-            raise database_unavailable(engine, context.original_exception, connected=context.connection is not None)
+            connected = context.connection is not None
+            if connected and not context.is_disconnect and not _unavailable(context.original_exception):
+                return  # another operational error of a statement: its own message, not an outage
+            raise database_unavailable(engine, context.original_exception, connected=connected)
 
         return engine
     engine = create_engine(url, future=True)
@@ -149,6 +152,18 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+# SQLSTATEs of a server that is not there for this statement: connection exceptions (08),
+# insufficient resources (53, e.g. too many connections), shut down or restarting (57P),
+# a lock or statement timeout (55P03, 57014). None: the connection itself failed.
+_UNAVAILABLE_CLASSES = ("08", "53", "57P")
+_UNAVAILABLE_STATES = ("55P03", "57014")
+
+
+def _unavailable(exc: BaseException | None) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(_UNAVAILABLE_CLASSES) or state in _UNAVAILABLE_STATES
 
 
 def database_unavailable(engine: Engine, exc: BaseException | None, *, connected: bool = False) -> FacegateError:
