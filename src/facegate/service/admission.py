@@ -95,6 +95,8 @@ def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str,
             view, key_id = authenticate(session, key.strip(), engine.now())
             holder = key_holder(session, key_id)
     except FacegateError as exc:
+        if exc.code is ErrorCode.DATABASE_UNAVAILABLE:  # the server's fault, not the key's: not a refusal
+            raise
         raise RequestRefused(exc.code, exc.message) from None
     return view.name, key_id, holder
 

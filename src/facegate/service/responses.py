@@ -356,5 +356,8 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
+    backend: Literal["sqlite", "postgresql"] = Field(
+        description="Where the state lives: sqlite (the data directory) or postgresql (server mode)."
+    )
     checks: dict[str, str] = Field(description="Each check: ok, or what failed.")
     audit_signing: str = Field(description="ok, or why audit checkpoints are not signed (the service is still ready).")

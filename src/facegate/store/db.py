@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DataError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -132,11 +132,24 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
 
         @event.listens_for(engine, "handle_error")
-        def _nul(context) -> None:  # type: ignore[no-untyped-def]
+        def _nul(context: ExceptionContext) -> None:
             # PostgreSQL cannot store U+0000 in text (SQLite can): a caller's text holding
             # one is their bad input, not a server fault (it was a 500 with nothing recorded).
             if isinstance(context.sqlalchemy_exception, DataError) and "NUL (0x00)" in str(context.original_exception):
                 raise FacegateError(ErrorCode.INVALID_ARGUMENT, "text may not contain the NUL character (U+0000)")
+
+        @event.listens_for(engine, "handle_error")
+        def _unavailable(context: ExceptionContext) -> None:
+            # A server that stops answering (stopped, restarted, unreachable, a lock not
+            # granted in time) is DATABASE_UNAVAILABLE wherever it is met, not a driver
+            # traceback: the service answers 503, the CLI one line. A failed pre-ping is
+            # left alone: the pool then opens a new connection (after a restart, it works).
+            if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, OperationalError):
+                return
+            connected = context.connection is not None
+            if connected and not context.is_disconnect and not _unavailable(context.original_exception):
+                return  # another operational error of a statement: its own message, not an outage
+            raise database_unavailable(engine, context.original_exception, connected=connected)
 
         return engine
     engine = create_engine(url, future=True, hide_parameters=True)
@@ -164,6 +177,28 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+# SQLSTATEs of a server that is not there for this statement: connection exceptions (08),
+# insufficient resources (53, e.g. too many connections), shut down or restarting (57P),
+# a lock or statement timeout (55P03, 57014). None: the connection itself failed.
+_UNAVAILABLE_CLASSES = ("08", "53", "57P")
+_UNAVAILABLE_STATES = ("55P03", "57014")
+
+
+def _unavailable(exc: BaseException | None) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(_UNAVAILABLE_CLASSES) or state in _UNAVAILABLE_STATES
+
+
+def database_unavailable(engine: Engine, exc: BaseException | None, *, connected: bool = False) -> FacegateError:
+    """DATABASE_UNAVAILABLE naming where the database was looked for and the driver's first
+    line of why, never the password (the URL is rendered without it, `?password=` included;
+    libpq never echoes it)."""
+    where = shown_url(engine.url)
+    reason = (str(exc).strip().splitlines() or ["no answer"])[0] if exc is not None else "no answer"
+    what = "stopped answering" if connected else "cannot be reached"
+    return FacegateError(ErrorCode.DATABASE_UNAVAILABLE, f"the database {where} {what}: {reason}", setting="database_url")
+
+
 def reachable(engine: Engine) -> None:
     """Connect once, so that an unreachable server is DATABASE_UNAVAILABLE naming where it
     was looked for (never the password), not a driver traceback at the first operation."""
@@ -171,11 +206,7 @@ def reachable(engine: Engine) -> None:
         with engine.connect():
             pass
     except OperationalError as exc:
-        where = shown_url(engine.url)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "no answer"
-        raise FacegateError(
-            ErrorCode.DATABASE_UNAVAILABLE, f"the database {where} cannot be reached: {reason}", setting="database_url"
-        ) from None
+        raise database_unavailable(engine, exc.orig) from None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

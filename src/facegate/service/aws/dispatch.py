@@ -123,6 +123,8 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
     except AwsError as exc:
         raise Refused(exc, ErrorCode.UNAUTHENTICATED) from None
     except FacegateError as exc:
+        if exc.code is ErrorCode.DATABASE_UNAVAILABLE:  # the server's fault, not the signature's
+            raise
         raise Refused(aws_error(exc.code, exc.message), exc.code) from None
     try:
         purpose, case = apply_binding(
@@ -181,6 +183,10 @@ async def rekognition(request: Request) -> Response:
     address = client_address(request)
     try:
         return await _admitted(request, engine, handler, operation, name, anonymous, address)
+    except FacegateError as exc:  # met before the gate or while recording a refusal (the database)
+        log.error("request %s failed: %s %s", request.state.request_id, exc.code.value, exc.message)
+        error = aws_error(exc.code, exc.message)
+        return _answer(request, error.body(), error.status, _failed(exc.code))
     finally:
         state.body_budget.release(request)
         if getattr(request.state, "analysis_slot", False):
