@@ -98,6 +98,17 @@ ITEM_CODES = frozenset({
 })
 
 
+# What a client of the service is told where the message meant for the operator would say
+# too much: where the database is (host, user, database name) is the service's log's to say.
+UNAVAILABLE_TO_CLIENTS = "the service's database does not answer; try again later (the service log says why)"
+
+
+def client_message(code: ErrorCode, message: str) -> str:
+    """The message an HTTP client gets for `code`: the operator's, except where it would
+    describe the installation's insides to anyone who can reach the port."""
+    return UNAVAILABLE_TO_CLIENTS if code is ErrorCode.DATABASE_UNAVAILABLE else message
+
+
 class FacegateError(Exception):
     """A refusal with a stable code, a human message and optional structured details.
 

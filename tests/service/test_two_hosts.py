@@ -268,6 +268,8 @@ def test_a_database_that_stops_answering_is_database_unavailable_and_never_shows
     InternalServerError), /readyz says so, the CLI exits 1 with the code; no answer, log
     line or message shows the password. Once it answers again, both hosts serve at once."""
     database = str(make_url(hosts.database_url).database)
+    url = make_url(hosts.database_url)
+    where = str(url.host or url.query.get("host"))  # the server's address (a socket directory here)
     with hosts.client(hosts.a) as a:
         a.create_collection("two-hosts-outage")
         a.index_faces("two-hosts-outage", lfw("Colin_Powell", 1), subject="colin", purpose=PURPOSE, max_faces=1)
@@ -301,6 +303,8 @@ def test_a_database_that_stops_answering_is_database_unavailable_and_never_shows
                 assert json.loads(aws.headers["x-facegate-decision"])["code"] == "DATABASE_UNAVAILABLE"
                 for answer in [ready, *answers, aws]:
                     assert hosts.password not in answer.text and "Traceback" not in answer.text
+                    # where the database is (host, user, name) is for the log, not for any client
+                    assert database not in answer.text and where not in answer.text, answer.text
             for as_json in (True, False):
                 run = subprocess.run([str(FACEGATE), "collection", "list", *(["--json"] if as_json else [])],
                                      env=hosts.a.env(), capture_output=True, text=True, timeout=180, check=False)
@@ -316,3 +320,4 @@ def test_a_database_that_stops_answering_is_database_unavailable_and_never_shows
         assert httpx.get(f"{host.url}/readyz", timeout=60).status_code == 200
         log = host.log.read_text()
         assert "DATABASE_UNAVAILABLE" in log and hosts.password not in log and "Traceback" not in log
+        assert database in log  # the operator learns where and why

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import ErrorCode, FacegateError, client_message
 from facegate.gate import Caller
 from facegate.governance import PolicyDenied
 
@@ -92,7 +92,8 @@ def error_response(
     request: Request, code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        **jsonable_encoder(details or {}), "code": code.value, "message": message, "request_id": request_id(request),
+        **jsonable_encoder(details or {}), "code": code.value, "message": client_message(code, message),
+        "request_id": request_id(request),
     }
     headers: dict[str, str] = {}
     if code is E.UNAUTHENTICATED:

@@ -9,7 +9,7 @@ from the table would answer InternalServerError, never a silent 200.
 
 from __future__ import annotations
 
-from facegate.errors import ErrorCode
+from facegate.errors import ErrorCode, client_message
 
 E = ErrorCode
 
@@ -78,4 +78,4 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
 
 def aws_error(code: ErrorCode, message: str) -> AwsError:
     error_type, status = AWS_ERROR.get(code, INTERNAL)
-    return AwsError(error_type, message, status)
+    return AwsError(error_type, client_message(code, message), status)

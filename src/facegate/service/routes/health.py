@@ -16,15 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import UNAVAILABLE_TO_CLIENTS, ErrorCode, FacegateError, client_message
 from facegate.service.deps import EngineDep
 from facegate.service.housekeeping import signing_status
 from facegate.service.responses import Health, Readiness
+
+log = logging.getLogger("facegate.service")
 
 router = APIRouter(tags=["health"])
 
@@ -47,10 +51,12 @@ def readyz(engine: EngineDep, request: Request) -> Any:
         with engine.db.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except FacegateError as exc:  # server mode: DATABASE_UNAVAILABLE, where and why (no password)
-        checks["database"] = f"{exc.code.value}: {exc.message}"[:300]
+    except FacegateError as exc:  # server mode: where and why go to the log, not to whoever asks
+        log.warning("readiness: %s %s", exc.code.value, exc.message)
+        checks["database"] = f"{exc.code.value}: {client_message(exc.code, exc.message)}"[:300]
     except (SQLAlchemyError, OSError) as exc:
-        checks["database"] = f"{ErrorCode.DATABASE_UNAVAILABLE.value}: {type(exc).__name__}: {exc}"[:300]
+        log.warning("readiness: database check failed: %s", type(exc).__name__)
+        checks["database"] = f"{ErrorCode.DATABASE_UNAVAILABLE.value}: {UNAVAILABLE_TO_CLIENTS}"
     try:
         engine.load_models()
         checks["models"] = "ok"
