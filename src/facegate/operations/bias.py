@@ -17,6 +17,7 @@ from facegate.evaluation.bias_audit import BiasReport, run_bias_audit
 from facegate.gate import Caller
 from facegate.governance import Operation, append_entry, record_bias_audit
 from facegate.governance.decision import Promise, purpose_promise
+from facegate.operations.evaluation import eval_cache
 from facegate.vision.types import QualityFilter
 
 
@@ -77,7 +78,7 @@ def audit_bias(
     operating, _ = threshold_for(engine, purpose, threshold)
     engine.gate.admit(caller, Operation.BIAS_AUDIT)  # before the long work; denial recorded
     report = run_bias_audit(
-        manifest, list(group_by), operating, engine.pipeline, engine.settings.home / "evaluation-cache",
+        manifest, list(group_by), operating, engine.pipeline, eval_cache(engine),
         calibration=engine.calibration, scorer=engine.scorer, quality_filter=quality_filter, label_source=label_source,
         min_images_per_subject=min_images_per_subject, workers=workers or engine.settings.workers,
     )
