@@ -3,7 +3,7 @@ log's columns, and PostgreSQL enforces their lengths where SQLite stores anythin
 that could not be recorded is INVALID_ARGUMENT on both backends, before any decision,
 never a database error that loses the refusal's record. The longest value that fits is
 decided and recorded as usual; a refusal recorded outside a decision keeps the words cut
-to the columns."""
+to the columns. A bias audit's dataset name, likewise, is checked before the audit runs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import Operation, PolicyDenied, read_entries, verify
-from facegate.operations import collections, search
+from facegate.operations import bias, collections, search
 
 
 def entries(engine: Facegate) -> list[dict]:
@@ -57,3 +57,12 @@ def test_a_refusal_outside_a_decision_is_recorded_with_the_words_cut_to_the_colu
     assert last["code"] == "RATE_LIMITED" and last["rule"] == "request:invalid"
     with engine.sessions.begin() as session:
         assert verify(session).ok
+
+
+def test_a_dataset_name_a_recorded_audit_could_not_hold_is_refused_before_the_audit_runs(
+    engine: Facegate, tmp_path: Path
+) -> None:
+    with pytest.raises(FacegateError) as refused:  # the manifest is never read: no work is done
+        bias.audit_bias(engine, Caller(), tmp_path / "absent.csv", ["gender"], threshold=95.0, record=True,
+                        dataset="d" * 129)
+    assert refused.value.code is ErrorCode.INVALID_ARGUMENT and refused.value.details["field"] == "dataset"
