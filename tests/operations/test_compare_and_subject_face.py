@@ -22,7 +22,7 @@ from facegate.operations import bulk, collections, faces, vision
 from facegate.operations.search import search_image
 from facegate.settings import Settings
 from facegate.vision.types import Box
-from tests.operations.backend import environment
+from tests.backend import environment
 
 FR = Path("face_recognition") / "tests" / "test_images"
 ME = Caller()

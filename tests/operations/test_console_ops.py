@@ -22,7 +22,7 @@ from facegate.governance.audit_query import AuditFilter
 from facegate.governance.checkpoints import generate_key
 from facegate.operations import admin, audit, console
 from facegate.settings import Settings
-from tests.operations.backend import execute, rows
+from tests.backend import execute, rows
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy-2020-moratorium.toml"

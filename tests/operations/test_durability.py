@@ -22,7 +22,7 @@ from facegate.governance import verify
 from facegate.operations import collections
 from facegate.settings import Settings
 from facegate.store.server_index import ServerVectors
-from tests.operations.backend import count_faces, environment
+from tests.backend import count_faces, environment
 
 CLI = Path(sys.executable).parent / "facegate"
 

@@ -25,7 +25,7 @@ from facegate.gate import Caller
 from facegate.operations import admin, bulk, catalog_keys, collections, console, faces, retention, search
 from facegate.settings import Settings
 from facegate.store.crypto import MAGIC
-from tests.operations.backend import execute, rows as catalog
+from tests.backend import execute, rows as catalog
 from tests.service.server import EXAMPLE_POLICY, lfw
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
