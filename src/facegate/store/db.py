@@ -39,6 +39,9 @@ CATALOG_FILE = "catalog.sqlite3"
 
 # pg_advisory_xact_lock key that serialises facegate's transactions ("facegate" as bytes).
 TRANSACTION_LOCK = int.from_bytes(b"facegate", "big")
+# Execution option of a connection whose transactions only read (searches): on PostgreSQL
+# they run READ ONLY without the lock, so searches through many hosts run side by side.
+READ_ONLY = "facegate_read_only"
 LOCK_TIMEOUT_MS = 30_000  # like SQLite's busy timeout: a stuck writer is an error, not a hang
 
 
@@ -105,6 +108,9 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _serialise(conn) -> None:  # type: ignore[no-untyped-def]
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # enforced by the server
+                return
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
 
         return engine
@@ -148,3 +154,12 @@ def reachable(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, future=True)
+
+
+def read_only_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for transactions that only read and need no serial order (a search turning
+    index hits into faces): READ ONLY and unlocked on PostgreSQL; on SQLite the same as
+    `session_factory`'s (WAL readers never wait for a writer anyway)."""
+    if engine.dialect.name != "postgresql":
+        return session_factory(engine)
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, future=True)
