@@ -1,12 +1,18 @@
 """The tests' view of an installation from outside, whichever backend holds it: plain SQL on
 its catalog (what is stored, and tampering as someone with database access would do it),
-and the environment that points a `facegate` command at the same installation."""
+the environment that points a `facegate` command at the same installation, and two
+autouse fixtures a suite's conftest may import: a user cache directory of each test's own,
+and server mode's file contract (with FACEGATE_DATABASE_URL set, nothing but model caches
+is written to FACEGATE_HOME, issue 14) checked as each server-mode test ends."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from facegate.engine import Facegate
@@ -55,3 +61,21 @@ def count_faces(settings: Settings) -> int:
             return 0
     with psycopg.connect(settings.database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as con:
         return int(con.execute("SELECT count(*) FROM faces").fetchone()[0])
+
+
+@pytest.fixture(autouse=True)
+def host_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's user cache directory (XDG_CACHE_HOME: server mode's evaluation templates),
+    as empty as a fresh data directory, so that no test reads another's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "host-cache"))
+    return tmp_path / "host-cache"
+
+
+@pytest.fixture(autouse=True)
+def server_mode_writes_no_files(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test on `settings` in server mode leaves nothing but the `models` cache entry in home."""
+    settings = request.getfixturevalue("settings") if "settings" in request.fixturenames else None
+    yield
+    if settings is not None and settings.server_mode:
+        left = sorted(p.name for p in settings.home.iterdir())
+        assert left == ["models"], f"server mode wrote to FACEGATE_HOME: {left}"

@@ -15,7 +15,7 @@ from facegate.engine import Facegate
 from facegate.gate import Caller
 from facegate.operations import collections, faces
 from facegate.settings import Settings
-from tests.backend import environment
+from tests.backend import environment, host_cache, server_mode_writes_no_files  # noqa: F401 - autouse
 from tests.video.scenes import ENROLLED, SCENE, SCENE_SECONDS, SCENE_SIZE, lfw_photo, render
 
 COLLECTION = "people"
