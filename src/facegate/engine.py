@@ -83,9 +83,9 @@ class CatalogPolicyArchive:
         except (FacegateError, SQLAlchemyError) as exc:  # runs in a thread: say so, do not raise
             log.warning("policy %s not kept in the catalog: %s", policy.version, exc)
 
-    def last_good(self) -> tuple[bytes, str] | None:
+    def last_good(self, source: str) -> tuple[bytes, str] | None:
         with self._sessions() as session:
-            row = last_good_policy(session)
+            row = last_good_policy(session, source)
             return (row.content, row.source) if row is not None else None
 
 
@@ -225,6 +225,11 @@ class Facegate:
         return session_factory(self.db)
 
     @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Snapshot sessions for long reads that must not hold up writers (store/db.py)."""
+        return read_only_session_factory(self.db)
+
+    @cached_property
     def codec(self) -> TemplateCodec:
         return TemplateCodec(self.settings.template_key_bytes)
 
@@ -255,8 +260,7 @@ class Facegate:
             return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
         if self.codec.encrypted:
             return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
-        return ServerVectors(self.sessions, read_only_session_factory(self.db),
-                             ServerIndexSettings(kind=self.settings.index_kind))
+        return ServerVectors(self.sessions, self.read_sessions, ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property
@@ -268,11 +272,28 @@ class Facegate:
     def policy(self) -> Policy:
         return self.policy_holder.current()
 
+    def policy_drift(self) -> str | None:
+        """Server mode: the policy the installation's service last loaded (on any host), when
+        it is not the one this process decides with, i.e. hosts on one database serve
+        different policy files; None when they agree, or on the embedded catalog (there a
+        newer file is simply the policy now). Every audit entry names the policy that decided."""
+        if not self.settings.server_mode:
+            return None
+        with self.read_sessions.begin() as session:
+            row = last_good_policy(session)
+            latest = None if row is None else (row.version, row.source, row.stored_at)
+        in_force = self.policy.version
+        if latest is None or latest[0] == in_force:
+            return None
+        version, source, at = latest
+        return (f"the service last loaded policy {version} ({source}) at {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}, "
+                f"this host decides with {in_force}: every host on one database should serve the same policy file")
+
     @cached_property
     def gate(self) -> Gatekeeper:
         return Gatekeeper(
             self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
-            audit_space=self.space.audit_id, groups=lambda: self.group_calibration,
+            audit_space=self.space.audit_id, groups=lambda: self.group_calibration, reads=self.read_sessions,
         )
 
     @cached_property

@@ -2,7 +2,8 @@
 
 `Gatekeeper.run` is the only way the engine performs an operation:
 
-1. decide (a short transaction): a denial is written to the audit log and raised;
+1. decide (a short read-only transaction that takes no write lock; a denial is decided
+   again under the lock, written to the audit log and raised);
 2. `prepare` the costly part without holding the write lock (decode, detect, embed, a
    vector search);
 3. in one transaction, decide again with the state now in force (a tenant suspended
@@ -113,8 +114,12 @@ class Gatekeeper:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         audit_space: str | None = None,
         groups: Callable[[], GroupCalibration | None] = lambda: None,
+        reads: sessionmaker[Session] | None = None,
     ) -> None:
+        """`reads`: read-only sessions without the write lock (store/db.py), for the first
+        decision; `sessions` when not given."""
         self._sessions = sessions
+        self._reads = reads or sessions
         self._policy = policy
         self._calibration = calibration
         self._groups = groups
@@ -214,7 +219,15 @@ class Gatekeeper:
     def _admit(
         self, caller: Caller, operation: Operation, collection_id: str | None, limits: Limits, probe: str | None
     ) -> tuple[GateRequest, Decision]:
-        """Decide in a short transaction; a denial is recorded there and raised."""
+        """Decide in a short read-only transaction, without the write lock that every writer
+        of every host queues for (an allowed operation takes it once, to act and record); a
+        denial is decided again under the lock, so that it is recorded after exactly what
+        it saw, and raised."""
+        with self._reads.begin() as session:
+            request = self.request(session, caller, operation, collection_id, limits)
+            decision = self.decide(session, request, self.clock())
+        if decision.allowed:
+            return request, decision
         with self._sessions.begin() as session:
             request = self.request(session, caller, operation, collection_id, limits)
             decision = self.decide(session, request, self.clock())

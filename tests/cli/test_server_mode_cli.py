@@ -64,3 +64,20 @@ def test_an_unreachable_server_is_database_unavailable_without_the_password(
     code, out = run(settings.home, url.render_as_string(hide_password=False), "collection", "list")
     assert code != 0 and out["error"]["code"] == "DATABASE_UNAVAILABLE"
     assert "s3cret" not in json.dumps(out) and "no_such_database" in out["error"]["message"]
+
+
+def test_a_password_in_the_url_query_is_never_shown(settings: Settings, postgres_admin_url: str, postgres_url_factory) -> None:
+    # libpq takes the password as a query parameter too: `?password=...` (and `sslpassword`)
+    unreachable = make_url(postgres_admin_url).set(database="no_such_database").update_query_dict(
+        {"password": "s3cret", "sslpassword": "k3ypass"}
+    )
+    code, out = run(settings.home, unreachable.render_as_string(hide_password=False), "collection", "list")
+    assert code != 0 and out["error"]["code"] == "DATABASE_UNAVAILABLE"
+    message = out["error"]["message"]
+    assert "s3cret" not in message and "k3ypass" not in message
+    assert "no_such_database" in message and "password=***" in message
+    # a server that lets the role in (trust) without using the password: `db migrate` names the database
+    answering = make_url(postgres_url_factory()).update_query_dict({"password": "s3cret"})
+    result = CliRunner().invoke(main, ["db", "migrate", "--database-url", answering.render_as_string(hide_password=False)])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output and "password=***" in result.output

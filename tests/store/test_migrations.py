@@ -20,11 +20,10 @@ from sqlalchemy import Engine, inspect, make_url, select, text
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.store.db import CATALOG_FILE, Base, open_engine, server_url, sqlite_url
-from facegate.store.migrations import LEGACY_TABLE, Migrated, head, migrate
+from facegate.store.migrations import HEAD, LEGACY_TABLE, Migrated, head, migrate
 from facegate.store.tables import CollectionRow
 from tests.store.conftest import NOW
 
-HEAD = "0012"
 SERVER_ONLY = {"embedding", "ix_faces_embedding_hnsw_128"}  # PostgreSQL's, outside the ORM on purpose
 
 
@@ -60,6 +59,7 @@ def _insert_face(engine: Engine, face_id: str) -> int:
 
 
 def test_head_is_the_last_revision() -> None:
+    """The constant that spares a catalog at HEAD the import of Alembic is the last revision."""
     assert head() == HEAD
 
 

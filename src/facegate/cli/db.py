@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from facegate.cli.common import emit, handles_errors, json_option, progress_bar, stderr, stdout
 from facegate.engine import Facegate
@@ -25,15 +24,14 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.audit_verify import verify
 from facegate.settings import Settings, load_settings
 from facegate.store.catalog_copy import copy_catalog, refuse_if_occupied
-from facegate.store.db import CATALOG_FILE, open_engine, reachable, server_url, session_factory
+from facegate.store.db import CATALOG_FILE, open_engine, reachable, server_url, session_factory, shown_url
 from facegate.store.migrations import migrate
 from facegate.store.sealing import KEK_FILE, write_new_kek
 
 
 def shown(url: str | Engine) -> str:
     """A database URL as it may be printed: never its password."""
-    parsed = url.url if isinstance(url, Engine) else make_url(url)
-    return parsed.render_as_string(hide_password=True)
+    return shown_url(url.url if isinstance(url, Engine) else url)
 
 
 def where(settings: Settings) -> str:

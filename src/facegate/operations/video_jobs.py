@@ -184,6 +184,9 @@ class JobRunner:
         while not self._stop.is_set():
             try:
                 ran = self.run_one()
+            except FacegateError as exc:  # e.g. DATABASE_UNAVAILABLE: one line a poll, retried
+                log.error("video job runner: %s %s", exc.code.value, exc.message)
+                ran = False
             except Exception:  # noqa: BLE001 - the runner must outlive one bad job; logged
                 log.exception("video job runner failed")
                 ran = False

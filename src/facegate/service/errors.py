@@ -122,11 +122,21 @@ def record_refusal(request: Request, exc: FacegateError) -> None:
     request.app.state.engine.gate.refuse(caller, operation, exc, collection[:255] if collection else None)
 
 
+async def _recorded(request: Request, exc: FacegateError) -> FacegateError | None:
+    """Record a refusal; the error met instead if it could not be recorded (a database that
+    does not answer): a refusal is answered only once it is on the record."""
+    try:
+        await run_in_threadpool(record_refusal, request, exc)
+    except FacegateError as failed:
+        return failed
+    return None
+
+
 async def facegate_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, FacegateError):
         raise exc
     if isinstance(exc, RequestRefused):
-        await run_in_threadpool(record_refusal, request, exc)
+        exc = await _recorded(request, exc) or exc
     details = dict(exc.details)
     if isinstance(exc, PolicyDenied):
         details["decision"] = exc.decision.to_dict()
@@ -146,7 +156,9 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     message = f"{'.'.join(first['loc'][1:] or first['loc']) or 'request'}: {first['msg']}"
     refused = RequestRefused(E.VALIDATION_ERROR, message)
-    await run_in_threadpool(record_refusal, request, refused)
+    failed = await _recorded(request, refused)
+    if failed is not None:
+        return await facegate_error(request, failed)
     return error_response(request, E.VALIDATION_ERROR, message, {"errors": errors[:20]})
 
 

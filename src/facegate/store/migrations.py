@@ -22,11 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-import pgvector.sqlalchemy  # noqa: F401  (reflection then knows faces.embedding's type, `vector`)
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.schema import CreateColumn
 
@@ -37,6 +34,14 @@ from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last g
 from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+# Alembic itself is imported only when a database is not at HEAD: every command opens the
+# catalog, and the import costs a command ~50 ms it would spend on nothing.
+HEAD = "0012"  # the newest revision in store/alembic/versions (tests/store/test_migrations.py checks)
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
 LEGACY_TABLE = "schema_version"  # the hand-written runner's record of applied steps
@@ -87,6 +92,8 @@ class Migrated:
 @cache
 def script_directory() -> ScriptDirectory:
     """The package's revisions (read once per process)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - see HEAD
+
     return ScriptDirectory.from_config(alembic_config())
 
 
@@ -97,6 +104,8 @@ def known_revisions() -> frozenset[str]:
 
 def alembic_config(conn: Connection | None = None) -> Config:
     """An Alembic configuration without an ini file; env.py migrates `conn`."""
+    from alembic.config import Config  # noqa: PLC0415 - see HEAD
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     if conn is not None:
@@ -134,10 +143,19 @@ def _bridge(conn: Connection) -> str | None:
     idempotent steps, which is harmless. The history of the steps is in git, not in the catalog."""
     revision = legacy_revision(conn)
     if revision is not None:
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - see HEAD
+
         MigrationContext.configure(conn).stamp(script_directory(), revision)
     if inspect(conn).has_table(LEGACY_TABLE):
         conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
     return revision
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision Alembic recorded (None: none yet), read without importing Alembic."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 
 
 def migrate(engine: Engine) -> Migrated:
@@ -148,7 +166,12 @@ def migrate(engine: Engine) -> Migrated:
     with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, the file's write lock
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        before = MigrationContext.configure(conn).get_current_revision()
+        before = current_revision(conn)
+        if before == HEAD:
+            return Migrated(engine.dialect.name, before, before)
+        from alembic import command  # noqa: PLC0415 - see HEAD
+        import pgvector.sqlalchemy  # noqa: F401, PLC0415 - reflection then knows faces.embedding's type
+
         if before is None:
             before = _bridge(conn)
         elif before not in known_revisions():  # a newer release migrated it (a rolling upgrade)
@@ -160,6 +183,6 @@ def migrate(engine: Engine) -> Migrated:
             )
         if before != head():
             command.upgrade(alembic_config(conn), "head")  # env.py runs it on `conn`
-        after = MigrationContext.configure(conn).get_current_revision()
+        after = current_revision(conn)
     assert after == head(), after
     return Migrated(engine.dialect.name, before, after)
