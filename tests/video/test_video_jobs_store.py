@@ -45,9 +45,9 @@ def short(videos: Path) -> bytes:
 
 CALLER = Caller(purpose="photo_library")
 
-# Jobs are state another host must see: every test here runs on both backends (in server
-# mode the upload is kept in the database, and nothing is written under the data directory).
-pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+# Jobs are state another host must see: every test here runs on both backends, like the
+# whole video suite (in server mode the upload is kept in the database, and nothing is
+# written under the data directory).
 
 
 def drop_upload(engine: Facegate, job_id: str) -> None:
