@@ -101,6 +101,11 @@ def test_the_server_schema_has_the_embedding_column_and_its_hnsw_index(
     assert hnsw["dialect_options"]["postgresql_where"] == "(vector_dims(embedding) = 128)"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar() >= "0.8"
+        # the graph parameters benchmarks/pg_bench.py chose (recall@10 >= 0.99 at 1M needs m=32)
+        definition = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_faces_embedding_hnsw_128'")
+        ).scalar_one()
+        assert "m='32'" in definition and "ef_construction='128'" in definition, definition
     engine.dispose()
 
 

@@ -246,5 +246,7 @@ def copy_catalog(
             if progress is not None:
                 progress("building the HNSW index", 0, None)
             dst.execute(text(definition))
+        if server:  # the planner's row count, which picks the search's ef_search (server_index.py), at once
+            dst.execute(text("ANALYZE faces"))
         next_ids = _continue_sequences(dst, _highest_ids(src)) if server else {}
     return CopyReport(rows, filled, next_ids, moved)

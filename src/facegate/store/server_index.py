@@ -39,10 +39,19 @@ class ServerIndexSettings:
     """`kind` as the embedded index's: "auto" picks by size, "exact"/"hnsw" force a scan."""
 
     kind: str = "auto"
-    exact_below: int = 20_000
-    ef_search: int = 100  # the HNSW candidate list; raised to the fetch size when that is larger
-    m: int = 16
-    ef_construction: int = 64
+    exact_below: int = 20_000  # exact scan below (crossover measured at 20k-50k in a 1M table)
+    # The HNSW candidate list, by the number of templates the graph holds (one graph for
+    # every collection): benchmarks/pg_bench.py measured recall@10 0.995 at ef_search 100 in
+    # 100,000 templates and 0.9955 at 400 in 1,000,000 (0.984 at 200). Raised to the fetch
+    # size when that is larger.
+    ef_search: int = 100
+    ef_search_large: int = 400
+    large_from: int = 150_000  # templates in the table from which ef_search_large applies
+    m: int = 32  # at 1M, m=16 reached only 0.956 at ef_search 400
+    ef_construction: int = 128
+
+    def ef_for(self, templates: int) -> int:
+        return self.ef_search_large if templates >= self.large_from else self.ef_search
 
 
 def index_ddl(dimension: int, settings: ServerIndexSettings = ServerIndexSettings()) -> str:
@@ -122,6 +131,13 @@ def install(conn: Connection) -> None:
     ensure_vector_extension(conn)
     conn.execute(text("ALTER TABLE faces ADD COLUMN IF NOT EXISTS embedding vector"))
     conn.execute(text(index_ddl(SHIPPED_DIMENSION)))
+
+
+def _table_size(session: Session) -> int:
+    """Templates in the faces table as the planner's statistics have it (no scan; 0 before
+    the table was first analysed, which autovacuum does as it grows)."""
+    estimate = session.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'faces'::regclass")).scalar_one()
+    return max(0, int(estimate))
 
 
 def _query(dimension: int, exact: bool) -> str:
@@ -212,26 +228,30 @@ class ServerVectors:
                     collection_id=collection_id,
                 )
             exact = self._small(session, collection_id)
+            ef = 0
             if not exact:
                 if dimension != SHIPPED_DIMENSION:
                     self._ensure_index(dimension)
                 session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+                ef = self._settings.ef_for(_table_size(session))
             return [
-                self._nearest(session, collection_id, probe, dimension, exact, max_results, min_similarity, exclude)
+                self._nearest(session, collection_id, probe, dimension, ef, max_results, min_similarity, exclude)
                 for probe in queries
             ]
 
     def _nearest(
-        self, session: Session, collection_id: str, probe: np.ndarray, dimension: int, exact: bool,
+        self, session: Session, collection_id: str, probe: np.ndarray, dimension: int, ef: int,
         k: int, min_similarity: float, exclude: frozenset[int],
     ) -> list[FaceMatch]:
-        """One probe's matches; fetches more while short of `k` that pass and rows remain."""
+        """One probe's matches (`ef` 0: an exact scan); fetches more while short of `k` that
+        pass and rows remain."""
         fetch = 2 * k + len(exclude) + 8
+        exact = ef == 0
         sql = text(_query(dimension, exact))
         while True:
             if not exact:
-                ef = max(self._settings.ef_search, min(fetch, 1000))  # pgvector caps ef_search at 1000
-                session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
+                candidates = max(ef, min(fetch, 1000))  # pgvector caps ef_search at 1000
+                session.execute(text(f"SET LOCAL hnsw.ef_search = {int(candidates)}"))
             rows = session.execute(
                 sql, {"collection_id": collection_id, "probe": literal(probe), "fetch": fetch}
             ).all()
