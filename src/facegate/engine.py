@@ -30,11 +30,12 @@ from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store import template_key
 from facegate.store.catalog_meta import last_good_policy, remember_policy
-from facegate.store.db import create_private_catalog, open_engine, session_factory, sqlite_url
+from facegate.store.db import create_private_catalog, open_engine, reachable, server_url, session_factory, sqlite_url
 from facegate.store.migrations import migrate
-from facegate.store.sealing import SecretBox, load_or_create_kek
+from facegate.store.sealing import SecretBox, load_kek, load_or_create_kek
 from facegate.store.collection_indexes import VectorStore
 from facegate.store.index_sync import IndexSettings
+from facegate.store.server_index import ServerIndexSettings, ServerVectors
 from facegate.vision import ImageLimits, Pipeline, PipelineConfig
 from facegate.vision.calibration import Calibration, load_calibration
 from facegate.vision.pipeline import template_space
@@ -189,15 +190,19 @@ class Facegate:
         """The catalog, opened only if this process's template key is the catalog's: the
         check reads before anything is written (migrations included), so a refused process
         leaves the file byte-for-byte as it was."""
+        if self.settings.database_url is not None:
+            engine = open_engine(server_url(self.settings.database_url))
+        else:
+            try:
+                create_private_catalog(self.settings.home)
+            except OSError as exc:
+                raise FacegateError(
+                    ErrorCode.INVALID_SETTINGS, f"data directory {self.settings.home} cannot be made: {exc.strerror}",
+                    field="home",
+                ) from None
+            engine = open_engine(sqlite_url(self.settings.home))
         try:
-            create_private_catalog(self.settings.home)
-        except OSError as exc:
-            raise FacegateError(
-                ErrorCode.INVALID_SETTINGS, f"data directory {self.settings.home} cannot be made: {exc.strerror}",
-                field="home",
-            ) from None
-        engine = open_engine(sqlite_url(self.settings.home))
-        try:
+            reachable(engine)
             template_key.check(engine, self.codec, rekeying=self._rekeying)
             migrate(engine)
             template_key.claim(engine, self.codec)
@@ -217,13 +222,31 @@ class Facegate:
     @cached_property
     def secret_box(self) -> SecretBox:
         """Seals the secrets the server must read back (AWS secret keys), under a key file
-        beside the catalog, never inside it."""
+        kept outside the catalog: beside it in the data directory, or in server mode the
+        file FACEGATE_CREDENTIALS_KEY_FILE names (every host needs the same one)."""
+        configured = self.settings.credentials_key_file
+        if configured is not None:
+            return SecretBox(load_kek(configured))
+        if self.settings.server_mode:
+            raise FacegateError(
+                ErrorCode.CREDENTIALS_KEY_INVALID,
+                "server mode keeps no files: set FACEGATE_CREDENTIALS_KEY_FILE to a key file that every host shares "
+                "(make one with `facegate db credentials-key --out FILE`)",
+            )
         self.settings.home.mkdir(parents=True, exist_ok=True)
         return SecretBox(load_or_create_kek(self.settings.home))
 
     @cached_property
-    def vectors(self) -> VectorStore:
-        return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
+    def vectors(self) -> VectorStore | ServerVectors:
+        """The vector indexes. Embedded: per-collection files beside the catalog. Server mode:
+        pgvector in the database, or, where templates are sealed (no plaintext copy in the
+        database), this process's in-memory indexes rebuilt from the sealed templates and kept
+        in step through the change log like the embedded ones, never written to disk."""
+        if not self.settings.server_mode:
+            return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
+        if self.codec.encrypted:
+            return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
+        return ServerVectors(self.sessions, ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property

@@ -3,7 +3,8 @@
 Built explicitly (`Settings()` or `Settings(home=...)`) and handed to the engine, never a
 module-level global: two engines in one process (as in the tests) never share a database.
 Environment variables carry the `FACEGATE_` prefix: `FACEGATE_HOME` is the data directory,
-`FACEGATE_POLICY` the policy file.
+`FACEGATE_POLICY` the policy file, `FACEGATE_DATABASE_URL` (when set) the PostgreSQL
+server that holds every piece of state instead of the data directory (server mode).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACEGATE_", frozen=True, extra="ignore")
 
     home: Path = Field(default_factory=default_home, description="data directory")
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:pass@host:port/db: server mode, all state in PostgreSQL (else SQLite in home)",
+    )
+    credentials_key_file: Path | None = Field(
+        default=None,
+        description="key file that seals AWS secret keys (default: credentials.kek in home; required in server mode)",
+    )
     policy: Path | None = Field(default=None, description="policy TOML; built-in default if unset")
     template_key: str | None = Field(
         default=None, description="base64 of 32 bytes: encrypts templates at rest when set"
@@ -97,6 +106,20 @@ class Settings(BaseSettings):
             return None
         parse_template_key(value, "FACEGATE_TEMPLATE_KEY")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgresql(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("must be a postgresql://user:pass@host:port/db URL")  # never echoed: it may hold a password
+        return "postgresql://" + value.split("://", 1)[1] if value.startswith("postgres://") else value
+
+    @property
+    def server_mode(self) -> bool:
+        """All state in PostgreSQL: nothing but model caches is written under `home`."""
+        return self.database_url is not None
 
     @property
     def template_key_bytes(self) -> bytes | None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.governance.policy import Policy
 from facegate.governance.policy_loading import load_policy
-from facegate.store.db import open_engine, session_factory, sqlite_url
+from facegate.store.db import open_engine, server_url, session_factory, sqlite_url
 from facegate.store.migrations import migrate
 from tests.governance.gov_support import EXAMPLE_POLICY, TableCalibration
 
@@ -27,9 +27,9 @@ def calibration() -> TableCalibration:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
-    """A real, migrated SQLite catalog in a temporary data directory."""
-    engine = open_engine(sqlite_url(tmp_path))
+def catalog(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
+    """A real, migrated catalog: SQLite in a temporary data directory, or a fresh PostgreSQL database."""
+    engine = open_engine(sqlite_url(tmp_path) if database_url is None else server_url(database_url))
     migrate(engine)
     yield engine, session_factory(engine)
     engine.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.store.catalog import CollectionInfo, create_collection
 from facegate.store.crypto import TemplateCodec
-from facegate.store.db import open_engine, session_factory, sqlite_url
+from facegate.store.db import open_engine, server_url, session_factory, sqlite_url
 from facegate.store.faces import StoredFace, add_faces
 from facegate.store.migrations import migrate
 from facegate.vision import Pipeline
@@ -66,9 +66,9 @@ def template_id(pipeline: Pipeline) -> str:
 
 
 @pytest.fixture()
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """A migrated catalog in a fresh data directory."""
-    engine = open_engine(sqlite_url(tmp_path))
+def sessions(tmp_path: Path, database_url: str | None) -> Iterator[sessionmaker[Session]]:
+    """A migrated catalog: a fresh data directory's, or a fresh PostgreSQL database."""
+    engine = open_engine(sqlite_url(tmp_path) if database_url is None else server_url(database_url))
     migrate(engine)
     yield session_factory(engine)
     engine.dispose()

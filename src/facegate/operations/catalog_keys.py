@@ -55,8 +55,9 @@ def rekey(
                                    resealed=resealed, templates=sum(states.values()),
                                    **({"thumbnails_resealed": thumbnails} if thumbnails else {}))
         seq = append_entry(session, entry).seq
-        for collection in list_collections(session):  # saved indexes of a plain catalog hold plain vectors
-            delete_index_files(engine.vectors.directory, collection.collection_id)
+        directory = engine.vectors.directory  # None in server mode: embeddings were cleared batch by batch
+        for collection in list_collections(session) if directory is not None else ():
+            delete_index_files(directory, collection.collection_id)  # saved plain indexes hold plain vectors
         return RekeyReport(resealed, sum(states.values()), old.fingerprint, new.fingerprint, seq)
 
     return engine.gate.run_recorded(caller, Operation.CATALOG_REKEY, finish)

@@ -62,6 +62,7 @@ STATUS: dict[ErrorCode, int] = {
     E.VALIDATION_ERROR: 422,
     E.RATE_LIMITED: 429,
     E.OVERLOADED: 503,
+    E.DATABASE_UNAVAILABLE: 503,
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
     **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,

@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, DateTime, LargeBinary, String, Text, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from facegate.store.db import Base
+from facegate.store.db import Base, upsert
 
 TEMPLATE_KEY = "template_key"
 REKEY_TARGET = "rekey_target"
@@ -55,13 +54,13 @@ def write_setting(conn: Connection | Session, name: str, value: str | None) -> N
         conn.execute(table.delete().where(table.c.name == name))
         return
     now = datetime.now(UTC)
-    stmt = sqlite_insert(table).values(name=name, value=value, updated_at=now)
+    stmt = upsert(conn, table).values(name=name, value=value, updated_at=now)
     conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={"value": value, "updated_at": now}))
 
 
 def insert_setting_once(conn: Connection | Session, name: str, value: str) -> str:
     """Set a setting only if unset (first writer wins, under the write lock); the value in force."""
-    stmt = sqlite_insert(CatalogSettingRow.__table__).values(name=name, value=value, updated_at=datetime.now(UTC))
+    stmt = upsert(conn, CatalogSettingRow.__table__).values(name=name, value=value, updated_at=datetime.now(UTC))
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
     return read_setting(conn, name) or value
 
@@ -69,7 +68,7 @@ def insert_setting_once(conn: Connection | Session, name: str, value: str) -> st
 def remember_policy(session: Session, *, version: str, sha256: str, source: str, content: bytes) -> None:
     """Keep a policy that loaded cleanly, and note that it is the latest in force."""
     now = datetime.now(UTC)
-    stmt = sqlite_insert(PolicyVersionRow.__table__).values(
+    stmt = upsert(session, PolicyVersionRow.__table__).values(
         version=version, sha256=sha256, source=source, content=content, stored_at=now
     )
     session.execute(stmt.on_conflict_do_update(index_elements=["version"], set_={"stored_at": now}))

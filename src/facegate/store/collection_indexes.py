@@ -88,12 +88,12 @@ class VectorStore:
 
     def __init__(
         self,
-        data_dir: Path,
+        data_dir: Path | None,
         sessions: sessionmaker[Session],
         codec: TemplateCodec,
         settings: IndexSettings = IndexSettings(),
     ) -> None:
-        self.directory = data_dir / INDEX_DIR
+        self.directory = data_dir / INDEX_DIR if data_dir is not None else None  # None: never saved
         self._sessions = sessions
         self._codec = codec
         self._settings = settings
@@ -199,7 +199,8 @@ class VectorStore:
         validate_name(collection_id, "collection_id")
         with self._lock:
             self._open.pop(collection_id, None)
-        delete_index_files(self.directory, collection_id)
+        if self.directory is not None:
+            delete_index_files(self.directory, collection_id)
 
     def close(self) -> None:
         """Save what changed, so the next process opens files instead of replaying."""

@@ -34,6 +34,7 @@ from facegate.store.catalog import (
     require_subject,
     subject_row,
 )
+from facegate.store import embeddings
 from facegate.store.crypto import TemplateCodec
 from facegate.store.tables import FaceChangeRow, FaceRow, SubjectRow
 from facegate.store.template_key import ensure_writable
@@ -204,6 +205,7 @@ def add_faces(
     ]
     session.add_all(rows)
     session.flush()
+    embeddings.write(session, codec, [(row.row_id, face.template) for row, face in zip(rows, faces, strict=True)])
     _log(session, collection_id, [row.row_id for row in rows], "add")
     return [_stored(row, subject_id) for row in rows]
 

@@ -112,7 +112,7 @@ class CollectionVectors:
     """
 
     def __init__(
-        self, collection_id: str, directory: Path, codec: TemplateCodec, settings: IndexSettings
+        self, collection_id: str, directory: Path | None, codec: TemplateCodec, settings: IndexSettings
     ):
         self.collection_id = collection_id
         self.directory = directory
@@ -127,6 +127,7 @@ class CollectionVectors:
         self._lock = threading.RLock()
 
     def path(self, kind: str) -> Path:
+        assert self.directory is not None, "an index that is never saved has no path"
         return self.directory / f"{self.collection_id}.{kind}.idx"
 
     def open(self, sessions: sessionmaker[Session]) -> None:
@@ -138,11 +139,11 @@ class CollectionVectors:
                 row = collection_row(session, self.collection_id)
                 self.dimension, self._generation = row.dimension, row.created_at
                 kind = self._settings.kind_for(_count(session, self.collection_id))
-            if self._codec.encrypted:
+            if self._codec.encrypted and self.directory is not None:
                 delete_index_files(self.directory, self.collection_id)
             keep_hnsw = self._settings.kind == "auto" and kind == "exact"
             candidates = (kind, "hnsw") if keep_hnsw else (kind,)
-            for candidate in () if self._codec.encrypted else candidates:
+            for candidate in () if self._codec.encrypted or self.directory is None else candidates:
                 if self._load(sessions, candidate):
                     return
             self.rebuild(sessions, kind)
@@ -263,7 +264,7 @@ class CollectionVectors:
     def save(self) -> None:
         """Write the index file under the directory lock; drop the file of the other kind."""
         with self._lock:
-            if self.index is None or self._codec.encrypted:
+            if self.index is None or self._codec.encrypted or self.directory is None:
                 self.unsaved = 0
                 return
             with _file_lock(self.directory):

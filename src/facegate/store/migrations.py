@@ -21,6 +21,7 @@ from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last g
 from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
+from facegate.store.server_index import install
 from facegate.store.template_key import record_from_templates
 
 
@@ -126,6 +127,12 @@ def _thumbnails(conn: Connection) -> None:
         add_missing_columns(conn, table)
 
 
+def _server_mode(conn: Connection) -> None:
+    """Step 11: on PostgreSQL, pgvector and the searchable copy of templates; nothing on SQLite."""
+    if conn.dialect.name == "postgresql":
+        install(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
@@ -137,6 +144,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "video-search jobs", _video_jobs),
     Migration(9, "console sessions", create_missing_tables),
     Migration(10, "face thumbnails kept by collections that opt in", _thumbnails),
+    Migration(11, "server mode: pgvector embeddings and their HNSW index", _server_mode),
 )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.errors import ErrorCode, FacegateError
+from facegate.store import embeddings
 from facegate.store.catalog_meta import REKEY_TARGET, TEMPLATE_KEY, read_setting, write_setting
 from facegate.store.crypto import TemplateCodec, fingerprint_of_key_id, sealed_key_id
 from facegate.store.governance_tables import ReviewRow
@@ -60,11 +61,15 @@ def reseal_all(
                 select(FaceRow.row_id, FaceRow.template).where(FaceRow.row_id > after)
                 .order_by(FaceRow.row_id).limit(BATCH)
             ).all()
+            changed = []
             for row_id, blob in rows:
                 if new.seals(blob):
                     continue
-                session.execute(update(FaceRow).where(FaceRow.row_id == row_id).values(template=new.encode(_open(old, blob))))
-                resealed += 1
+                template = _open(old, blob)
+                session.execute(update(FaceRow).where(FaceRow.row_id == row_id).values(template=new.encode(template)))
+                changed.append((row_id, template))
+            embeddings.write(session, new, changed)  # server mode: no plaintext copy beside a sealed blob
+            resealed += len(changed)
         if not rows:
             return resealed
         after = rows[-1][0]

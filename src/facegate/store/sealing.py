@@ -36,27 +36,34 @@ def _broken(message: str) -> FacegateError:
     return FacegateError(ErrorCode.CREDENTIALS_KEY_INVALID, message)
 
 
-def load_or_create_kek(home: Path) -> bytes:
-    """The data directory's KEK, created on first use with mode 0600.
+def write_new_kek(path: Path) -> bool:
+    """Create a KEK file at `path` (mode 0600) unless one exists; True if this call made it.
 
     The key is written whole to a private temporary file and then linked into place, which
     fails if the file exists: two processes starting at once (the server and the CLI) end
     up with the same key, and neither can read a half-written one.
     """
-    path = home / KEK_FILE
-    if not path.exists():
-        fd, temporary = tempfile.mkstemp(prefix=".kek-", dir=home)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        finally:
-            os.unlink(temporary)
-    if path.stat().st_mode & 0o077:
+    fd, temporary = tempfile.mkstemp(prefix=".kek-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(base64.b64encode(os.urandom(_KEY_BYTES)) + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False  # another process made it first: use theirs
+    finally:
+        os.unlink(temporary)
+
+
+def load_kek(path: Path) -> bytes:
+    """The KEK in `path`, which must exist, be private to its owner and hold 32 bytes."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise _broken(f"credentials key file {path} does not exist") from None
+    if mode & 0o077:
         raise _broken(f"{path} must be readable by its owner only (chmod 600)")
     try:
         key = base64.b64decode(path.read_bytes().strip(), validate=True)
@@ -65,6 +72,17 @@ def load_or_create_kek(home: Path) -> bytes:
     if len(key) != _KEY_BYTES:
         raise _broken(f"{path} must hold {_KEY_BYTES} bytes")
     return key
+
+
+def load_or_create_kek(home: Path) -> bytes:
+    """The data directory's KEK, created on first use with mode 0600 (embedded mode).
+
+    Server mode keeps no files: there every host reads the same key file, named by
+    FACEGATE_CREDENTIALS_KEY_FILE (`load_kek`)."""
+    path = home / KEK_FILE
+    if not path.exists():
+        write_new_kek(path)
+    return load_kek(path)
 
 
 class SecretBox:

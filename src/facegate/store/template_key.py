@@ -31,9 +31,9 @@ from facegate.store.crypto import MAGIC, PLAINTEXT, TemplateCodec, fingerprint_o
 
 log = logging.getLogger(__name__)
 
-# Each template's state in one pass: '' for plain, else the hex of its key id.
+# Each template's state in one pass: empty for plain, else its key id (SQL both backends speak).
 _STATES = text(
-    "SELECT CASE WHEN substr(template, 1, 4) = :magic THEN hex(substr(template, 5, 8)) ELSE '' END AS state, "
+    "SELECT CASE WHEN substr(template, 1, 4) = :magic THEN substr(template, 5, 8) ELSE :plain END AS state, "
     "count(*) FROM faces GROUP BY state"
 )
 
@@ -42,8 +42,8 @@ def template_states(conn: Connection | Session) -> dict[str, int]:
     """Fingerprint -> number of templates stored in that state."""
     if isinstance(conn, Connection) and not conn.dialect.has_table(conn, "faces"):
         return {}
-    rows = conn.execute(_STATES, {"magic": MAGIC}).all()
-    return {(fingerprint_of_key_id(bytes.fromhex(s)) if s else PLAINTEXT): int(n) for s, n in rows}
+    rows = conn.execute(_STATES, {"magic": MAGIC, "plain": b""}).all()
+    return {(fingerprint_of_key_id(bytes(s)) if s else PLAINTEXT): int(n) for s, n in rows}
 
 
 def _describe(fingerprint: str) -> str:

@@ -70,6 +70,7 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
     **dict.fromkeys((
         E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.CREDENTIALS_KEY_INVALID,
         E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED, E.INVALID_SETTINGS,
+        E.DATABASE_UNAVAILABLE,  # a 5xx that botocore retries, as it does every InternalServerError
     ), INTERNAL),
 }
 

@@ -1,0 +1,205 @@
+"""Search in server mode: pgvector over the faces table, so no host keeps an index of its own.
+
+Each face's template is in `faces.embedding` (store/embeddings.py), written with the face;
+an HNSW index per template dimension covers every collection
+(`ix_faces_embedding_hnsw_<d>`, partial on `vector_dims(embedding) = d`). A search runs in
+one transaction that turns hits into faces, so what it returns is the database's state at
+that moment, whoever wrote it, and an erased face can never come back.
+
+Which scan answers: a collection with fewer than `exact_below` faces is scanned exactly
+(its rows through the collection index, every distance computed: perfect recall, and
+faster than walking a graph shared with bigger collections); a bigger one walks the HNSW
+graph with pgvector's iterative scan (`hnsw.iterative_scan = relaxed_order`), which keeps
+walking until enough rows of *this* collection pass, so a filter by collection does not
+starve the result. Both orders are checked again here (relaxed order may be slightly out
+of order) and over-fetched like the embedded index. Parameters are in docs/scaling.md,
+chosen by benchmarks/pg_bench.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from facegate.errors import ErrorCode, FacegateError
+from facegate.store.catalog import collection_row, validate_name
+from facegate.store.collection_indexes import FaceMatch
+from facegate.store.embeddings import literal
+from facegate.store.faces import faces_by_row_ids
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIndexSettings:
+    """`kind` as the embedded index's: "auto" picks by size, "exact"/"hnsw" force a scan."""
+
+    kind: str = "auto"
+    exact_below: int = 20_000
+    ef_search: int = 100  # the HNSW candidate list; raised to the fetch size when that is larger
+    m: int = 16
+    ef_construction: int = 64
+
+
+def index_ddl(dimension: int, settings: ServerIndexSettings = ServerIndexSettings()) -> str:
+    """The HNSW index of `dimension`-d templates (created by the server-mode migration for
+    the shipped model's 128, and at first use for any other dimension)."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS ix_faces_embedding_hnsw_{int(dimension)} ON faces USING hnsw "
+        f"((embedding::vector({int(dimension)})) vector_cosine_ops) "
+        f"WITH (m = {int(settings.m)}, ef_construction = {int(settings.ef_construction)}) "
+        f"WHERE vector_dims(embedding) = {int(dimension)}"
+    )
+
+
+SHIPPED_DIMENSION = 128  # the templates of the shipped model (dlib ResNet)
+
+
+def install(conn: Connection) -> None:
+    """The server-mode schema beyond the ORM's: the `vector` extension, `faces.embedding`
+    and the HNSW index of 128-d templates (a migration step; idempotent).
+
+    Creating an extension needs a privilege many application roles lack: where the
+    extension is missing and this role may not create it, the refusal says exactly what a
+    database administrator must run, and nothing else of the step is applied."""
+    present = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first() is not None
+    if not present:
+        available = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first()
+        database = conn.execute(text("SELECT current_database()")).scalar_one()
+        if available is None:
+            raise FacegateError(
+                ErrorCode.INVALID_SETTINGS,
+                f"the PostgreSQL server has no pgvector: install pgvector 0.8 or newer on it, then run "
+                f"`CREATE EXTENSION vector;` in database {database} as a superuser, and `facegate db migrate` again",
+                setting="database_url",
+            )
+        try:
+            with conn.begin_nested():
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        except DBAPIError:
+            role = conn.execute(text("SELECT current_user")).scalar_one()
+            raise FacegateError(
+                ErrorCode.INVALID_SETTINGS,
+                f"role {role} may not create the pgvector extension: a database administrator must run "
+                f"`CREATE EXTENSION vector;` in database {database} (as a superuser or the database owner), "
+                "then run `facegate db migrate` again",
+                setting="database_url",
+            ) from None
+    conn.execute(text("ALTER TABLE faces ADD COLUMN IF NOT EXISTS embedding vector"))
+    conn.execute(text(index_ddl(SHIPPED_DIMENSION)))
+
+
+def _query(dimension: int, exact: bool) -> str:
+    # The HNSW query orders by the indexed expression; the exact one by the bare column,
+    # which no index covers, so the planner scans the collection's rows and sorts.
+    order = "embedding <=> CAST(:probe AS vector)" if exact else (
+        f"embedding::vector({dimension}) <=> CAST(:probe AS vector({dimension}))"
+    )
+    return (
+        f"SELECT row_id, {order} AS distance FROM faces "
+        f"WHERE collection_id = :collection_id AND vector_dims(embedding) = {dimension} "
+        f"ORDER BY {order} LIMIT :fetch"
+    )
+
+
+class ServerVectors:
+    """The engine's `vectors` in server mode: same verbs as the embedded VectorStore."""
+
+    directory = None  # no index files: the database is the index
+
+    def __init__(self, sessions: sessionmaker[Session], settings: ServerIndexSettings = ServerIndexSettings()) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._indexed_dimensions: set[int] = set()
+
+    def refresh(self, collection_id: str) -> int:
+        """Nothing to catch up: a committed face is already in the index."""
+        validate_name(collection_id, "collection_id")
+        return 0
+
+    def persist(self, collection_id: str | None = None) -> None:
+        """Nothing to save."""
+
+    def drop(self, collection_id: str) -> None:
+        """A deleted collection's rows (and so its index entries) went with it."""
+        validate_name(collection_id, "collection_id")
+
+    def close(self) -> None:
+        """Nothing held but the engine's connection pool."""
+
+    def _small(self, session: Session, collection_id: str) -> bool:
+        if self._settings.kind != "auto":
+            return self._settings.kind == "exact"
+        # Counting stops at the threshold: an index-only scan of at most `exact_below` rows.
+        counted = session.execute(
+            text("SELECT count(*) FROM (SELECT 1 FROM faces WHERE collection_id = :c LIMIT :n) AS s"),
+            {"c": collection_id, "n": self._settings.exact_below},
+        ).scalar_one()
+        return int(counted) < self._settings.exact_below
+
+    def _ensure_index(self, session: Session, dimension: int) -> None:
+        if dimension not in self._indexed_dimensions:
+            session.execute(text(index_ddl(dimension, self._settings)))
+            self._indexed_dimensions.add(dimension)
+
+    def search(
+        self,
+        collection_id: str,
+        probes: np.ndarray,
+        *,
+        max_results: int,
+        min_similarity: float = -math.inf,
+        exclude_row_ids: Collection[int] = (),
+    ) -> list[list[FaceMatch]]:
+        """As VectorStore.search: per probe, up to `max_results` faces with cosine similarity
+        >= `min_similarity`, best first, never one of `exclude_row_ids`."""
+        validate_name(collection_id, "collection_id")
+        queries = np.asarray(probes, dtype=np.float32)
+        if queries.ndim != 2:
+            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "probes must be a (n, dimension) matrix")
+        if max_results < 1:
+            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "max_results must be at least 1")
+        exclude = frozenset(int(r) for r in exclude_row_ids)
+        with self._sessions.begin() as session:
+            dimension = collection_row(session, collection_id).dimension
+            if queries.shape[1] != dimension:
+                raise FacegateError(
+                    ErrorCode.MODEL_MISMATCH,
+                    f"{collection_id!r} holds {dimension}-d templates, the probes are {queries.shape[1]}-d",
+                    collection_id=collection_id,
+                )
+            exact = self._small(session, collection_id)
+            if not exact:
+                self._ensure_index(session, dimension)
+                session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            return [
+                self._nearest(session, collection_id, probe, dimension, exact, max_results, min_similarity, exclude)
+                for probe in queries
+            ]
+
+    def _nearest(
+        self, session: Session, collection_id: str, probe: np.ndarray, dimension: int, exact: bool,
+        k: int, min_similarity: float, exclude: frozenset[int],
+    ) -> list[FaceMatch]:
+        """One probe's matches; fetches more while short of `k` that pass and rows remain."""
+        fetch = 2 * k + len(exclude) + 8
+        sql = text(_query(dimension, exact))
+        while True:
+            if not exact:
+                ef = max(self._settings.ef_search, min(fetch, 1000))  # pgvector caps ef_search at 1000
+                session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
+            rows = session.execute(
+                sql, {"collection_id": collection_id, "probe": literal(probe), "fetch": fetch}
+            ).all()
+            hits = sorted(((int(r.row_id), 1.0 - float(r.distance)) for r in rows), key=lambda hit: -hit[1])
+            wanted = [(key, sim) for key, sim in hits if sim >= min_similarity and key not in exclude]
+            faces = faces_by_row_ids(session, collection_id=collection_id, row_ids=[key for key, _ in wanted])
+            matches = [FaceMatch(faces[key], sim) for key, sim in wanted if key in faces][:k]
+            exhausted = len(rows) < fetch or (hits and hits[-1][1] < min_similarity)
+            if len(matches) >= k or exhausted:
+                return matches
+            fetch *= 4
