@@ -1,6 +1,6 @@
 """Write `benchmarks/out/lfw_raw.npz`: raw dlib descriptors of the LFW photos of pairs.txt.
 
-    .venv/bin/python benchmarks/lfw_raw.py --lfw ../shared/data/lfw   # ~5 min on 2 cores
+    .venv/bin/python benchmarks/lfw_raw.py --lfw ../shared/data/lfw   # 80 s on 2 cores
 
 The file the synthetic-template generator (`synth_templates.py`) is fitted on, and so
 the input of `search_bench.py` and `pg_bench.py`. Per photo (the 6,152 photos named in

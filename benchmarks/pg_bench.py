@@ -211,7 +211,7 @@ def report(results: dict[str, object]) -> str:
     if emb and pg:
         n, q = results["n"], results["queries"]
         lines += [f"### Search, {n:,} templates, one collection, {q} queries, k={pv.K}, one at a time", "",
-                  "| engine | parameters | recall@10 | p50 ms | p99 ms | transaction p50 / p99 ms | product path p50 / p99 ms (recall) | build s | index MB | memory MB |",
+                  "| engine | parameters | recall@10 | p50 ms | p99 ms | transaction p50 / p99 ms | product path p50 / p99 ms (recall) | build s | index MiB | memory MiB |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         e, h = emb["exact"], emb["hnsw"]
         lines.append(f"| numpy exact (ExactIndex) | - | 1.0000 | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} | | | {e['build_s']:.1f} | | {mb(e['rss_bytes'])} |")
@@ -236,10 +236,10 @@ def report(results: dict[str, object]) -> str:
         for built in pg["builds"]:
             lines.append(
                 f"- m={built['m']}, ef_construction={built['ef_construction']}: CREATE INDEX {built['build_s']:.1f} s; "
-                f"index {mb(built['index_bytes'])} MB ({built['index_bytes'] / n:,.0f} bytes/template), table "
-                f"{mb(built['table_bytes'])} MB, table with all its indexes {mb(built['total_bytes'])} MB; "
-                f"{built['index_buffers']:,} index pages in shared_buffers; server PSS {mb(built['memory_bytes'])} MB "
-                f"(idle {mb(pg['idle_memory_bytes'])} MB); plan: {built['plan']}; notices: {built['notices'] or 'none'}"
+                f"index {mb(built['index_bytes'])} MiB ({built['index_bytes'] / n:,.0f} bytes/template), table "
+                f"{mb(built['table_bytes'])} MiB, table with all its indexes {mb(built['total_bytes'])} MiB; "
+                f"{built['index_buffers']:,} index pages in shared_buffers; server PSS {mb(built['memory_bytes'])} MiB "
+                f"(idle {mb(pg['idle_memory_bytes'])} MiB); plan: {built['plan']}; notices: {built['notices'] or 'none'}"
             )
         lines.append(f"- exact plan: {pg['exact']['plan']}")
         lines.append(f"- server settings: {', '.join(f'{k}={v}' for k, v in pg['settings'].items())}")
