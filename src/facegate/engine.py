@@ -30,8 +30,16 @@ from facegate.settings import Settings
 from facegate.store.crypto import TemplateCodec
 from facegate.store import template_key
 from facegate.store.catalog_meta import last_good_policy, remember_policy
-from facegate.store.db import create_private_catalog, open_engine, reachable, server_url, session_factory, sqlite_url
-from facegate.store.migrations import migrate
+from facegate.store.db import (
+    create_private_catalog,
+    open_engine,
+    reachable,
+    read_only_session_factory,
+    server_url,
+    session_factory,
+    sqlite_url,
+)
+from facegate.store.migrations import Migrated, migrate
 from facegate.store.sealing import SecretBox, load_kek, load_or_create_kek
 from facegate.store.collection_indexes import VectorStore
 from facegate.store.index_sync import IndexSettings
@@ -75,9 +83,9 @@ class CatalogPolicyArchive:
         except (FacegateError, SQLAlchemyError) as exc:  # runs in a thread: say so, do not raise
             log.warning("policy %s not kept in the catalog: %s", policy.version, exc)
 
-    def last_good(self) -> tuple[bytes, str] | None:
+    def last_good(self, source: str) -> tuple[bytes, str] | None:
         with self._sessions() as session:
-            row = last_good_policy(session)
+            row = last_good_policy(session, source)
             return (row.content, row.source) if row is not None else None
 
 
@@ -101,6 +109,7 @@ class Facegate:
         self._pipeline_lock = threading.Lock()
         self._keep_last_good_policy = keep_last_good_policy
         self._rekeying = rekeying
+        self.migration: Migrated | None = None  # what opening the catalog found and left (`db`)
 
     # --- vision -----------------------------------------------------------------------
     @cached_property
@@ -204,7 +213,7 @@ class Facegate:
         try:
             reachable(engine)
             template_key.check(engine, self.codec, rekeying=self._rekeying)
-            migrate(engine)
+            self.migration = migrate(engine)
             template_key.claim(engine, self.codec)
         except BaseException:
             engine.dispose()
@@ -214,6 +223,11 @@ class Facegate:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.db)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Snapshot sessions for long reads that must not hold up writers (store/db.py)."""
+        return read_only_session_factory(self.db)
 
     @cached_property
     def codec(self) -> TemplateCodec:
@@ -246,7 +260,7 @@ class Facegate:
             return VectorStore(self.settings.home, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
         if self.codec.encrypted:
             return VectorStore(None, self.sessions, self.codec, IndexSettings(self.settings.index_kind))
-        return ServerVectors(self.sessions, ServerIndexSettings(kind=self.settings.index_kind))
+        return ServerVectors(self.sessions, self.read_sessions, ServerIndexSettings(kind=self.settings.index_kind))
 
     # --- governance ---------------------------------------------------------------------
     @cached_property
@@ -258,11 +272,28 @@ class Facegate:
     def policy(self) -> Policy:
         return self.policy_holder.current()
 
+    def policy_drift(self) -> str | None:
+        """Server mode: the policy the installation's service last loaded (on any host), when
+        it is not the one this process decides with, i.e. hosts on one database serve
+        different policy files; None when they agree, or on the embedded catalog (there a
+        newer file is simply the policy now). Every audit entry names the policy that decided."""
+        if not self.settings.server_mode:
+            return None
+        with self.read_sessions.begin() as session:
+            row = last_good_policy(session)
+            latest = None if row is None else (row.version, row.source, row.stored_at)
+        in_force = self.policy.version
+        if latest is None or latest[0] == in_force:
+            return None
+        version, source, at = latest
+        return (f"the service last loaded policy {version} ({source}) at {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}, "
+                f"this host decides with {in_force}: every host on one database should serve the same policy file")
+
     @cached_property
     def gate(self) -> Gatekeeper:
         return Gatekeeper(
             self.sessions, self.policy_holder, lambda: self.calibration, self.model_id, self._clock,
-            audit_space=self.space.audit_id, groups=lambda: self.group_calibration,
+            audit_space=self.space.audit_id, groups=lambda: self.group_calibration, reads=self.read_sessions,
         )
 
     @cached_property

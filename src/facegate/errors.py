@@ -45,6 +45,8 @@ class ErrorCode(StrEnum):
     MODEL_MISMATCH = "MODEL_MISMATCH"
     TEMPLATE_KEY_MISMATCH = "TEMPLATE_KEY_MISMATCH"
     TEMPLATE_KEY_INVALID = "TEMPLATE_KEY_INVALID"
+    DATABASE_EXTENSION_MISSING = "DATABASE_EXTENSION_MISSING"
+    DATABASE_NOT_EMPTY = "DATABASE_NOT_EMPTY"
     # governance
     UNAUTHENTICATED = "UNAUTHENTICATED"
     TENANT_NOT_FOUND = "TENANT_NOT_FOUND"
@@ -94,6 +96,17 @@ ITEM_CODES = frozenset({
     ErrorCode.INVALID_IMAGE, ErrorCode.IMAGE_TOO_LARGE, ErrorCode.FILE_NOT_FOUND, ErrorCode.NO_FACE,
     ErrorCode.TOO_MANY_FACES, ErrorCode.LOW_QUALITY, ErrorCode.INVALID_MANIFEST,
 })
+
+
+# What a client of the service is told where the message meant for the operator would say
+# too much: where the database is (host, user, database name) is the service's log's to say.
+UNAVAILABLE_TO_CLIENTS = "the service's database does not answer; try again later (the service log says why)"
+
+
+def client_message(code: ErrorCode, message: str) -> str:
+    """The message an HTTP client gets for `code`: the operator's, except where it would
+    describe the installation's insides to anyone who can reach the port."""
+    return UNAVAILABLE_TO_CLIENTS if code is ErrorCode.DATABASE_UNAVAILABLE else message
 
 
 class FacegateError(Exception):

@@ -2,7 +2,8 @@
 
 `Gatekeeper.run` is the only way the engine performs an operation:
 
-1. decide (a short transaction): a denial is written to the audit log and raised;
+1. decide (a short read-only transaction that takes no write lock; a denial is decided
+   again under the lock, written to the audit log and raised);
 2. `prepare` the costly part without holding the write lock (decode, detect, embed, a
    vector search);
 3. in one transaction, decide again with the state now in force (a tenant suspended
@@ -49,6 +50,7 @@ from facegate.governance import (
 from facegate.governance.permissions import MATCHING_OPERATIONS, PURPOSE_OPERATIONS
 from facegate.governance.request import Calibration, CollectionAccess
 from facegate.store.catalog import collection_not_found
+from facegate.store.governance_tables import AuditLogRow
 from facegate.store.grants import owner_and_grants
 from facegate.vision.group_calibration import GroupCalibration
 
@@ -112,8 +114,12 @@ class Gatekeeper:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         audit_space: str | None = None,
         groups: Callable[[], GroupCalibration | None] = lambda: None,
+        reads: sessionmaker[Session] | None = None,
     ) -> None:
+        """`reads`: read-only sessions without the write lock (store/db.py), for the first
+        decision; `sessions` when not given."""
         self._sessions = sessions
+        self._reads = reads or sessions
         self._policy = policy
         self._calibration = calibration
         self._groups = groups
@@ -124,6 +130,10 @@ class Gatekeeper:
     def request(
         self, session: Session, caller: Caller, operation: Operation, collection_id: str | None, limits: Limits
     ) -> GateRequest:
+        for name, value in _declared(caller):
+            limit = _RECORDED_LENGTH[name]
+            if len(value) > limit:  # it could not be recorded (PostgreSQL enforces the column's length)
+                raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"{name} is at most {limit} characters", field=name)
         policy = self._policy.current()
         purpose = caller.purpose
         if caller.tenant is None:
@@ -209,7 +219,15 @@ class Gatekeeper:
     def _admit(
         self, caller: Caller, operation: Operation, collection_id: str | None, limits: Limits, probe: str | None
     ) -> tuple[GateRequest, Decision]:
-        """Decide in a short transaction; a denial is recorded there and raised."""
+        """Decide in a short read-only transaction, without the write lock that every writer
+        of every host queues for (an allowed operation takes it once, to act and record); a
+        denial is decided again under the lock, so that it is recorded after exactly what
+        it saw, and raised."""
+        with self._reads.begin() as session:
+            request = self.request(session, caller, operation, collection_id, limits)
+            decision = self.decide(session, request, self.clock())
+        if decision.allowed:
+            return request, decision
         with self._sessions.begin() as session:
             request = self.request(session, caller, operation, collection_id, limits)
             decision = self.decide(session, request, self.clock())
@@ -255,16 +273,28 @@ class Gatekeeper:
         """Record a request refused before it reached a decision (bad key, unreadable body);
         `details` for what the service adds (an aggregated count of refusals, a client address)."""
         policy = self._policy.current()
+        # The refused request's own words, cut to what the audit log's columns hold.
+        declared = {name: value[:_RECORDED_LENGTH[name]] for name, value in _declared(caller)}
         entry = AuditEntry(
             time=self.clock(), operation=operation.value, decision="deny", rule="request:invalid",
             policy_version=policy.version, tenant=caller.tenant, key_id=caller.key_id,
-            purpose=caller.purpose, case_reference=caller.case_reference, collection=collection_id,
-            mode=caller.mode, code=exc.code.value, request_id=caller.request_id, model_id=self._model_id,
+            purpose=declared.get("purpose"), case_reference=declared.get("case_reference"), collection=collection_id,
+            mode=caller.mode, code=exc.code.value, request_id=declared.get("request_id"), model_id=self._model_id,
             details=dict(details or {}),
-            key_holder=caller.key_holder,
+            key_holder=declared.get("key_holder"),
         )
         with self._sessions.begin() as session:
             append_entry(session, entry)
+
+
+# What a caller declares goes into audit_log columns of these lengths.
+_RECORDED_LENGTH = {
+    name: AuditLogRow.__table__.c[name].type.length for name in ("purpose", "case_reference", "request_id", "key_holder")
+}
+
+
+def _declared(caller: Caller) -> list[tuple[str, str]]:
+    return [(name, value) for name in _RECORDED_LENGTH if (value := getattr(caller, name)) is not None]
 
 
 def _refusal(decision: Decision, collection_id: str | None) -> FacegateError:

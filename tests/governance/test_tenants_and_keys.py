@@ -31,6 +31,7 @@ from facegate.governance.tenants import (
     tenant_view,
 )
 from facegate.store.governance_tables import ApiKeyRow
+from tests.at_rest import RawCatalog
 from tests.governance.gov_support import TableCalibration, admin_record, at
 
 Catalog = tuple[Engine, sessionmaker[Session]]
@@ -104,7 +105,7 @@ def test_create_refuses_what_the_policy_could_not_honour(
 
 
 def test_keys_are_shown_once_and_hashed_at_rest(
-    tmp_path: Path, catalog: Catalog, example_policy: Policy
+    tmp_path: Path, catalog: Catalog, database_url: str | None, example_policy: Policy
 ) -> None:
     engine, sessions = catalog
     with sessions.begin() as session:
@@ -125,10 +126,10 @@ def test_keys_are_shown_once_and_hashed_at_rest(
         stored = session.scalars(select(ApiKeyRow.secret_sha256)).one()
     assert (view.name, key_id) == ("polaris", new.key_id)
     assert stored == hashlib.sha256(secret.encode()).hexdigest()
-    engine.dispose()  # checkpoint the WAL, then look at every byte on disk
-    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
-    assert secret.encode() not in on_disk and new.key.encode() not in on_disk
-    assert new.key_id.encode() in on_disk
+    engine.dispose()  # checkpoint the WAL, then look at every byte on disk (every row of the database)
+    at_rest = RawCatalog(tmp_path, database_url).stored_bytes()
+    assert secret.encode() not in at_rest and new.key.encode() not in at_rest
+    assert new.key_id.encode() in at_rest and stored.encode() in at_rest
 
 
 def test_wrong_revoked_and_expired_keys_are_refused(catalog: Catalog, example_policy: Policy) -> None:

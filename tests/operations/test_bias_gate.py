@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from facegate.cli import main
 from facegate.settings import Settings
+from tests.backend import environment
 
 FR = Path("face_recognition") / "tests" / "test_images"
 
@@ -57,7 +58,8 @@ def labelled_manifest(lfw: Path, tmp_path: Path) -> Path:
 
 def run(settings: Settings, policy_file: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
     result = CliRunner().invoke(
-        main, [*args, "--data-dir", str(settings.home), "--policy", str(policy_file), "--json"], env=env
+        main, [*args, "--data-dir", str(settings.home), "--policy", str(policy_file), "--json"],
+        env={**environment(settings), **(env or {})},
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.stdout)

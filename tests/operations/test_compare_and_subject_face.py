@@ -22,6 +22,7 @@ from facegate.operations import bulk, collections, faces, vision
 from facegate.operations.search import search_image
 from facegate.settings import Settings
 from facegate.vision.types import Box
+from tests.backend import environment
 
 FR = Path("face_recognition") / "tests" / "test_images"
 ME = Caller()
@@ -75,12 +76,12 @@ def test_cli_compare_headline_and_table(settings: Settings, peers: Path, tmp_pat
     target = tmp_path / "two.jpg"
     target.write_bytes(composite(peers))
     args = ["compare", str(peers / FR / "obama.jpg"), str(target), "--data-dir", str(settings.home)]
-    human = CliRunner().invoke(main, args)
+    human = CliRunner(env=environment(settings)).invoke(main, args)
     assert human.exit_code == 0, human.output
     first = human.output.splitlines()[0]
     assert first.startswith("MATCH: best target face #1"), human.output
     assert "target face" in human.output and "1 match(es), 1 unmatched" in human.output
-    machine = CliRunner().invoke(main, [*args, "--json"])
+    machine = CliRunner(env=environment(settings)).invoke(main, [*args, "--json"])
     assert json.loads(machine.output)["match"] is True
 
 
@@ -150,7 +151,7 @@ def test_manifest_of_group_photos_labels_one_face_per_row(engine: Facegate, peer
 
 def test_cli_index_subject_box_and_external_image_id(settings: Settings, peers: Path) -> None:
     home = ["--data-dir", str(settings.home)]
-    runner = CliRunner()
+    runner = CliRunner(env=environment(settings))
     assert runner.invoke(main, ["collection", "create", "people", *home]).exit_code == 0
     detected = json.loads(runner.invoke(main, ["detect", str(peers / COUPLE), *home, "--json"]).output)
     right = max(detected["images"][0]["faces"], key=lambda f: f["box"]["left"])["box"]

@@ -8,7 +8,7 @@ without waiting for it.
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from facegate.governance.audit_query import AuditFilter
 from facegate.governance.checkpoints import generate_key
 from facegate.operations import admin, audit, console
 from facegate.settings import Settings
+from tests.backend import execute, rows
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy-2020-moratorium.toml"
@@ -44,11 +45,6 @@ def engine(settings: Settings, clock: list[datetime]) -> Facegate:
 def key(engine: Facegate, tenant: str, holder: str | None = None) -> tuple[str, str]:
     made = admin.new_key(engine, Caller(), tenant, holder=holder)
     return made.key, made.key_id
-
-
-def rows(engine: Facegate, sql: str) -> list[tuple]:
-    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
-        return db.execute(sql).fetchall()
 
 
 def test_sign_in_opens_a_session_that_holds_no_key(engine: Facegate) -> None:
@@ -144,7 +140,7 @@ def test_the_simulator_is_policy_checks_dry_run_and_is_recorded(engine: Facegate
     shown = console.simulate(engine, board, asked, Operation.SEARCH_IMAGE, at)
     assert shown == admin.policy_check(engine, asked, Operation.SEARCH_IMAGE, at)
     assert shown.allowed is False and shown.code is ErrorCode.ROLE_REQUIRED  # desk is a reviewer only
-    recorded = rows(engine, "SELECT tenant, details FROM audit_log WHERE operation = 'audit_read'")
+    recorded = rows(engine, "SELECT tenant, details FROM audit_log WHERE operation = 'audit_read' ORDER BY seq")
     assert recorded[-1][0] == "board" and '"action":"policy_simulate"' in recorded[-1][1]
     with pytest.raises(PolicyDenied):
         console.simulate(engine, Caller(tenant="desk"), asked, Operation.SEARCH_IMAGE, at)
@@ -203,9 +199,9 @@ def test_an_auditor_reads_only_its_own_tenants_trail_and_bias_audits(settings: S
     # the local operator's, which the auditor of "city" does not see listed.
     assert mine.in_force == every.in_force and mine.in_force["missing_person"] is None
     assert admin.policy_check(engine, asked, Operation.SEARCH_IMAGE, START).allowed  # the gate agrees
-    scopes = rows(engine, "SELECT tenant, rule, json_extract(details, '$.scope') FROM audit_log "
-                          "WHERE operation = 'audit_read' AND tenant IN ('board', 'city') "
-                          "AND json_extract(details, '$.error') IS NULL")
+    reads = rows(engine, "SELECT tenant, rule, details FROM audit_log "
+                         "WHERE operation = 'audit_read' AND tenant IN ('board', 'city')")
+    scopes = [(t, r, json.loads(d).get("scope")) for t, r, d in reads if "error" not in json.loads(d)]
     assert set(scopes) == {("city", "role:auditor", "city"), ("board", "role:oversight", "all")}
     with pytest.raises(PolicyDenied) as refused:  # a reviewer only reads nothing of the trail
         console.bias_audits(engine, desk)
@@ -250,10 +246,10 @@ def test_chain_state_names_why_the_log_no_longer_extends_its_checkpoint(settings
     assert "another key" in state.not_extended[2]
 
     # The intruder's checkpoint removed again, and the log cut back before the real one: truncated.
-    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
-        db.execute("DELETE FROM audit_checkpoints WHERE checkpoint_id = (SELECT max(checkpoint_id) FROM audit_checkpoints)")
-        db.execute("DELETE FROM audit_log WHERE seq >= ?", (signed["seq"] - 1,))
-        db.execute("UPDATE audit_head SET seq = ?, entry_hash = (SELECT entry_hash FROM audit_log WHERE seq = ?)",
-                   (signed["seq"] - 2, signed["seq"] - 2))
+    execute(engine,
+            "DELETE FROM audit_checkpoints WHERE checkpoint_id = (SELECT max(checkpoint_id) FROM audit_checkpoints)",
+            ("DELETE FROM audit_log WHERE seq >= :seq", {"seq": signed["seq"] - 1}),
+            ("UPDATE audit_head SET seq = :seq, entry_hash = (SELECT entry_hash FROM audit_log WHERE seq = :seq)",
+             {"seq": signed["seq"] - 2}))
     state = audit.chain_state(engine, board)
     assert state.not_extended is not None and state.not_extended[:2] == (signed["seq"] - 1, "truncated")

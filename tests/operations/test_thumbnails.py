@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from facegate.gate import Caller
 from facegate.operations import admin, bulk, catalog_keys, collections, console, faces, retention, search
 from facegate.settings import Settings
 from facegate.store.crypto import MAGIC
+from tests.backend import execute, rows as catalog
 from tests.service.server import EXAMPLE_POLICY, lfw
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -51,14 +51,9 @@ def ngo(**extra: str) -> Caller:
     return Caller(tenant="ngo", **extra)
 
 
-def catalog(engine: Facegate, sql: str, *args: object) -> list[tuple]:
-    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
-        return db.execute(sql, args).fetchall()
-
-
 def kept(engine: Facegate, collection_id: str) -> list[bytes]:
-    rows = catalog(engine, "SELECT thumbnail FROM faces WHERE collection_id = ? AND thumbnail IS NOT NULL",
-                   collection_id)
+    rows = catalog(engine, "SELECT thumbnail FROM faces WHERE collection_id = :c AND thumbnail IS NOT NULL",
+                   c=collection_id)
     return [r[0] for r in rows]
 
 
@@ -113,17 +108,16 @@ def test_a_collection_that_opts_in_keeps_sealed_crops_and_the_reviewer_sees_them
     with pytest.raises(FacegateError) as foreign:  # another tenant's reviewer: no such lead
         console.thumbnail(engine, Caller(tenant="other"), lead, "probe")
     assert foreign.value.code is ErrorCode.REVIEW_NOT_FOUND
-    looks = catalog(engine, "SELECT tenant, details FROM audit_log WHERE operation = 'review' AND seq > ?",
-                    found.audit_seq)
+    looks = catalog(engine, "SELECT tenant, details FROM audit_log WHERE operation = 'review' AND seq > :seq "
+                            "ORDER BY seq", seq=found.audit_seq)
     shown = [t for t, d in looks if '"action":"review_thumbnail"' in d]
     refused = [(t, d.split('"error":"')[1].split('"')[0]) for t, d in looks if '"error"' in d]
     assert shown == ["ngo", "ngo"] and refused == [("ngo", "NOT_FOUND"), ("other", "REVIEW_NOT_FOUND")]
 
     # A crop altered in the catalog is refused, never shown as some other face.
-    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
-        blob = bytearray(db.execute("SELECT probe_thumbnail FROM reviews WHERE review_id = ?", (lead,)).fetchone()[0])
-        blob[-1] ^= 1
-        db.execute("UPDATE reviews SET probe_thumbnail = ? WHERE review_id = ?", (bytes(blob), lead))
+    blob = bytearray(catalog(engine, "SELECT probe_thumbnail FROM reviews WHERE review_id = :r", r=lead)[0][0])
+    blob[-1] ^= 1
+    execute(engine, ("UPDATE reviews SET probe_thumbnail = :b WHERE review_id = :r", {"b": bytes(blob), "r": lead}))
     with pytest.raises(FacegateError) as altered:
         console.thumbnail(engine, reviewer, lead, "probe")
     assert altered.value.code is ErrorCode.TEMPLATE_KEY_MISMATCH
@@ -133,7 +127,7 @@ def test_every_way_a_face_leaves_takes_its_thumbnail(engine: Facegate, clock: li
     collections.create_collection(engine, ngo(), "kept", keep_thumbnails=True)
     made = enrol(engine, "kept")
     search.search_image(engine, ngo(**SEARCH), "kept", lfw("Tony_Blair", 3).read_bytes())
-    lead = catalog(engine, "SELECT review_id FROM reviews WHERE face_id = ?", made["tony_blair"])[0][0]
+    lead = catalog(engine, "SELECT review_id FROM reviews WHERE face_id = :f", f=made["tony_blair"])[0][0]
 
     faces.delete_faces(engine, ngo(), "kept", [made["colin_powell"]])
     assert len(kept(engine, "kept")) == 1
@@ -196,8 +190,9 @@ def test_a_search_by_enrolled_face_keeps_that_faces_crop_with_its_leads(engine: 
     probe = faces.index_faces(engine, ngo(**SEARCH), "kept", lfw("Tony_Blair", 3).read_bytes()).value.indexed[0]
     found = search.search_face(engine, ngo(**SEARCH), "kept", probe.face_id)
     assert found.value.matches
-    stored = catalog(engine, "SELECT thumbnail FROM faces WHERE face_id = ?", probe.face_id)[0][0]
-    leads = catalog(engine, "SELECT review_id, probe_thumbnail FROM reviews WHERE audit_seq = ?", found.audit_seq)
+    stored = catalog(engine, "SELECT thumbnail FROM faces WHERE face_id = :f", f=probe.face_id)[0][0]
+    leads = catalog(engine, "SELECT review_id, probe_thumbnail FROM reviews WHERE audit_seq = :s ORDER BY review_id",
+                    s=found.audit_seq)
     assert leads and all(p == stored for _, p in leads)
     assert console.thumbnail(engine, ngo(), leads[0][0], "probe") == engine.codec.open_thumbnail(stored)
 
@@ -210,7 +205,7 @@ def test_a_grantee_sees_the_candidates_crop_only_while_it_may_search_for_the_lea
     other = Caller(tenant="other", **SEARCH)
     collections.share(engine, ngo(), "kept", "other", ["search"], ["victim_identification"])
     search.search_image(engine, other, "kept", lfw("Tony_Blair", 3).read_bytes())
-    [lead] = [r for (r,) in catalog(engine, "SELECT review_id FROM reviews WHERE tenant = 'other'")][:1]
+    [lead] = [r for (r,) in catalog(engine, "SELECT review_id FROM reviews WHERE tenant = 'other' ORDER BY review_id")][:1]
     assert console.thumbnails_shown(engine, Caller(tenant="other"), [lead]) == {lead: (True, True)}
     collections.unshare(engine, ngo(), "kept", "other")
     collections.share(engine, ngo(), "kept", "other", ["list"])

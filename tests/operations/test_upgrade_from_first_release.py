@@ -26,7 +26,7 @@ from facegate.gate import Caller
 from facegate.governance import authenticate
 from facegate.operations import admin, audit, collections, search
 from facegate.settings import Settings
-from facegate.store.migrations import MIGRATIONS
+from facegate.store.migrations import head
 from tests.conftest import LFW, REPO
 
 BEFORE = "87ff696"
@@ -114,8 +114,10 @@ def test_a_data_directory_of_the_previous_release_upgrades_in_place(tmp_path: Pa
     try:
         verified = audit.verify_chain(engine, Caller())  # opening the catalog migrates it
         assert verified.ok and verified.entries == len(entries_before)
-        # every step of this release ran (2 tenant boundaries, 8 video jobs, ...)
-        assert _rows(home, "SELECT version FROM schema_version ORDER BY version") == [(m.version,) for m in MIGRATIONS]
+        # every revision of this release ran (0002 tenant boundaries, 0008 video jobs, ...): the old
+        # runner's schema_version (step 1) was handed over to Alembic, which took it from 0001 to head
+        assert _rows(home, "SELECT version_num FROM alembic_version") == [(head(),)]
+        assert _rows(home, "SELECT name FROM sqlite_master WHERE name = 'schema_version'") == []
         assert _rows(home, "SELECT count(*) FROM video_jobs") == [(0,)]
         assert _rows(home, f"SELECT seq, entry_hash FROM audit_log WHERE seq <= {len(entries_before)} ORDER BY seq") \
             == entries_before

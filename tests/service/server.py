@@ -1,9 +1,13 @@
 """A real facegate server for tests: `facegate serve` in a subprocess on a free loopback port.
 
 Tenants and keys are made with the CLI (`facegate tenant create ... --json`, `facegate key
-create ... --json`) against the same data directory while the server runs, as an
-administrator would. The catalog is read directly (read-only SQLite) to check that a
-refused request changed nothing but the audit log.
+create ... --json`) against the same installation while the server runs, as an
+administrator would. The catalog is read directly (the SQLite file read-only, or the
+PostgreSQL database of server mode, through SQLAlchemy with the same queries) to check
+that a refused request changed nothing but the audit log.
+
+With `database_url` the server runs in server mode: every piece of state in that
+PostgreSQL database, FACEGATE_HOME holding only the models (its log is written beside it).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,18 +22,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from facegate.client import FacegateClient
 from facegate.engine import Facegate
 from facegate.settings import Settings
+from facegate.store.db import CATALOG_FILE
+from facegate.store.sealing import write_new_kek
 
 REPO = Path(__file__).resolve().parents[2]
 LFW = REPO.parent / "shared" / "data" / "lfw"
 EXAMPLE_POLICY = REPO / "examples" / "policy-2020-moratorium.toml"
 FACEGATE = Path(sys.executable).parent / "facegate"
 READY_TIMEOUT = 180.0  # two cores shared with other jobs: model loading can be slow
+# Settings of a server that its CLI calls need too (the others are the service's own).
+SHARED_SETTINGS = ("FACEGATE_CREDENTIALS_KEY_FILE",)
 Tenant = tuple[str, str, str, str]  # name, sector, purposes (comma-separated), roles
 
 
@@ -54,19 +65,31 @@ class Server:
     policy: Path | None
     process: subprocess.Popen[bytes]
     log: Path
+    database_url: str | None = None  # server mode: the PostgreSQL database that holds everything
     keys: dict[str, str] = field(default_factory=dict)  # tenant -> API key, made at start
+    shared: dict[str, str] = field(default_factory=dict)  # settings the CLI needs as the server has them
+    workers: int = 1
+    _engine: Engine | None = field(default=None, init=False, repr=False)
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.database_url is None else "postgresql"
 
     def cli(self, *args: str) -> dict[str, object]:
-        """Run the `facegate ARGS --json` executable against this data directory; its JSON answer."""
-        run = subprocess.run([str(FACEGATE), *args, "--json"], env=_env(self.home, self.policy),
+        """Run the `facegate ARGS --json` executable against this installation; its JSON answer."""
+        run = subprocess.run([str(FACEGATE), *args, "--json"], env=self.env(),
                              capture_output=True, text=True, check=False, timeout=180)
         if run.returncode != 0:
             raise RuntimeError(f"facegate {' '.join(args)} failed ({run.returncode}): {run.stdout} {run.stderr}")
         answer: dict[str, object] = json.loads(run.stdout)
         return answer
 
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a `facegate` command run against this installation."""
+        return _env(self.home, self.policy, {**self.shared, **(extra or {})}, database_url=self.database_url)
+
     def cli_all(self, commands: Sequence[Sequence[str]]) -> list[dict[str, object]]:
-        return cli_all(commands, self.home, self.policy)
+        return cli_all(commands, self.home, self.policy, database_url=self.database_url, extra=self.shared)
 
     def make_keys(self, *tenants: Tenant) -> dict[str, str]:
         """New tenants, each `(name, sector, purposes, roles)`, and an API key for each (shown once)."""
@@ -79,35 +102,67 @@ class Server:
     def client(self, key: str | None) -> FacegateClient:
         return FacegateClient(self.url, key)
 
-    def catalog(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.home / 'catalog.sqlite3'}?mode=ro", uri=True)
+    @contextmanager
+    def catalog(self) -> Iterator[Connection]:
+        """A connection that reads the installation's tables as stored right now: the SQLite
+        file (read-only) or the PostgreSQL database. No pool: nothing stays open between reads."""
+        if self._engine is None:
+            self._engine = create_engine(catalog_url(self.home, self.database_url), poolclass=NullPool)
+        with self._engine.connect() as conn:
+            yield conn
+
+    def rows(self, sql: str, **params: object) -> list[dict[str, Any]]:
+        """The rows of one query (`:name` parameters), each as a dict of its columns."""
+        with self.catalog() as db:
+            return [dict(row) for row in db.execute(text(sql), params).mappings()]
+
+    def value(self, sql: str, **params: object) -> Any:
+        """The first column of the first row of one query (None if there is no row)."""
+        with self.catalog() as db:
+            return db.execute(text(sql), params).scalar()
 
     def counts(self) -> tuple[int, int, int]:
         """(faces, subjects, audit entries) as stored right now."""
-        with self.catalog() as db:
-            faces = db.execute("SELECT count(*) FROM faces").fetchone()[0]
-            subjects = db.execute("SELECT count(*) FROM subjects").fetchone()[0]
-            entries = db.execute("SELECT count(*) FROM audit_log").fetchone()[0]
-        return faces, subjects, entries
+        [row] = self.rows("SELECT (SELECT count(*) FROM faces) AS faces, (SELECT count(*) FROM subjects) AS subjects, "
+                          "(SELECT count(*) FROM audit_log) AS entries")
+        return int(row["faces"]), int(row["subjects"]), int(row["entries"])
 
     def last_entry(self) -> dict[str, object]:
-        with self.catalog() as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        return dict(row)
+        [row] = self.rows("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1")
+        return row
 
     def entry_for(self, request_id: str) -> list[dict[str, object]]:
-        with self.catalog() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT * FROM audit_log WHERE request_id = ?", (request_id,)).fetchall()
-        return [dict(r) for r in rows]
+        return self.rows("SELECT * FROM audit_log WHERE request_id = :rid ORDER BY seq", rid=request_id)
+
+    def entries(self, where: str = "TRUE", **params: object) -> list[dict[str, Any]]:
+        """Audit entries in order, `where` an SQL condition both backends read alike."""
+        return self.rows(f"SELECT * FROM audit_log WHERE {where} ORDER BY seq", **params)
+
+    def wait_ready(self) -> None:
+        _wait_ready(self, self.workers)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
 
-def _env(home: Path, policy: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+def catalog_url(home: Path, database_url: str | None) -> str:
+    """A SQLAlchemy URL that reads an installation: its PostgreSQL database (psycopg 3), or
+    its SQLite catalog file opened read-only."""
+    if database_url is not None:
+        return make_url(database_url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return f"sqlite:///file:{home / CATALOG_FILE}?mode=ro&uri=true"
+
+
+def _env(home: Path, policy: Path | None, extra: dict[str, str] | None = None, *,
+         database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
     env["FACEGATE_HOME"] = str(home)
     if policy is not None:
         env["FACEGATE_POLICY"] = str(policy)
+    if database_url is not None:
+        env["FACEGATE_DATABASE_URL"] = database_url
     env.update(extra or {})
     return env
 
@@ -132,10 +187,12 @@ print(json.dumps(answers))
 """
 
 
-def cli_all(commands: Sequence[Sequence[str]], home: Path, policy: Path | None) -> list[dict[str, object]]:
+def cli_all(commands: Sequence[Sequence[str]], home: Path, policy: Path | None, *,
+            database_url: str | None = None, extra: dict[str, str] | None = None) -> list[dict[str, object]]:
     """The JSON answers of `facegate ARGS --json` for each command, run in order."""
     run = subprocess.run([sys.executable, "-c", _BATCH, json.dumps([list(c) for c in commands])],
-                         env=_env(home, policy), capture_output=True, text=True, check=False, timeout=300)
+                         env=_env(home, policy, extra, database_url=database_url), capture_output=True, text=True,
+                         check=False, timeout=300)
     if run.returncode != 0:
         raise RuntimeError(f"facegate commands failed ({run.returncode}): {run.stderr[-3000:]}")
     answers: list[dict[str, object]] = json.loads(run.stdout)
@@ -145,25 +202,43 @@ def cli_all(commands: Sequence[Sequence[str]], home: Path, policy: Path | None) 
 @contextmanager
 def running_server(
     home: Path, model_cache: Path, policy: Path | None = None, workers: int = 1,
-    settings: dict[str, str] | None = None, tenants: Sequence[Tenant] = (),
+    settings: dict[str, str] | None = None, tenants: Sequence[Tenant] = (), database_url: str | None = None,
+    wait: bool = True,
 ) -> Iterator[Server]:
     """`facegate serve` on a free port until the block ends; ready (models loaded) on entry,
-    with `tenants` created by the CLI (while the server loads its models) and their keys."""
+    with `tenants` created by the CLI (while the server loads its models) and their keys.
+
+    `database_url` (server mode) is FACEGATE_DATABASE_URL for the server and every CLI call;
+    its AWS secret keys are sealed under a credentials key file made beside `home` unless
+    `settings` names one (FACEGATE_CREDENTIALS_KEY_FILE: hosts that share a database share it).
+    Without `wait` the block starts before the server is ready (`server.wait_ready()`), so
+    that several servers load their models at once."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "models").exists():
         (home / "models").symlink_to(model_cache, target_is_directory=True)
-    Facegate(Settings(home=home)).db.dispose()  # migrate first: server and CLI start at once
+    settings = dict(settings or {})
+    if database_url is not None and "FACEGATE_CREDENTIALS_KEY_FILE" not in settings:
+        key_file = home.with_name(f"{home.name}.credentials.kek")
+        write_new_kek(key_file)
+        settings["FACEGATE_CREDENTIALS_KEY_FILE"] = str(key_file)
+    # migrate first: server and CLI start at once
+    Facegate(Settings(home=home, database_url=database_url)).db.dispose()
     port = free_port()
-    log = home / "serve.log"
+    log = home.with_name(f"{home.name}.serve.log")  # beside the data directory: server mode keeps it empty
     args = [str(FACEGATE), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as out:
-        process = subprocess.Popen(args, env=_env(home, policy, settings), stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", home, policy, process, log)
+        process = subprocess.Popen(args, env=_env(home, policy, settings, database_url=database_url),
+                                   stdout=out, stderr=subprocess.STDOUT)
+    shared = {k: v for k, v in settings.items() if k in SHARED_SETTINGS}
+    server = Server(f"http://127.0.0.1:{port}", home, policy, process, log, database_url, shared=shared,
+                    workers=workers)
     try:
         server.keys = server.make_keys(*tenants) if tenants else {}
-        _wait_ready(server, workers)
+        if wait:
+            server.wait_ready()
         yield server
     finally:
+        server.close()
         process.terminate()
         try:
             process.wait(timeout=30)

@@ -6,7 +6,6 @@ still ready."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,13 +82,11 @@ def test_the_schedule_signs_checkpoints_serves_the_latest_and_applies_retention(
     assert {"seq", "head", "signed_at", "signature", "public_key", "merkle_root", "previous"} <= set(latest)
     assert latest["seq"] >= on_disk["seq"] and latest["public_key"] == public_key
 
-    def retention_entry() -> sqlite3.Row | None:
-        with server.catalog() as db:
-            db.row_factory = sqlite3.Row
-            return db.execute("SELECT * FROM audit_log WHERE operation = 'retention' LIMIT 1").fetchone()
+    def retention_entry() -> dict[str, object] | None:
+        return next(iter(server.entries("operation = 'retention'")), None)
 
     run = eventually(retention_entry)
-    assert json.loads(run["details"])["action"] == "retention" and run["tenant"] == "local"
+    assert json.loads(str(run["details"]))["action"] == "retention" and run["tenant"] == "local"
     # the log the oversight board was given extends the checkpoint it kept
     verified = CliRunner().invoke(main, ["audit", "verify", "--checkpoint", str(written[-1]),
                                          "--data-dir", str(server.home), "--json"])

@@ -21,11 +21,14 @@ def test_every_code_has_a_status_and_only_server_faults_are_500() -> None:
     server_faults = {ErrorCode.INTERNAL, ErrorCode.UNKNOWN_MODEL, ErrorCode.TEMPLATE_KEY_MISMATCH,
                      ErrorCode.AUDIT_CHAIN_BROKEN, ErrorCode.CREDENTIALS_KEY_INVALID,
                      ErrorCode.VIDEO_JOB_INTERRUPTED,
-                     ErrorCode.INVALID_SETTINGS}  # the server's own configuration
+                     ErrorCode.INVALID_SETTINGS,  # the server's own configuration
+                     ErrorCode.DATABASE_EXTENSION_MISSING, ErrorCode.DATABASE_NOT_EMPTY}  # its database's
     assert {code for code, status in STATUS.items() if status == 500} == server_faults
-    # 503, try again: an overloaded worker, an installation that cannot sign checkpoints
+    # 503, try again: an overloaded worker, an installation that cannot sign checkpoints, a
+    # database server (server mode) that does not answer
     assert {code for code, status in STATUS.items() if status > 500} == {
         ErrorCode.OVERLOADED, ErrorCode.AUDIT_SIGNING_KEY_MISSING, ErrorCode.AUDIT_SIGNING_KEY_INVALID,
+        ErrorCode.DATABASE_UNAVAILABLE,
     }
 
 

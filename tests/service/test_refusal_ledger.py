@@ -5,8 +5,10 @@ count, and the chain still verifies."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -27,10 +29,14 @@ class Clock:
         return self.now
 
 
-def rows(settings: Settings) -> list[tuple[str, str, dict[str, object]]]:
-    with sqlite3.connect(settings.home / "catalog.sqlite3") as db:
-        found = db.execute("SELECT code, request_id, details FROM audit_log ORDER BY seq").fetchall()
-    return [(code, rid, json.loads(details)) for code, rid, details in found]
+def entries(engine: Facegate) -> list[dict[str, Any]]:
+    """The audit log as stored (either backend)."""
+    with engine.db.connect() as db:
+        return [dict(r) for r in db.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings()]
+
+
+def rows(engine: Facegate) -> list[tuple[str, str, dict[str, object]]]:
+    return [(e["code"], e["request_id"], json.loads(e["details"])) for e in entries(engine)]
 
 
 def test_one_entry_opens_a_minute_and_one_closes_it_with_the_count(settings: Settings) -> None:
@@ -42,11 +48,11 @@ def test_one_entry_opens_a_minute_and_one_closes_it_with_the_count(settings: Set
         ledger.refused("127.0.0.9", Operation.LIST, bad_key if i < 30 else limited, f"r{i}")
         clock.now += 0.1  # 500 refusals in 50 seconds
     ledger.refused("127.0.0.8", Operation.SEARCH_IMAGE, bad_key, "other")
-    assert [(code, rid) for code, rid, _ in rows(settings)] == [("UNAUTHENTICATED", "r0"), ("UNAUTHENTICATED", "other")]
+    assert [(code, rid) for code, rid, _ in rows(engine)] == [("UNAUTHENTICATED", "r0"), ("UNAUTHENTICATED", "other")]
     assert ledger.flush() == 0  # the minute is not over: nothing to close
     clock.now += 15
     assert ledger.flush() == 2
-    written = rows(settings)
+    written = rows(engine)
     assert len(written) == 3  # the lone refusal of .8 is fully told by its opening entry
     code, _, closed = written[2]
     assert code == "RATE_LIMITED"  # the most frequent code of the minute
@@ -65,10 +71,10 @@ def test_a_refusal_in_a_new_minute_closes_the_old_one_first(settings: Settings) 
         ledger.refused("127.0.0.9", Operation.LIST, bad_key, "a")
     clock.now += 60
     ledger.refused("127.0.0.9", Operation.LIST, bad_key, "b")
-    phases = [(d["aggregated"], d["count"]) for _, _, d in rows(settings)]
+    phases = [(d["aggregated"], d["count"]) for _, _, d in rows(engine)]
     assert phases == [("open", 1), ("closed", 3), ("open", 1)]
     ledger.flush(everything=True)  # shutdown: a window with one refusal adds nothing
-    assert len(rows(settings)) == 3
+    assert len(rows(engine)) == 3
 
 
 def test_the_flood_gate_counts_only_into_a_window_already_on_record(settings: Settings) -> None:
@@ -80,7 +86,7 @@ def test_the_flood_gate_counts_only_into_a_window_already_on_record(settings: Se
     clock.now += 60
     assert not ledger.count_if_open("127.0.0.9", ErrorCode.RATE_LIMITED)  # a new minute opens on record
     ledger.flush()
-    [_, (_, _, closed)] = rows(settings)
+    [_, (_, _, closed)] = rows(engine)
     assert (closed["count"], closed["codes"]) == (100, {"UNAUTHENTICATED": 1, "RATE_LIMITED": 99})
 
 
@@ -103,9 +109,7 @@ def test_aggregated_entries_are_format_2_and_retention_leaves_them_and_the_chain
     clock.now += 60
     assert ledger.flush() == 1
     run = retention.apply(engine, Caller(request_id="retention-test"))
-    with sqlite3.connect(settings.home / "catalog.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        found = [dict(r) for r in db.execute("SELECT * FROM audit_log ORDER BY seq")]
+    found = entries(engine)
     refusals = [r for r in found if r["rule"] == "request:invalid"]
     [searched] = [r for r in found if r["purpose"] == "photo_library"]
     assert list(run.redacted) == [searched["seq"]] and searched["redacted_at"] is not None

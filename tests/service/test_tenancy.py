@@ -10,6 +10,7 @@ leads are reviewed by a second key holder under a four-eyes purpose.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,10 +178,9 @@ def test_a_grant_opens_exactly_its_operations_and_purposes_and_revocation_holds_
         a.unshare_collection(A_SHARED, "ngo-c")
         a.unshare_collection(A_SHARED, "police-d")
         assert A_SHARED not in {x["collection_id"] for x in c.list_collections()["collections"]}
-    with world.server.catalog() as db:
-        actions = [row[0] for row in db.execute(
-            "SELECT json_extract(details, '$.action') FROM audit_log WHERE operation = 'share' "
-            "AND tenant = 'ngo-a' AND decision = 'allow' AND collection = ?", (A_SHARED,))]
+    shares = world.server.entries("operation = 'share' AND tenant = 'ngo-a' AND decision = 'allow' "
+                                  "AND collection = :c", c=A_SHARED)
+    actions = [json.loads(str(e["details"])).get("action") for e in shares]
     assert actions.count("grant") >= 2 and actions.count("revoke") >= 3
 
 
@@ -201,10 +201,9 @@ def test_audit_reading_is_scoped_by_role(world: World) -> None:
         assert auditor.transparency_report()["total"]["requests"] < board.transparency_report()["total"]["requests"]
         assert set(auditor.transparency_report()["by_sector"]) == {"nonprofit"}
         assert auditor.verify_audit()["ok"] and board.verify_audit()["ok"]
-    with world.server.catalog() as db:
-        scopes = dict(db.execute(
-            "SELECT tenant, json_extract(details, '$.scope') FROM audit_log WHERE operation = 'audit_read' "
-            "AND decision = 'allow' AND json_extract(details, '$.scope') IS NOT NULL"))
+    reads = world.server.entries("operation = 'audit_read' AND decision = 'allow'")
+    scopes = {e["tenant"]: json.loads(str(e["details"]))["scope"] for e in reads
+              if json.loads(str(e["details"])).get("scope") is not None}
     assert scopes == {"ngo-b": "ngo-b", "board": "all"}
 
 
@@ -231,6 +230,11 @@ def test_review_flow_with_four_eyes(world: World) -> None:
         assert (lead["status"], lead["case_reference"], lead["purpose"], lead["searcher_holder"]) == (
             "pending", case, "victim_identification", "alice")
         assert 0 < lead["estimated_fmr"] < 1 and lead["decided_at"] is None
+        # a reviewer reads the worst group's false-match rate as a search result shows it
+        match = next(m for m in found["matches"] if m["face_id"] == lead["face_id"])
+        assert lead["estimated_fmr"] <= lead["estimated_fmr_worst_group"] and lead["worst_group"]
+        assert (lead["estimated_fmr_worst_group"], lead["worst_group"]) == (
+            match["estimated_fmr_worst_group"], match["worst_group"])
         # the same search again opens no second lead
         alice.search(A_GALLERY, probe, purpose="victim_identification", case_reference=case)
         assert len(alice.list_reviews(status="all", case_reference=case)["reviews"]) == len(leads)

@@ -5,7 +5,6 @@ does not exist for it; and a server killed mid-job resumes the job after a resta
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,10 +95,9 @@ def test_job_flow_and_tenant_boundary(server: Server, scene: Path) -> None:
         with pytest.raises(FacegateHTTPError) as unknown:
             fg.get_video_search("0" * 32)
         assert unknown.value.status == 404
-    with server.catalog() as db:
-        entries = db.execute("SELECT seq, decision, probe_sha256 FROM audit_log WHERE request_id = ? "
-                             "AND operation = 'video_search'", (request_id,)).fetchall()
-    assert len(entries) == 1 and entries[0][0] == job["audit_seq"] and entries[0][2] == job["video_sha256"]
+    entries = server.entries("request_id = :rid AND operation = 'video_search'", rid=request_id)
+    assert len(entries) == 1 and entries[0]["seq"] == job["audit_seq"]
+    assert entries[0]["probe_sha256"] == job["video_sha256"]
     assert not list((server.home / "video-jobs").glob(f"{accepted['job_id']}*"))  # the upload is gone when done
 
 
@@ -143,8 +141,7 @@ def test_a_job_survives_a_killed_server(model_cache: Path, tmp_path: Path) -> No
             assert running["status"] == "running", running
         first.process.kill()
         first.process.wait(timeout=30)
-    with sqlite3.connect(home / "catalog.sqlite3") as db:
-        assert db.execute("SELECT status FROM video_jobs WHERE job_id = ?", (job_id,)).fetchone() == ("running",)
+    assert first.value("SELECT status FROM video_jobs WHERE job_id = :j", j=job_id) == "running"
     assert (home / "video-jobs" / f"{job_id}.video").is_file()
     with running_server(home, model_cache, settings=SETTINGS) as again, again.client(keys["studio"]) as fg:
         job = wait_for(fg, job_id)
@@ -154,10 +151,8 @@ def test_a_job_survives_a_killed_server(model_cache: Path, tmp_path: Path) -> No
         for subject, ranges in TRUTH.items():
             shifted = [(s + k * SCENE_SECONDS, e + k * SCENE_SECONDS) for k in range(3) for s, e in ranges]
             assert within(subjects[subject], shifted), (subject, subjects[subject])
-        with again.catalog() as db:
-            entries = db.execute("SELECT count(*) FROM audit_log WHERE operation = 'video_search' "
-                                 "AND probe_sha256 = ?", (job["video_sha256"],)).fetchone()[0]
-        assert entries == 1  # the interrupted run left no entry; the resumed one left one
+        entries = again.entries("operation = 'video_search' AND probe_sha256 = :v", v=job["video_sha256"])
+        assert len(entries) == 1  # the interrupted run left no entry; the resumed one left one
 
 
 def _shape(error: dict[str, Any], collection_id: str) -> str:
@@ -183,8 +178,7 @@ def test_another_tenants_footage_is_a_missing_collection_until_shared(server: Se
         assert (entry["operation"], entry["tenant"], entry["decision"], entry["code"], entry["rule"],
                 entry["key_holder"]) == ("video_search", "rival", "deny", "COLLECTION_NOT_FOUND",
                                          "collection:not-found", "rita")
-        with server.catalog() as db:
-            assert db.execute("SELECT count(*) FROM video_jobs WHERE tenant = 'rival'").fetchone() == (0,)
+        assert server.value("SELECT count(*) FROM video_jobs WHERE tenant = 'rival'") == 0
         owner.share_collection(COLLECTION, "rival", ["search"], ["photo_library"])
         try:
             job_id = rival.start_video_search(COLLECTION, scene, purpose="photo_library", fps=2)["job_id"]

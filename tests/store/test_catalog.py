@@ -1,10 +1,10 @@
-"""Catalog operations on a real SQLite catalog with faces from real photos: what is stored,
-what is refused (with which code), and what deletion and erasure leave behind."""
+"""Catalog operations on a real catalog (SQLite, and PostgreSQL in server mode) with faces
+from real photos: what is stored, what is refused (with which code), and what deletion and
+erasure leave behind."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from facegate.store.catalog import (
     list_collections,
 )
 from facegate.store.crypto import TemplateCodec
-from facegate.store.db import CATALOG_FILE
 from facegate.store.faces import (
     delete_faces,
     faces_by_row_ids,
@@ -33,12 +32,15 @@ from facegate.store.faces import (
 from facegate.store.subjects import (
     associate_faces,
     create_subject,
+    delete_subject,
+    disassociate_faces,
     erase_subject,
     get_subject,
     list_subjects,
 )
 from facegate.store.tables import FaceChangeRow, FaceRow, SubjectRow
 from facegate.store.templates import templates_of
+from tests.at_rest import RawCatalog
 from tests.store.conftest import NOW, Photo, enroll, make_collection
 
 Sessions = sessionmaker[Session]
@@ -273,6 +275,29 @@ def test_subjects_group_faces_and_count_them(
         assert {f.subject for f in powell} == {"powell"}
 
 
+def test_deleting_a_subject_keeps_its_faces_and_names_them_in_enrolment_order(
+    sessions: Sessions, photos: dict[str, Photo], template_id: str, codec: TemplateCodec
+) -> None:
+    make_collection(sessions, template_id)
+    p1, p2 = (enroll(sessions, photos[n], template_id, codec, subject_id="powell")[0] for n in ("powell1", "powell2"))
+    loose = enroll(sessions, photos["powell3"], template_id, codec)[0]
+    with sessions.begin() as s:  # rewritten rows: a server's table no longer holds them in enrolment order
+        assert disassociate_faces(s, collection_id="people", subject_id="powell", face_ids=[p1.face_id]).associated == [
+            p1.face_id
+        ]
+        joined = associate_faces(s, collection_id="people", subject_id="powell", face_ids=[loose.face_id, p1.face_id])
+        assert joined.associated == [loose.face_id, p1.face_id]
+    with sessions.begin() as s:
+        gone = delete_subject(s, collection_id="people", subject_id="powell")
+        assert gone.face_ids == [p1.face_id, p2.face_id, loose.face_id]
+        assert [(f.face_id, f.subject) for f in list_faces(s, collection_id="people").items] == [
+            (p1.face_id, None), (p2.face_id, None), (loose.face_id, None),
+        ]  # fmt: skip
+        with refused(ErrorCode.SUBJECT_NOT_FOUND):
+            get_subject(s, collection_id="people", subject_id="powell")
+    assert changes(sessions) == [(f.row_id, "add") for f in (p1, p2, loose)]  # no face left the index
+
+
 def test_erasing_a_subject_removes_it_and_all_its_faces(
     sessions: Sessions, photos: dict[str, Photo], template_id: str, codec: TemplateCodec
 ) -> None:
@@ -295,7 +320,7 @@ def test_erasing_a_subject_removes_it_and_all_its_faces(
 
 
 def test_templates_come_back_exactly_and_are_sealed_at_rest_with_a_key(
-    sessions: Sessions, photos: dict[str, Photo], template_id: str, tmp_path: Path
+    sessions: Sessions, photos: dict[str, Photo], template_id: str, tmp_path: Path, database_url: str | None
 ) -> None:
     codec = TemplateCodec(os.urandom(32))
     make_collection(sessions, template_id)
@@ -325,9 +350,13 @@ def test_templates_come_back_exactly_and_are_sealed_at_rest_with_a_key(
                 s, collection_id="people", codec=TemplateCodec(os.urandom(32)), subject_id="powell"
             )
     plain = photos["obama"].faces[0].template.astype(np.float32).tobytes()
-    with sqlite3.connect(tmp_path / CATALOG_FILE) as raw:
-        blobs = [b for (b,) in raw.execute("SELECT template FROM faces")]
+    raw = RawCatalog(tmp_path, database_url)
+    blobs = [bytes(b) for (b,) in raw.rows("SELECT template FROM faces")]
     assert len(blobs) == 3 and not any(plain[:64] in b for b in blobs)
+    if raw.server:  # no searchable plaintext copy beside a sealed template
+        assert [n for (n,) in raw.rows("SELECT count(*) FROM faces WHERE embedding IS NOT NULL")] == [0]
+    sessions.kw["bind"].dispose()  # SQLite: checkpoint the log, then look at every byte at rest
+    assert plain[:64] not in raw.stored_bytes()
 
 
 def test_deleting_a_collection_takes_faces_subjects_and_log_with_it(

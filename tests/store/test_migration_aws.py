@@ -1,5 +1,6 @@
-"""Migration step 7 on a catalog made before it: keys and faces keep their rows and gain
-the columns (purpose binding, AWS credentials, face image size) and the unique index."""
+"""Migration revision 0007 (step 7 of the old runner) on a catalog made before it: keys and
+faces keep their rows and gain the columns (purpose binding, AWS credentials, face image
+size) and the unique index."""
 
 from __future__ import annotations
 
@@ -17,18 +18,18 @@ NEW_KEY_COLUMNS = ("purpose", "case_reference", "aws_access_key_id", "aws_secret
 def test_step_7_upgrades_an_older_catalog(tmp_path: Path) -> None:
     engine = open_engine(sqlite_url(tmp_path))
     migrate(engine)
-    with engine.begin() as conn:  # back to the schema before step 7, with a tenant and a key in it
+    with engine.begin() as conn:  # back to the schema before revision 0007, with a tenant and a key in it
         conn.execute(text("DROP INDEX ix_api_keys_aws_access_key_id"))
         for column in NEW_KEY_COLUMNS:
             conn.execute(text(f"ALTER TABLE api_keys DROP COLUMN {column}"))
         for column in ("image_width", "image_height"):
             conn.execute(text(f"ALTER TABLE faces DROP COLUMN {column}"))
         conn.execute(text("DROP TABLE console_sessions"))  # step 9's, which comes later
-        conn.execute(text("DELETE FROM schema_version WHERE version >= 7"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
         conn.execute(text("INSERT INTO tenants VALUES ('old', 'nonprofit', 'active', '[\"operator\"]', :now)"), {"now": NOW})
         conn.execute(text("INSERT INTO api_keys (key_id, tenant, secret_sha256, created_at) "
                           "VALUES ('00112233445566ff', 'old', 'h', :now)"), {"now": NOW})
-    assert migrate(engine) >= 7
+    assert migrate(engine).before == "0006"
     found = inspect(engine)
     assert "console_sessions" in found.get_table_names()
     assert set(NEW_KEY_COLUMNS) <= {c["name"] for c in found.get_columns("api_keys")}

@@ -4,17 +4,18 @@ the people they show."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import RowMapping, text
 
 from facegate.cli import main
 from facegate.engine import Facegate
 from facegate.gate import Caller
 from facegate.operations import collections, faces
 from facegate.settings import Settings
+from tests.backend import environment, host_cache, server_mode_writes_no_files  # noqa: F401 - autouse
 from tests.video.scenes import ENROLLED, SCENE, SCENE_SECONDS, SCENE_SIZE, lfw_photo, render
 
 COLLECTION = "people"
@@ -42,9 +43,12 @@ def enrolled(engine: Facegate) -> Facegate:
 
 
 def run_cli(settings: Settings, *args: str, policy: Path | None = None) -> tuple[int, list[dict]]:
-    """`facegate ARGS --data-dir ... --json` in process: exit code and every JSON line printed."""
+    """`facegate ARGS --data-dir ... --json` in process (on the installation of `settings`,
+    its database included): exit code and every JSON line printed."""
     extra = ["--policy", str(policy)] if policy else []
-    result = CliRunner().invoke(main, [*args, "--data-dir", str(settings.home), *extra, "--json"])
+    result = CliRunner(env=environment(settings)).invoke(
+        main, [*args, "--data-dir", str(settings.home), *extra, "--json"]
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     text = result.stdout.strip()
     try:
@@ -53,8 +57,9 @@ def run_cli(settings: Settings, *args: str, policy: Path | None = None) -> tuple
         return result.exit_code, [json.loads(line) for line in text.splitlines()]
 
 
-def video_audit(engine: Facegate) -> list[sqlite3.Row]:
-    """The audit entries of video searches, oldest first."""
-    with sqlite3.connect(engine.settings.home / "catalog.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        return db.execute("SELECT * FROM audit_log WHERE operation = 'video_search' ORDER BY seq").fetchall()
+def video_audit(engine: Facegate) -> list[RowMapping]:
+    """The audit entries of video searches, oldest first (either backend)."""
+    with engine.db.connect() as conn:
+        return list(conn.execute(
+            text("SELECT * FROM audit_log WHERE operation = 'video_search' ORDER BY seq")
+        ).mappings())

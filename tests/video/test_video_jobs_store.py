@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -44,6 +45,26 @@ def short(videos: Path) -> bytes:
 
 CALLER = Caller(purpose="photo_library")
 
+# Jobs are state another host must see: every test here runs on both backends, like the
+# whole video suite (in server mode the upload is kept in the database, and nothing is
+# written under the data directory).
+
+
+def drop_upload(engine: Facegate, job_id: str) -> None:
+    """Lose a queued job's upload, wherever the backend keeps it."""
+    if engine.settings.server_mode:
+        with engine.sessions.begin() as session:
+            jobs.drop_upload(session, job_id=job_id)
+    else:
+        (engine.settings.home / "video-jobs" / f"{job_id}.video").unlink()
+
+
+def kept_uploads(engine: Facegate) -> int:
+    if engine.settings.server_mode:
+        with engine.sessions() as session:
+            return len(session.scalars(select(jobs.VideoUploadRow.job_id)).all())
+    return len(list((engine.settings.home / "video-jobs").iterdir()))
+
 
 def test_a_job_runs_once_and_is_recorded_once(clocked: tuple[Facegate, Clock], short: bytes) -> None:
     engine, _clock = clocked
@@ -54,6 +75,9 @@ def test_a_job_runs_once_and_is_recorded_once(clocked: tuple[Facegate, Clock], s
     job = job_status(engine, None, job_id)
     assert job["status"] == "succeeded" and job["results"]["frames_analysed"] == 8
     assert [e["seq"] for e in video_audit(engine)] == [job["audit_seq"]]
+    assert kept_uploads(engine) == 0  # an ended job's upload goes
+    if engine.settings.server_mode:  # nothing but the model cache under the data directory
+        assert [p.name for p in engine.settings.home.iterdir()] == ["models"]
     with pytest.raises(FacegateError) as other:
         job_status(engine, "someone-else", job_id)
     assert other.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND
@@ -88,7 +112,7 @@ def test_a_stopping_runner_gives_its_job_back(clocked: tuple[Facegate, Clock], s
 def test_a_lost_upload_fails_the_job_with_its_code(clocked: tuple[Facegate, Clock], short: bytes) -> None:
     engine, _clock = clocked
     job_id = submit(engine, CALLER, "people", short)
-    (engine.settings.home / "video-jobs" / f"{job_id}.video").unlink()
+    drop_upload(engine, job_id)
     JobRunner(engine).run_one()
     job = job_status(engine, None, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "VIDEO_JOB_INTERRUPTED"
@@ -103,7 +127,7 @@ def test_pending_jobs_are_capped_per_tenant(settings: Settings, short: bytes) ->
     with pytest.raises(FacegateError) as refused:
         submit(engine, CALLER, "people", short)
     assert refused.value.code is ErrorCode.RATE_LIMITED
-    assert len(list((settings.home / "video-jobs").iterdir())) == 2  # the refused upload was not kept
+    assert kept_uploads(engine) == 2  # the refused upload was not kept
     assert video_audit(engine)[-1]["probe_sha256"] is not None
     JobRunner(engine).run_one()
     submit(engine, CALLER, "people", short)  # one ended: room again

@@ -11,7 +11,7 @@ from facegate.engine import Facegate
 from facegate.gate import Caller
 from facegate.operations.video import search_video
 from tests.video.conftest import COLLECTION, run_cli, video_audit
-from tests.video.scenes import ENROLLED, NOT_ENROLLED, TRUTH
+from tests.video.scenes import ENROLLED, NOT_ENROLLED, TRUTH, Appearance, lfw_photo, render
 
 TOLERANCE = 0.5  # seconds: the issue's bound on start and end of each appearance
 
@@ -42,6 +42,8 @@ def test_cli_reports_who_appears_when(enrolled: Facegate, scene_video: Path) -> 
     assert [s["subject"] for s in answer["subjects"]]
     for subject in answer["subjects"]:
         assert _close(subject["appearances"], TRUTH[subject["subject"]])
+        # a per-subject answer says what its similarity means in the worst group too
+        assert subject["estimated_fmr"] <= subject["estimated_fmr_worst_group"] and subject["worst_group"]
     # GetFaceSearch's Persons: each matched sighting, at a time when that person is on screen
     assert answer["persons"]
     for person in answer["persons"]:
@@ -61,6 +63,17 @@ def test_the_unenrolled_are_never_reported(enrolled: Facegate, scene_video: Path
     on_screen = [r for ranges in TRUTH.values() for r in ranges]
     for person in result.persons:
         assert any(s - 0.01 <= person["timestamp"] < e for s, e in on_screen)
+
+
+def test_a_frame_width_the_decoder_pads_is_searched_like_any_other(enrolled: Facegate, tmp_path: Path) -> None:
+    """360 RGB pixels a row are not a multiple of the decoder's alignment: its frames come as
+    padded, strided arrays, which dlib's face alignment refused (every face of such a video
+    failed the job)."""
+    person, numbers = next(iter(ENROLLED.items()))
+    clip = render(tmp_path / "narrow.mp4", [Appearance(lfw_photo(person, numbers[0]), 0.0, 2.0, (40, 10), (60, 10))],
+                  2.0, (360, 270))
+    done = search_video(enrolled, Caller(purpose="photo_library"), COLLECTION, clip, fps=2.0)
+    assert [s["subject"] for s in done.value.subjects] == [person]
 
 
 def test_one_audit_entry_per_job_with_the_video_hash(enrolled: Facegate, scene_video: Path) -> None:

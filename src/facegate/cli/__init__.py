@@ -13,6 +13,7 @@ from facegate.cli import checkpoints  # noqa: F401  (adds keygen, checkpoint, pr
 from facegate.cli.bias import audit_bias_command
 from facegate.cli.catalog import catalog_group
 from facegate.cli.collections import collection, faces_group, index, subject_group
+from facegate.cli.db import db_group
 from facegate.cli.evaluate import evaluate
 from facegate.cli.governance import (
     approval_group, audit_group, key_group, policy_group, review_group, tenant_group,
@@ -35,6 +36,6 @@ def main(debug: bool) -> None:
 for command in (
     detect, compare, evaluate, collection, index, faces_group, subject_group, search,
     tenant_group, key_group, approval_group, policy_group, audit_group, review_group,
-    serve, audit_bias_command, retention_group, video_group, catalog_group,
+    serve, audit_bias_command, retention_group, video_group, catalog_group, db_group,
 ):
     main.add_command(command)

@@ -26,7 +26,13 @@ stdout = Console(highlight=False, soft_wrap=True)
 
 
 def engine_options(func: F) -> F:
-    """`--data-dir` and `--policy` (else FACEGATE_HOME / FACEGATE_POLICY) on a command."""
+    """`--data-dir`, `--database-url` and `--policy` (else FACEGATE_HOME, FACEGATE_DATABASE_URL,
+    FACEGATE_POLICY) on a command."""
+    func = click.option(
+        "--database-url", "database_url", default=None, metavar="URL",
+        help="postgresql://user:pass@host:port/db: server mode, all state in PostgreSQL [env FACEGATE_DATABASE_URL].",
+        expose_value=False, callback=_remember_database_url, is_eager=True,
+    )(func)
     func = click.option(
         "--policy", "policy", type=click.Path(path_type=Path), default=None,
         help="Policy TOML file [env FACEGATE_POLICY; built-in default if unset].",
@@ -63,8 +69,19 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
 
 
+def _remember_database_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Kept on the context, not passed to the command: every command builds its engine with
+    `build_engine`, which reads it from there (one option, no signature changed)."""
+    if value is not None:
+        ctx.meta["facegate.database_url"] = value
+    return value
+
+
 def build_engine(data_dir: Path | None, policy: Path | None, **engine_args: Any) -> Facegate:
     overrides: dict[str, Any] = {}
+    context = click.get_current_context(silent=True)
+    if context is not None and "facegate.database_url" in context.meta:
+        overrides["database_url"] = context.meta["facegate.database_url"]
     if data_dir is not None:
         overrides["home"] = data_dir
     if policy is not None:

@@ -367,9 +367,11 @@ def review_list(tenant: str | None, status: str, case_reference: str | None, aft
 
     def human() -> None:
         print_table(
-            ["review", "status", "similarity", "est. FMR", "face id", "subject", "purpose", "case",
+            ["review", "status", "similarity", "est. FMR", "worst group FMR", "face id", "subject", "purpose", "case",
              "searched by", "reviewer", "created"],
-            [(r["review_id"], r["status"], f"{r['similarity']:.2f}", fmr(r["estimated_fmr"]), r["face_id"],
+            [(r["review_id"], r["status"], f"{r['similarity']:.2f}", fmr(r["estimated_fmr"]),
+              "-" if r["worst_group"] is None else f"{fmr(r['estimated_fmr_worst_group'])} {r['worst_group']}",
+              r["face_id"],
               r["subject"], r["purpose"], r["case_reference"], r["searcher_holder"] or r["searcher_key_id"],
               r["reviewer_holder"] or r["reviewer"], r["created_at"]) for r in leads],
             empty=f"no {status} reviews" if status != "all" else "no reviews",

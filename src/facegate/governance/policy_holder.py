@@ -7,7 +7,9 @@ previous policy stays in force: a typo must not open the gate or close it for ev
 The first load is strict for the CLI. A service worker is given a `PolicyArchive` (the
 catalog's `policy_versions`): every policy that loads cleanly is kept there by version,
 and a worker that (re)starts while the file is broken decides with the last good one
-instead of answering POLICY_INVALID to every caller; `stale` then says why, for /readyz.
+loaded from the same file (in server mode, not another host's policy file unless none of
+its own was ever kept) instead of answering POLICY_INVALID to every caller; `stale` then
+says why, for /readyz.
 Archive writes run in a thread of their own: `current()` is called inside the gate's
 write transaction, and SQLite has one writer.
 """
@@ -34,8 +36,9 @@ class PolicyArchive(Protocol):
 
     def keep(self, policy: Policy, content: bytes) -> None: ...
 
-    def last_good(self) -> tuple[bytes, str] | None:
-        """(content, source) of the policy most recently in force, if any."""
+    def last_good(self, source: str) -> tuple[bytes, str] | None:
+        """(content, source) of the policy most recently in force, if any: the one last
+        loaded from `source` (this holder's file) if there is one."""
 
 
 class PolicyHolder:
@@ -55,7 +58,7 @@ class PolicyHolder:
         try:
             self._policy = load_policy(path)  # FILE_NOT_FOUND or POLICY_INVALID, with line and field
         except FacegateError as exc:
-            kept = archive.last_good() if archive is not None else None
+            kept = archive.last_good(str(path)) if archive is not None else None
             if kept is None:
                 raise
             self._policy = parse_policy(kept[0], source=kept[1])

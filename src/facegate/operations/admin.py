@@ -37,6 +37,7 @@ from facegate.governance import (
 )
 from facegate.governance.approvals import ApprovalInfo
 from facegate.governance.tenants import LOCAL_OPERATOR, KeyInfo, change_roles
+from facegate.operations.scoring import estimates
 
 T = TypeVar("T")
 
@@ -128,9 +129,11 @@ def review(engine: Facegate, caller: Caller, review_id: int, verdict: str, note:
 
 
 def lead_dict(engine: Facegate, lead: Review) -> dict[str, object]:
-    """A lead as `GET /v1/reviews` and `facegate review list --json` show it, with the
-    estimated false-match rate of its similarity under the model's calibration."""
-    return {**lead.to_dict(), "estimated_fmr": engine.calibration.estimated_fmr(lead.similarity)}
+    """A lead as `GET /v1/reviews` and `facegate review list --json` show it, with what its
+    similarity means as a search result says it: the population's estimated false-match
+    rate and the worst group's (a reviewer must not read a population average as the
+    chance that this candidate is someone else)."""
+    return {**lead.to_dict(), **estimates(engine, lead.similarity).to_dict()}
 
 
 def _read(session: Session, record: AuditEntry, value: T) -> T:

@@ -68,9 +68,13 @@ def verify_chain(
     engine: Facegate, caller: Caller, checkpoint: dict[str, Any] | None = None, public_key: str | None = None
 ) -> VerifyResult:
     """Verify the chain, and with `checkpoint`, that the log extends that signed checkpoint
-    (signed by `public_key`, when given)."""
+    (signed by `public_key`, when given).
 
-    def act(session: Session, record: AuditEntry) -> VerifyResult:
+    The walk over the whole chain runs, once the gate has admitted the reader, in a snapshot
+    that holds no write lock (a long log must not stop every other operation meanwhile);
+    the read is then recorded in a short transaction of its own."""
+    engine.gate.admit(caller, Operation.AUDIT_READ)
+    with engine.read_sessions.begin() as session:
         result = verify(session)
         if checkpoint is not None:
             summary = {k: checkpoint.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
@@ -79,6 +83,8 @@ def verify_chain(
             if finding is not None:
                 bad, kind, problem = finding
                 result = replace(result, ok=False, first_bad_entry=bad, kind=kind, problem=problem)
+
+    def act(session: Session, record: AuditEntry) -> VerifyResult:
         details: dict[str, Any] = {"verified_ok": result.ok, "entries": result.entries, "kind": result.kind}
         if checkpoint is not None:
             details["checkpoint_seq"] = checkpoint.get("seq")
@@ -123,14 +129,16 @@ def chain_state(engine: Facegate, caller: Caller) -> ChainState:
     read. With a signing key configured the checkpoint must be signed by it (a checkpoint row
     replaced by one signed with an intruder's key does not count)."""
     pinned = None if engine.signing_key is None else public_key_text(engine.signing_key.public_key())
-
-    def act(session: Session, record: AuditEntry) -> ChainState:
+    engine.gate.admit(caller, Operation.AUDIT_READ)  # as verify_chain: walk in a snapshot, record after
+    with engine.read_sessions.begin() as session:
         result = verify(session)
         document = last_checkpoint(session)
         finding = None if document is None else _not_extended(session, result, document, pinned)
-        summary = None if document is None else {
-            k: document.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")
-        }  # fmt: skip
+    summary = None if document is None else {
+        k: document.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")
+    }  # fmt: skip
+
+    def act(session: Session, record: AuditEntry) -> ChainState:
         _record_if_possible(session, record.with_details(
             action="chain_state", verified_ok=result.ok, entries=result.entries, kind=result.kind,
             checkpoint_seq=None if document is None else document.get("seq"),

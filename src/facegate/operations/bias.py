@@ -17,7 +17,12 @@ from facegate.evaluation.bias_audit import BiasReport, run_bias_audit
 from facegate.gate import Caller
 from facegate.governance import Operation, append_entry, record_bias_audit
 from facegate.governance.decision import Promise, purpose_promise
+from facegate.operations.evaluation import eval_cache
+from facegate.store.governance_tables import BiasAuditRow
 from facegate.vision.types import QualityFilter
+
+
+_DATASET_LENGTH = BiasAuditRow.__table__.c.dataset.type.length  # what a recorded audit can name
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +79,13 @@ def audit_bias(
     """Measure error rates by group at the operating threshold; `record` stores the result."""
     if record and not dataset:
         raise FacegateError(ErrorCode.INVALID_ARGUMENT, "--record needs --dataset, the name the policy refers to")
+    if record and dataset and len(dataset) > _DATASET_LENGTH:  # refused before the long work, not after it
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, f"--dataset is at most {_DATASET_LENGTH} characters",
+                            field="dataset")
     operating, _ = threshold_for(engine, purpose, threshold)
     engine.gate.admit(caller, Operation.BIAS_AUDIT)  # before the long work; denial recorded
     report = run_bias_audit(
-        manifest, list(group_by), operating, engine.pipeline, engine.settings.home / "evaluation-cache",
+        manifest, list(group_by), operating, engine.pipeline, eval_cache(engine),
         calibration=engine.calibration, scorer=engine.scorer, quality_filter=quality_filter, label_source=label_source,
         min_images_per_subject=min_images_per_subject, workers=workers or engine.settings.workers,
     )

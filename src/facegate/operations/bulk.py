@@ -100,15 +100,21 @@ def parse_box(text: str) -> Box | None:
 
 
 def _already(engine: Facegate, collection_id: str, rows: list[ManifestRow]) -> set[int]:
-    """Lines whose image is already enrolled (same bytes, same external id)."""
-    done: set[int] = set()
+    """Lines whose image is already enrolled (same bytes, same external id).
+
+    The files are read and hashed before the transaction: every transaction holds the
+    installation's write lock (on PostgreSQL, every host's), which must not wait on disks."""
     with engine.sessions.begin() as session:
         get_collection(session, collection_id=collection_id)  # COLLECTION_NOT_FOUND before any work
-        for row in rows:
-            try:
-                digest = hashlib.sha256(row.path.read_bytes()).hexdigest()
-            except OSError:
-                continue  # reported when analysed
+    digests: list[tuple[ManifestRow, str]] = []
+    for row in rows:
+        try:
+            digests.append((row, hashlib.sha256(row.path.read_bytes()).hexdigest()))
+        except OSError:
+            continue  # reported when analysed
+    done: set[int] = set()
+    with engine.sessions.begin() as session:
+        for row, digest in digests:
             if store_faces.find_indexed_image(
                 session, collection_id=collection_id, image_sha256=digest, external_image_id=row.external_image_id
             ):

@@ -13,6 +13,7 @@ tenant's entries and bias audits, an auditor only its own tenant's.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,14 +69,20 @@ class ConsoleUser:
                       key_holder=self.key_holder)
 
 
-def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
-    """A session for the holder of `key`; a key that fails is recorded as a refused sign-in."""
+def sign_in(
+    engine: Facegate, key: str, request_id: str, refused: Callable[[FacegateError], None] | None = None
+) -> NewConsoleSession:
+    """A session for the holder of `key`; a key that fails is recorded as a refused sign-in,
+    by `refused` when given (the service: one entry per client address and minute)."""
     try:
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:  # as the API's: no write lock for a lookup
             view, key_id = authenticate(session, key.strip(), engine.now())
             holder = key_holder(session, key_id)
     except FacegateError as exc:
-        engine.gate.refuse(Caller(request_id=request_id), Operation.CONSOLE_SIGN_IN, exc)
+        if refused is not None:
+            refused(exc)
+        else:
+            engine.gate.refuse(Caller(request_id=request_id), Operation.CONSOLE_SIGN_IN, exc)
         raise
     caller = Caller(tenant=view.name, key_id=key_id, request_id=request_id, key_holder=holder)
     lifetime = timedelta(minutes=engine.settings.console_session_minutes)
@@ -86,8 +93,8 @@ def sign_in(engine: Facegate, key: str, request_id: str) -> NewConsoleSession:
 
 def signed_in(engine: Facegate, token: str) -> ConsoleUser:
     """The user behind a session cookie's token, or UNAUTHENTICATED (checked like a bearer key,
-    on every request; not itself an operation)."""
-    with engine.sessions.begin() as session:
+    on every request, in a read-only transaction; not itself an operation)."""
+    with engine.read_sessions.begin() as session:
         found = find_session(session, token, engine.now())
         if found is None:
             raise FacegateError(ErrorCode.UNAUTHENTICATED, "not signed in, or the session ended")

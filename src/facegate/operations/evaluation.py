@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_cache_dir
+
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.evaluation.identification import identify, split
@@ -24,9 +26,17 @@ from facegate.governance import Operation, append_entry
 
 
 def eval_cache(engine: Facegate) -> Path:
-    """Where evaluation templates are cached: inside the data directory, with the other
-    biometric data, so that erasing the data directory erases them too."""
-    return engine.settings.home / "evaluation-cache"
+    """Where evaluation templates are cached (templates of the evaluation set's photos,
+    biometric data: a private directory). Embedded: inside the data directory, with the
+    other biometric data, so that erasing the data directory erases them too. Server mode
+    writes nothing but model caches to the data directory: the cache is this host's, in the
+    user cache directory (keyed by image hash and recipe, so any installation may share it)."""
+    if not engine.settings.server_mode:
+        return engine.settings.home / "evaluation-cache"
+    cache = Path(user_cache_dir("facegate", appauthor=False)) / "evaluation-cache"
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cache.chmod(0o700)
+    return cache
 
 
 def _file_sha256(path: Path) -> str:

@@ -24,6 +24,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Gated, Limits, Outcome
 from facegate.governance import Decision, MatchRef, Operation
+from facegate.operations.scoring import Estimates, estimates
 from facegate.operations.search import FaceHit, bound_model, search_templates, threshold_of
 from facegate.vision.tracking import Sighting, Track, Tracker, TrackerConfig
 from facegate.vision.video import probe, sample_frames
@@ -130,7 +131,7 @@ def _per_face(found: list[_Found], gap: float) -> list[dict[str, Any]]:
     return sorted(matches, key=lambda m: -m["similarity"])
 
 
-def _per_subject(matches: list[dict[str, Any]], gap: float, estimated_fmr: Callable[[float], float]
+def _per_subject(matches: list[dict[str, Any]], gap: float, estimate: Callable[[float], Estimates]
                  ) -> list[dict[str, Any]]:
     """One entry per subject: the union of its faces' appearances, its best face."""
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -142,7 +143,7 @@ def _per_subject(matches: list[dict[str, Any]], gap: float, estimated_fmr: Calla
         top = max(faces, key=lambda m: m["similarity"])
         ranges = [(a["start"], a["end"]) for m in faces for a in m["appearances"]]
         subjects.append({
-            "subject": subject, "similarity": top["similarity"], "estimated_fmr": estimated_fmr(top["similarity"]),
+            "subject": subject, "similarity": top["similarity"], **estimate(top["similarity"]).to_dict(),
             "appearances": merge_ranges(ranges, gap), "best": top["best"], "face_ids": [m["face_id"] for m in faces],
         })
     return sorted(subjects, key=lambda s: -s["similarity"])
@@ -186,7 +187,7 @@ def search_video(
         found = [search_track(engine, collection_id, decision, t) for t in tracks]
         gap = tracker.config.max_gap
         matches = _per_face(found, gap)
-        subjects = _per_subject(matches, gap, engine.calibration.estimated_fmr)
+        subjects = _per_subject(matches, gap, lambda score: estimates(engine, score))
         persons = _persons(found)
         threshold = threshold_of(engine, decision)
         progress(info.duration, info.duration)

@@ -3,8 +3,9 @@
 `submit` checks what can be checked at once, so that a caller learns it from the upload
 itself: the policy's decision (a denial is recorded and answered), the collection, and
 the video's container (not a video, audio only, absurd dimensions, too long: each
-recorded with its code). It then keeps the upload under the data directory and queues a
-job in the catalog. A `JobRunner` thread per service process claims queued jobs and runs
+recorded with its code). It then keeps the upload (under the data directory; in server
+mode in the database, so that a runner on any host can take the job) and queues a job in
+the catalog. A `JobRunner` thread per service process claims queued jobs and runs
 each as one gated `search_video` (one audit entry, with the results). A runner that stops
 gives its job back; one that dies leaves a lease that expires, and the next runner
 resumes the job from the start. A job whose upload is gone is marked failed
@@ -15,8 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,34 @@ def job_dir(engine: Facegate) -> Path:
     return path
 
 
+def _scratch_file(data: bytes) -> Path:
+    """A private temporary file holding `data` (server mode decodes uploads from one; the
+    data directory is not theirs to write). The caller deletes it."""
+    fd, name = tempfile.mkstemp(prefix="facegate-video-", suffix=".video")  # mode 0600
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return Path(name)
+
+
+@contextmanager
+def _job_video(engine: Facegate, job: dict[str, Any]) -> Iterator[Path | None]:
+    """The job's video as a file while it runs, or None when its upload is gone."""
+    if not str(job["video_path"]).startswith(jobs.IN_DATABASE):
+        path = Path(job["video_path"])
+        yield path if path.is_file() else None
+        return
+    with engine.sessions() as session:
+        upload = jobs.upload_of(session, job_id=job["job_id"])
+    if upload is None:
+        yield None
+        return
+    path = _scratch_file(upload)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def _recorded(engine: Facegate, caller: Caller, collection_id: str, digest: str, exc: FacegateError) -> FacegateError:
     """Record a refusal found before queueing as the gate records any (one entry, with its
     code); the error to answer with (a denial, should the policy have changed meanwhile)."""
@@ -67,32 +100,40 @@ def submit(engine: Facegate, caller: Caller, collection_id: str, upload: bytes, 
     """Check and queue a video search; its job id.
 
     A tenant has at most `max_pending_video_jobs` jobs queued or running (RATE_LIMITED):
-    each holds its upload on disk, and a flood of uploads must not fill the disk.
+    each holds its upload (on disk, or in the database), and a flood of uploads must not fill either.
     """
     digest = hashlib.sha256(upload).hexdigest()
     engine.gate.admit(caller, Operation.VIDEO_SEARCH, collection_id)
     job_id = uuid.uuid4().hex
-    path = job_dir(engine) / f"{job_id}.video"
+    in_database = engine.settings.server_mode
+    path: Path | None = None
     try:
         with engine.sessions.begin() as session:
             pending, cap = jobs.pending_jobs(session, tenant=caller.tenant), engine.settings.max_pending_video_jobs
         if pending >= cap:
             raise FacegateError(ErrorCode.RATE_LIMITED, f"{pending} video searches are still pending (at most {cap})",
                                 limit=cap)
-        path.write_bytes(upload)
+        if in_database:
+            path = _scratch_file(upload)
+        else:
+            path = job_dir(engine) / f"{job_id}.video"
+            path.write_bytes(upload)
         bound_model(engine, collection_id)
         probe(path, engine.video_limits)
     except FacegateError as exc:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
         raise _recorded(engine, caller, collection_id, digest, exc) from None
+    if in_database:
+        path.unlink(missing_ok=True)  # checked: from now on the database holds it
     now = engine.now()
     with engine.sessions.begin() as session:
-        jobs.add_job(session, row=jobs.VideoJobRow(
+        jobs.add_job(session, upload=upload if in_database else None, row=jobs.VideoJobRow(
             job_id=job_id, tenant=caller.tenant, key_id=caller.key_id, key_holder=caller.key_holder,
             request_id=caller.request_id,
             collection_id=collection_id, purpose=caller.purpose, case_reference=caller.case_reference,
             fps=fps or engine.settings.video_fps, max_fmr=max_fmr, status=jobs.QUEUED, progress=0.0, attempts=0,
-            video_path=str(path), video_sha256=digest, video_bytes=len(upload),
+            video_path=jobs.IN_DATABASE + job_id if in_database else str(path), video_sha256=digest, video_bytes=len(upload),
             created_at=now, updated_at=now,
         ))
     return job_id
@@ -143,6 +184,9 @@ class JobRunner:
         while not self._stop.is_set():
             try:
                 ran = self.run_one()
+            except FacegateError as exc:  # e.g. DATABASE_UNAVAILABLE: one line a poll, retried
+                log.error("video job runner: %s %s", exc.code.value, exc.message)
+                ran = False
             except Exception:  # noqa: BLE001 - the runner must outlive one bad job; logged
                 log.exception("video job runner failed")
                 ran = False
@@ -165,12 +209,16 @@ class JobRunner:
         return True
 
     def _run(self, job: dict[str, Any]) -> None:
-        engine, job_id, path = self.engine, job["job_id"], Path(job["video_path"])
-        if not path.is_file() or job["attempts"] > MAX_ATTEMPTS:
-            why = "its upload is gone" if not path.is_file() else f"it was tried {MAX_ATTEMPTS} times"
-            self._end(job_id, path, error=FacegateError(
-                ErrorCode.VIDEO_JOB_INTERRUPTED, f"the job could not be resumed: {why}").to_dict())
-            return
+        with _job_video(self.engine, job) as path:
+            if path is None or job["attempts"] > MAX_ATTEMPTS:
+                why = "its upload is gone" if path is None else f"it was tried {MAX_ATTEMPTS} times"
+                self._end(job, error=FacegateError(
+                    ErrorCode.VIDEO_JOB_INTERRUPTED, f"the job could not be resumed: {why}").to_dict())
+                return
+            self._search(job, path)
+
+    def _search(self, job: dict[str, Any], path: Path) -> None:
+        engine, job_id = self.engine, job["job_id"]
         caller = Caller(tenant=job["tenant"], key_id=job["key_id"], purpose=job["purpose"],
                         case_reference=job["case_reference"], request_id=job["request_id"],
                         key_holder=job["key_holder"])
@@ -194,12 +242,15 @@ class JobRunner:
                 jobs.release(session, job_id=job_id, now=engine.now())
             return
         except FacegateError as exc:  # recorded by the gate
-            self._end(job_id, path, error=exc.to_dict())
+            self._end(job, error=exc.to_dict())
             return
         result = {**gated.value.to_dict(), "decision": gated.decision.to_dict()}
-        self._end(job_id, path, result=result, audit_seq=gated.audit_seq)
+        self._end(job, result=result, audit_seq=gated.audit_seq)
 
-    def _end(self, job_id: str, path: Path, **outcome: Any) -> None:
+    def _end(self, job: dict[str, Any], **outcome: Any) -> None:
+        """Record the job's end and let its upload go (with it, when in the database)."""
         with self.engine.sessions.begin() as session:
-            jobs.finish(session, job_id=job_id, now=self.engine.now(), **outcome)
-        path.unlink(missing_ok=True)
+            jobs.finish(session, job_id=job["job_id"], now=self.engine.now(), **outcome)
+            jobs.drop_upload(session, job_id=job["job_id"])
+        if not str(job["video_path"]).startswith(jobs.IN_DATABASE):
+            Path(job["video_path"]).unlink(missing_ok=True)

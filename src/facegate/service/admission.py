@@ -82,23 +82,27 @@ def gated(operation: Operation, **extra: Any) -> dict[str, Any]:
 
 
 def authenticate_header(engine: Facegate, header: str | None) -> tuple[str, str, str | None]:
-    """(tenant, key id, key holder) of a bearer key, in a short transaction of its own."""
+    """(tenant, key id, key holder) of a bearer key, in a short read-only transaction of its
+    own: looking a key up never waits for (nor holds up) a writer, on this host or another,
+    so a flood of bad keys cannot queue on the installation's write lock."""
     if not header:
         raise RequestRefused(ErrorCode.UNAUTHENTICATED, "missing Authorization: Bearer <key>")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise RequestRefused(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <key>'")
     try:
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:
             view, key_id = authenticate(session, key.strip(), engine.now())
             holder = key_holder(session, key_id)
     except FacegateError as exc:
+        if exc.code is ErrorCode.DATABASE_UNAVAILABLE:  # the server's fault, not the key's: not a refusal
+            raise
         raise RequestRefused(exc.code, exc.message) from None
     return view.name, key_id, holder
 
 
 def binding_of(engine: Facegate, key_id: str) -> tuple[str | None, str | None]:
-    with engine.sessions.begin() as session:
+    with engine.read_sessions.begin() as session:
         return key_binding(session, key_id)
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from facegate.errors import ErrorCode, FacegateError
+from facegate.errors import ErrorCode, FacegateError, client_message
 from facegate.gate import Caller
 from facegate.governance import PolicyDenied
 
@@ -66,7 +66,8 @@ STATUS: dict[ErrorCode, int] = {
     # The server's own state, never the caller's input: a missing model, a template key
     # that does not open the stored templates, a broken audit chain.
     **dict.fromkeys((E.UNKNOWN_MODEL, E.INVALID_SETTINGS, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL,
-                       E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED), 500),
+                       E.CREDENTIALS_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED, E.DATABASE_EXTENSION_MISSING,
+                       E.DATABASE_NOT_EMPTY), 500),
     # An installation without (or with an unreadable) audit signing key cannot sign checkpoints.
     **dict.fromkeys((E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID), 503),
 }
@@ -91,7 +92,8 @@ def error_response(
     request: Request, code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        **jsonable_encoder(details or {}), "code": code.value, "message": message, "request_id": request_id(request),
+        **jsonable_encoder(details or {}), "code": code.value, "message": client_message(code, message),
+        "request_id": request_id(request),
     }
     headers: dict[str, str] = {}
     if code is E.UNAUTHENTICATED:
@@ -121,11 +123,21 @@ def record_refusal(request: Request, exc: FacegateError) -> None:
     request.app.state.engine.gate.refuse(caller, operation, exc, collection[:255] if collection else None)
 
 
+async def _recorded(request: Request, exc: FacegateError) -> FacegateError | None:
+    """Record a refusal; the error met instead if it could not be recorded (a database that
+    does not answer): a refusal is answered only once it is on the record."""
+    try:
+        await run_in_threadpool(record_refusal, request, exc)
+    except FacegateError as failed:
+        return failed
+    return None
+
+
 async def facegate_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, FacegateError):
         raise exc
     if isinstance(exc, RequestRefused):
-        await run_in_threadpool(record_refusal, request, exc)
+        exc = await _recorded(request, exc) or exc
     details = dict(exc.details)
     if isinstance(exc, PolicyDenied):
         details["decision"] = exc.decision.to_dict()
@@ -145,7 +157,9 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     message = f"{'.'.join(first['loc'][1:] or first['loc']) or 'request'}: {first['msg']}"
     refused = RequestRefused(E.VALIDATION_ERROR, message)
-    await run_in_threadpool(record_refusal, request, refused)
+    failed = await _recorded(request, refused)
+    if failed is not None:
+        return await facegate_error(request, failed)
     return error_response(request, E.VALIDATION_ERROR, message, {"errors": errors[:20]})
 
 

@@ -68,7 +68,15 @@ class RefusalLedger:
         if closing is not None:
             self._close(address, closing)
         if opening:
-            self._write(address, minute, operation, exc, request_id, "open", {exc.code.value: 1})
+            try:
+                self._write(address, minute, operation, exc, request_id, "open", {exc.code.value: 1})
+            except Exception:
+                # Not on the record (the database did not answer): the window is not open,
+                # so the address's next refusal tries to open it again.
+                with self._lock:
+                    if self._open.get(address) is window:
+                        del self._open[address]
+                raise
 
     def count_if_open(self, address: str, code: ErrorCode) -> bool:
         """Count a refusal in the address's window of this minute if it has one (no I/O);

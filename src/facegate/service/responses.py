@@ -271,6 +271,10 @@ class ReviewOut(BaseModel):
     subject: str | None
     similarity: float
     estimated_fmr: float | None
+    estimated_fmr_worst_group: float | None = Field(
+        default=None, description="The false-match rate of this similarity in the group where it is highest."
+    )
+    worst_group: str | None = Field(default=None, description="That group, e.g. race=Asian.")
     purpose: str | None
     tenant: str
     audit_seq: int
@@ -352,5 +356,8 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
+    backend: Literal["sqlite", "postgresql"] = Field(
+        description="Where the state lives: sqlite (the data directory) or postgresql (server mode)."
+    )
     checks: dict[str, str] = Field(description="Each check: ok, or what failed.")
     audit_signing: str = Field(description="ok, or why audit checkpoints are not signed (the service is still ready).")

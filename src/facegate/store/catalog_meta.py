@@ -74,6 +74,13 @@ def remember_policy(session: Session, *, version: str, sha256: str, source: str,
     session.execute(stmt.on_conflict_do_update(index_elements=["version"], set_={"stored_at": now}))
 
 
-def last_good_policy(session: Session) -> PolicyVersionRow | None:
-    """The policy most recently in force, as stored."""
-    return session.scalars(select(PolicyVersionRow).order_by(PolicyVersionRow.stored_at.desc()).limit(1)).first()
+def last_good_policy(session: Session, source: str | None = None) -> PolicyVersionRow | None:
+    """The policy most recently in force, as stored; with `source`, the one most recently
+    loaded from that file if any was (in server mode other hosts keep theirs here too, and
+    one of them may serve another file)."""
+    latest = select(PolicyVersionRow).order_by(PolicyVersionRow.stored_at.desc()).limit(1)
+    if source is not None:
+        same = session.scalars(latest.where(PolicyVersionRow.source == source)).first()
+        if same is not None:
+            return same
+    return session.scalars(latest).first()

@@ -129,13 +129,16 @@ def chunks(values: Sequence[object]) -> Iterable[Sequence[object]]:
 
 
 def by_face_ids(session: Session, collection_id: str, face_ids: Sequence[str]) -> dict[str, StoredFace]:
-    """The faces of those ids that exist in this collection (ids of others are absent)."""
+    """The faces of those ids that exist in this collection (ids of others are absent), in
+    the order asked for: what callers report back (associated, deleted) follows the request,
+    never the order a backend happens to return rows in."""
+    asked = list(dict.fromkeys(face_ids))
     found: dict[str, StoredFace] = {}
-    for chunk in chunks(list(dict.fromkeys(face_ids))):
+    for chunk in chunks(asked):
         query = _faces_query().where(FaceRow.collection_id == collection_id, FaceRow.face_id.in_(chunk))
         for row in session.execute(query):
             found[row.face_id] = _stored(row, row.subject_id)
-    return found
+    return {face_id: found[face_id] for face_id in asked if face_id in found}
 
 
 def add_faces(

@@ -1,46 +1,61 @@
-"""Schema migrations: an ordered list of steps, each applied once, in its own transaction.
+"""Schema migrations with Alembic, for both backends (embedded SQLite, PostgreSQL server).
 
-A tested equivalent of Alembic for an embedded database: `schema_version` records the
-applied steps; `migrate` brings any catalog (new or old) to the current schema. Steps are
-never edited once released; a change is a new step. tests/store/test_migrations.py checks
-that a migrated empty database matches the ORM metadata.
+`migrate(engine)` is the one entry point: the engine calls it when it opens the catalog,
+`facegate db migrate` calls it on demand. Revisions live in the package
+(`store/alembic/versions/`, one file per step, never edited once released: a change is a
+new revision) and run programmatically on the caller's connection, in ONE transaction: a
+failing revision leaves the database exactly as it was. Writers are serialised by SQLite's
+`BEGIN IMMEDIATE`, and on PostgreSQL by an advisory lock, so two processes starting at once
+never both run DDL; the second finds the first one's revision and does nothing.
+
+Revision 0001 creates the ORM schema as it is *now*, so on a new database the later
+revisions find their tables and columns already there: every revision is idempotent
+(`create_missing_tables`, `add_missing_columns`). Revisions 0001-0012 are the steps 1-12 of
+the hand-written runner this replaced; catalogs it migrated record them in `schema_version`,
+which `migrate` bridges once (see `_bridge`). tests/store/test_migrations.py checks that a
+migrated empty database matches the ORM metadata on both backends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.schema import CreateColumn
 
+from facegate.errors import ErrorCode, FacegateError
 from facegate.store import tables  # noqa: F401  (registers catalog tables on Base)
 from facegate.store import governance_tables  # noqa: F401  (governance tables, audit log)
 from facegate.store import catalog_meta  # noqa: F401  (catalog settings, last good policies)
 from facegate.store import console_tables  # noqa: F401  (console sessions)
 from facegate.store import video_jobs  # noqa: F401  (video-search jobs)
 from facegate.store.db import Base
-from facegate.store.server_index import install
-from facegate.store.template_key import record_from_templates
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    description: str
-    apply: Callable[[Connection], None]
+# Alembic itself is imported only when a database is not at HEAD: every command opens the
+# catalog, and the import costs a command ~50 ms it would spend on nothing.
+HEAD = "0012"  # the newest revision in store/alembic/versions (tests/store/test_migrations.py checks)
 
-
-def _initial(conn: Connection) -> None:
-    Base.metadata.create_all(conn)
+SCRIPT_LOCATION = Path(__file__).with_name("alembic")
+LEGACY_TABLE = "schema_version"  # the hand-written runner's record of applied steps
+LEGACY_STEPS = 12  # its last step (1-10 released; 11-12 briefly on main): revision 0012
+# pg_advisory_xact_lock key held while migrating a PostgreSQL database ("fgmigrat").
+MIGRATION_LOCK = 0x66676D6967726174
 
 
 def create_missing_tables(conn: Connection) -> None:
     """Create the ORM tables a catalog lacks (a step that adds tables; idempotent).
 
-    Step 1 creates the ORM schema as it is *now*, so on a new catalog later steps find their
-    tables and columns already there: every later step must be idempotent, as this is.
+    Revision 0001 creates the ORM schema as it is *now*, so on a new catalog later
+    revisions find their tables and columns already there: every later revision must be
+    idempotent, as this is.
     """
     Base.metadata.create_all(conn, checkfirst=True)
 
@@ -49,7 +64,7 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
     """Add the ORM columns that `table` lacks in the database (idempotent); their names.
 
     Only nullable columns or columns with a server default can be added to a table that
-    holds rows: declare new columns that way, then backfill in the same step.
+    holds rows: declare new columns that way, then backfill in the same revision.
     """
     present = {c["name"] for c in inspect(conn).get_columns(table)}
     added = []
@@ -62,116 +77,112 @@ def add_missing_columns(conn: Connection, table: str) -> list[str]:
     return added
 
 
-# Step numbers are reserved per line of work so that parallel branches never collide:
-# 2 tenant boundaries, 3 audit integrity and retention, 4 hardening (template key, policy),
-# 5 newcomer fixes, 6 fair score normalization, 7 Rekognition protocol, 8 video,
-# 9 oversight console, 10 face thumbnails (console review).
-# Steps are applied in version order; a gap is harmless.
-def _tenant_boundaries(conn: Connection) -> None:
-    """Collections get an owner (existing ones: the local operator) and grants; keys name
-    a holder, audit entries record it; review items keep what was searched and by whom."""
-    create_missing_tables(conn)
-    for table in ("collections", "api_keys", "audit_log", "reviews"):
-        add_missing_columns(conn, table)
-    conn.execute(text("UPDATE collections SET owner = 'local' WHERE owner IS NULL"))
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What `migrate` found and left: revisions are Alembic's ("0001" ... head)."""
+
+    backend: str  # "sqlite" | "postgresql"
+    before: str | None  # None: an empty database
+    after: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"backend": self.backend, "from": self.before, "to": self.after}
 
 
-def _audit_integrity(conn: Connection) -> None:
-    """Entry format 2 (redactable digest), signed checkpoints, collection retention."""
-    create_missing_tables(conn)
-    add_missing_columns(conn, "audit_log")
-    add_missing_columns(conn, "collections")
+@cache
+def script_directory() -> ScriptDirectory:
+    """The package's revisions (read once per process)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - see HEAD
+
+    return ScriptDirectory.from_config(alembic_config())
 
 
-def _template_key_and_policies(conn: Connection) -> None:
-    """Step 4: catalog settings and kept policies; an existing catalog's template key
-    fingerprint is read from its templates (store/template_key.py)."""
-    create_missing_tables(conn)
-    record_from_templates(conn)
+@cache
+def known_revisions() -> frozenset[str]:
+    return frozenset(r.revision for r in script_directory().walk_revisions())
 
 
-def _audit_space(conn: Connection) -> None:
-    """Step 5: recorded bias audits name the template space and detector they measured.
+def alembic_config(conn: Connection | None = None) -> Config:
+    """An Alembic configuration without an ini file; env.py migrates `conn`."""
+    from alembic.config import Config  # noqa: PLC0415 - see HEAD
 
-    Older rows keep NULL: they named no detector, so they vouch for no template space and a
-    purpose that requires an audit needs a new one (the safe reading of missing evidence)."""
-    add_missing_columns(conn, "bias_audits")
-
-
-def _score_offsets(conn: Connection) -> None:
-    """Step 6: the per-face fair score normalization offset (nullable). Faces enrolled
-    before have none; search computes theirs from the template (no backfill needed here,
-    which could not decrypt keyed templates anyway)."""
-    add_missing_columns(conn, "faces")
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
 
 
-def _aws_credentials(conn: Connection) -> None:
-    """Step 7: keys bound to a purpose and case, their AWS credentials, and the size of
-    the image each face came from (Rekognition's boxes are fractions of it)."""
-    add_missing_columns(conn, "api_keys")
-    add_missing_columns(conn, "faces")
-    for index in Base.metadata.tables["api_keys"].indexes:
-        index.create(conn, checkfirst=True)
+def head() -> str:
+    found = script_directory().get_current_head()
+    assert found is not None
+    return found
 
 
-def _video_jobs(conn: Connection) -> None:
-    """The jobs table of asynchronous video searches, with the key holder each job records."""
-    create_missing_tables(conn)
-    add_missing_columns(conn, "video_jobs")
+def legacy_revision(conn: Connection) -> str | None:
+    """The revision a catalog of the hand-written runner is at: the highest N such that
+    steps 1..N are all recorded in `schema_version` (None: no such table, or no step 1).
+
+    Steps were reserved per line of work and could land out of order (a catalog may record
+    8 before 7): every step above a gap runs again, which is harmless as all are idempotent."""
+    if not inspect(conn).has_table(LEGACY_TABLE):
+        return None
+    recorded = set(conn.execute(text(f"SELECT version FROM {LEGACY_TABLE}")).scalars())
+    n = 0
+    while n + 1 in recorded and n < LEGACY_STEPS:
+        n += 1
+    return f"{n:04d}" if n else None
 
 
-def _thumbnails(conn: Connection) -> None:
-    """Step 10: opt-in face thumbnails: the collection's choice (off for existing ones), the
-    face's sealed crop, and the probe's with a lead."""
-    for table in ("collections", "faces", "reviews"):
-        add_missing_columns(conn, table)
+def _bridge(conn: Connection) -> str | None:
+    """Hand a catalog of the old runner to Alembic: stamp the revision its `schema_version`
+    implies, then drop that table. It is dropped rather than kept frozen beside
+    `alembic_version` because two records of the schema's state that disagree (it would never
+    learn of later revisions) invite a reader, or an older facegate, to believe the wrong one;
+    an older facegate that opens the catalog again finds no `schema_version` and re-runs its
+    idempotent steps, which is harmless. The history of the steps is in git, not in the catalog."""
+    revision = legacy_revision(conn)
+    if revision is not None:
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - see HEAD
+
+        MigrationContext.configure(conn).stamp(script_directory(), revision)
+    if inspect(conn).has_table(LEGACY_TABLE):
+        conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
+    return revision
 
 
-def _server_mode(conn: Connection) -> None:
-    """Step 11: on PostgreSQL, pgvector and the searchable copy of templates; nothing on SQLite."""
-    if conn.dialect.name == "postgresql":
-        install(conn)
+def current_revision(conn: Connection) -> str | None:
+    """The revision Alembic recorded (None: none yet), read without importing Alembic."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", _initial),
-    Migration(2, "tenant boundaries: collection owners and grants, key holders, review workflow", _tenant_boundaries),
-    Migration(3, "audit entry format 2, checkpoints, collection retention", _audit_integrity),
-    Migration(4, "template key fingerprint, last good policies", _template_key_and_policies),
-    Migration(5, "bias audits keyed on template space and detector", _audit_space),
-    Migration(6, "faces.score_offset for fair score normalization", _score_offsets),
-    Migration(7, "purpose-bound keys, AWS credentials, face image size", _aws_credentials),
-    Migration(8, "video-search jobs", _video_jobs),
-    Migration(9, "console sessions", create_missing_tables),
-    Migration(10, "face thumbnails kept by collections that opt in", _thumbnails),
-    Migration(11, "server mode: pgvector embeddings and their HNSW index", _server_mode),
-)
+def migrate(engine: Engine) -> Migrated:
+    """Bring the database to the head revision, in one transaction; what it was and is.
 
+    On PostgreSQL the transaction first takes an advisory lock, so that of two processes
+    migrating one database at once the second waits, then finds nothing left to do."""
+    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, the file's write lock
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        before = current_revision(conn)
+        if before == HEAD:
+            return Migrated(engine.dialect.name, before, before)
+        from alembic import command  # noqa: PLC0415 - see HEAD
+        import pgvector.sqlalchemy  # noqa: F401, PLC0415 - reflection then knows faces.embedding's type
 
-def applied_versions(conn: Connection) -> set[int]:
-    conn.execute(
-        text(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-    )
-    return set(conn.execute(text("SELECT version FROM schema_version")).scalars())
-
-
-def migrate(engine: Engine) -> int:
-    """Apply every step not yet recorded, in version order; returns the highest version.
-
-    Steps are compared one by one, not against the highest recorded version: step numbers
-    are reserved per line of work, so a catalog may hold step 8 before step 7 exists.
-    """
-    for step in MIGRATIONS:
-        with engine.begin() as conn:
-            if step.version in applied_versions(conn):
-                continue
-            step.apply(conn)
-            conn.execute(
-                text("INSERT INTO schema_version VALUES (:v, :d, :t)"),
-                {"v": step.version, "d": step.description, "t": datetime.now(UTC).isoformat()},
+        if before is None:
+            before = _bridge(conn)
+        elif before not in known_revisions():  # a newer release migrated it (a rolling upgrade)
+            raise FacegateError(
+                ErrorCode.INVALID_SETTINGS,
+                f"the database is at schema revision {before}, newer than this facegate knows (its last is "
+                f"{head()}): a newer release migrated it; run that release here too. Nothing was written",
+                revision=before,
             )
-    with engine.begin() as conn:
-        return max(applied_versions(conn), default=0)
+        if before != head():
+            command.upgrade(alembic_config(conn), "head")  # env.py runs it on `conn`
+        after = current_revision(conn)
+    assert after == head(), after
+    return Migrated(engine.dialect.name, before, after)

@@ -59,36 +59,67 @@ def index_ddl(dimension: int, settings: ServerIndexSettings = ServerIndexSetting
 SHIPPED_DIMENSION = 128  # the templates of the shipped model (dlib ResNet)
 
 
-def install(conn: Connection) -> None:
-    """The server-mode schema beyond the ORM's: the `vector` extension, `faces.embedding`
-    and the HNSW index of 128-d templates (a migration step; idempotent).
+PGVECTOR_MIN = (0, 8)  # hnsw.iterative_scan: a filtered HNSW search that still fills k
 
-    Creating an extension needs a privilege many application roles lack: where the
-    extension is missing and this role may not create it, the refusal says exactly what a
-    database administrator must run, and nothing else of the step is applied."""
-    present = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first() is not None
-    if not present:
-        available = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first()
-        database = conn.execute(text("SELECT current_database()")).scalar_one()
-        if available is None:
-            raise FacegateError(
-                ErrorCode.INVALID_SETTINGS,
-                f"the PostgreSQL server has no pgvector: install pgvector 0.8 or newer on it, then run "
-                f"`CREATE EXTENSION vector;` in database {database} as a superuser, and `facegate db migrate` again",
-                setting="database_url",
-            )
+
+def _version(found: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in found.split(".") if part.isdigit())
+
+
+def _extension_missing(conn: Connection, why: str, then: str = "") -> FacegateError:
+    database, role = conn.execute(text("SELECT current_database(), current_user")).one()
+    return FacegateError(
+        ErrorCode.DATABASE_EXTENSION_MISSING,
+        f"{why}: a database administrator must{then} run `CREATE EXTENSION vector;` in database {database} as "
+        f"a superuser (pgvector >= {'.'.join(map(str, PGVECTOR_MIN))} installed on the server), then run "
+        "`facegate db migrate` again; nothing was written",
+        database=database, role=role, sql="CREATE EXTENSION vector;",
+    )
+
+
+def ensure_vector_extension(conn: Connection) -> str:
+    """The `vector` extension of this database, created where the role may; its version.
+
+    pgvector is not a trusted extension: only a superuser may create it. Where it is missing
+    and this role may not, or the server lacks pgvector >= 0.8, the refusal
+    (DATABASE_EXTENSION_MISSING) says exactly what a database administrator must run."""
+    installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
+    if installed is None:
+        available = conn.execute(
+            text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+        ).scalar()
+        if available is None or _version(available) < PGVECTOR_MIN:
+            found = "no pgvector" if available is None else f"pgvector {available}"
+            raise _extension_missing(conn, f"the PostgreSQL server has {found}", " install a newer pgvector, then")
         try:
             with conn.begin_nested():
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-        except DBAPIError:
+        except DBAPIError as exc:
             role = conn.execute(text("SELECT current_user")).scalar_one()
-            raise FacegateError(
-                ErrorCode.INVALID_SETTINGS,
-                f"role {role} may not create the pgvector extension: a database administrator must run "
-                f"`CREATE EXTENSION vector;` in database {database} (as a superuser or the database owner), "
-                "then run `facegate db migrate` again",
-                setting="database_url",
-            ) from None
+            reason = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "refused"
+            raise _extension_missing(conn, f"role {role} may not create the pgvector extension ({reason})") from None
+        installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
+    if _version(installed) < PGVECTOR_MIN:
+        database = conn.execute(text("SELECT current_database()")).scalar_one()
+        raise FacegateError(
+            ErrorCode.DATABASE_EXTENSION_MISSING,
+            f"database {database} has pgvector {installed}, facegate needs >= {'.'.join(map(str, PGVECTOR_MIN))}: "
+            "a database administrator must install a newer pgvector on the server and run "
+            "`ALTER EXTENSION vector UPDATE;` in that database, then run `facegate db migrate` again; "
+            "nothing was written",
+            database=database, sql="ALTER EXTENSION vector UPDATE;",
+        )
+    return installed
+
+
+def install(conn: Connection) -> None:
+    """The server-mode schema beyond the ORM's: the `vector` extension, `faces.embedding`
+    and the HNSW index of 128-d templates (migration revision 0011; idempotent).
+
+    Where the extension is missing and this role may not create it, the refusal says
+    exactly what a database administrator must run, and nothing is written: migrations run
+    in one transaction."""
+    ensure_vector_extension(conn)
     conn.execute(text("ALTER TABLE faces ADD COLUMN IF NOT EXISTS embedding vector"))
     conn.execute(text(index_ddl(SHIPPED_DIMENSION)))
 
@@ -111,8 +142,14 @@ class ServerVectors:
 
     directory = None  # no index files: the database is the index
 
-    def __init__(self, sessions: sessionmaker[Session], settings: ServerIndexSettings = ServerIndexSettings()) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], reads: sessionmaker[Session],
+        settings: ServerIndexSettings = ServerIndexSettings(),
+    ) -> None:
+        """`reads`: READ ONLY sessions without facegate's transaction lock (store/db.py), so
+        searches through many hosts do not queue behind each other; `sessions` for DDL."""
         self._sessions = sessions
+        self._reads = reads
         self._settings = settings
         self._indexed_dimensions: set[int] = set()
 
@@ -141,9 +178,11 @@ class ServerVectors:
         ).scalar_one()
         return int(counted) < self._settings.exact_below
 
-    def _ensure_index(self, session: Session, dimension: int) -> None:
+    def _ensure_index(self, dimension: int) -> None:
+        """The HNSW index of an unusual dimension, made once (under the transaction lock)."""
         if dimension not in self._indexed_dimensions:
-            session.execute(text(index_ddl(dimension, self._settings)))
+            with self._sessions.begin() as session:
+                session.execute(text(index_ddl(dimension, self._settings)))
             self._indexed_dimensions.add(dimension)
 
     def search(
@@ -164,7 +203,7 @@ class ServerVectors:
         if max_results < 1:
             raise FacegateError(ErrorCode.INVALID_ARGUMENT, "max_results must be at least 1")
         exclude = frozenset(int(r) for r in exclude_row_ids)
-        with self._sessions.begin() as session:
+        with self._reads.begin() as session:
             dimension = collection_row(session, collection_id).dimension
             if queries.shape[1] != dimension:
                 raise FacegateError(
@@ -174,7 +213,8 @@ class ServerVectors:
                 )
             exact = self._small(session, collection_id)
             if not exact:
-                self._ensure_index(session, dimension)
+                if dimension != SHIPPED_DIMENSION:
+                    self._ensure_index(dimension)
                 session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             return [
                 self._nearest(session, collection_id, probe, dimension, exact, max_results, min_similarity, exclude)

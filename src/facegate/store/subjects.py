@@ -159,6 +159,7 @@ def delete_subject(session: Session, *, collection_id: str, subject_id: str) -> 
     subject = require_subject(session, collection_id, subject_id)
     face_ids = list(session.scalars(
         select(FaceRow.face_id).where(FaceRow.collection_id == collection_id, FaceRow.subject_row_id == subject.row_id)
+        .order_by(FaceRow.row_id)
     ))
     for row in session.scalars(select(FaceRow).where(FaceRow.subject_row_id == subject.row_id)):
         row.subject_row_id = None

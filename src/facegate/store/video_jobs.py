@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, delete, func, or_, select, update
+from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from facegate.errors import ErrorCode, FacegateError
@@ -49,12 +49,41 @@ class VideoJobRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-def add_job(session: Session, *, row: VideoJobRow) -> None:
+class VideoUploadRow(Base):
+    """A queued job's video, in server mode: any host's runner may claim the job, so its
+    upload lives in the database, not on the disk of the host that accepted it. Deleted
+    when the job ends (and with it)."""
+
+    __tablename__ = "video_uploads"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("video_jobs.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+IN_DATABASE = "database:"  # a job's video_path when its upload is a VideoUploadRow
+
+
+def add_job(session: Session, *, row: VideoJobRow, upload: bytes | None = None) -> None:
+    """Queue a job; `upload`: its video kept in the database (server mode), else on disk."""
     session.add(row)
+    if upload is not None:
+        session.flush()  # the job row first: the upload refers to it
+        session.add(VideoUploadRow(job_id=row.job_id, content=upload))
+
+
+def upload_of(session: Session, *, job_id: str) -> bytes | None:
+    """A job's video kept in the database, or None when it is gone."""
+    return session.scalar(select(VideoUploadRow.content).where(VideoUploadRow.job_id == job_id))
+
+
+def drop_upload(session: Session, *, job_id: str) -> None:
+    session.execute(delete(VideoUploadRow).where(VideoUploadRow.job_id == job_id))
 
 
 def pending_jobs(session: Session, *, tenant: str | None) -> int:
-    """Jobs of `tenant` not yet ended: each holds an upload on disk."""
+    """Jobs of `tenant` not yet ended: each holds an upload (on disk, or in the database)."""
     return session.scalar(
         select(func.count()).select_from(VideoJobRow)
         .where(VideoJobRow.tenant == tenant, VideoJobRow.status.in_((QUEUED, RUNNING)))  # None: IS NULL

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.vision.video import VideoLimits, check, describe, open_container
@@ -80,7 +81,7 @@ def _read(source: Path | str, limits: VideoLimits, box: LatestFrame, stop: threa
                     delay = began + t - time.monotonic()
                     if delay > 0:
                         stop.wait(delay)  # play the file at its own speed
-                box.put(LiveFrame(t, time.monotonic(), frame.to_ndarray(format="rgb24")))
+                box.put(LiveFrame(t, time.monotonic(), np.ascontiguousarray(frame.to_ndarray(format="rgb24"))))
         box.close()
     except FacegateError as exc:
         box.close(exc)

@@ -169,7 +169,9 @@ def sample_frames(
                     )
                 last_time = t
                 if t + 1e-6 >= next_time:
-                    yield Frame(t, frame.to_ndarray(format="rgb24"))
+                    # A row whose bytes are not a multiple of the decoder's alignment (e.g. 360
+                    # pixels wide) comes padded, as a strided view: dlib takes contiguous pixels only.
+                    yield Frame(t, np.ascontiguousarray(frame.to_ndarray(format="rgb24")))
                     next_time = max(next_time + step, t + step / 2)
         except av.FFmpegError as exc:
             raise FacegateError(ErrorCode.VIDEO_CORRUPT, f"the video is corrupt at {last_time or 0:.2f} s ({exc.strerror})",

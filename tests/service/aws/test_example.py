@@ -37,9 +37,7 @@ def test_aws_face_collection_example_runs_unchanged(
         next(line for line in run.stdout.splitlines() if "matches" in line)) + 1:]]
     assert matched and set(matched) <= {"Tony_Blair_0001.jpg", "Tony_Blair_0002.jpg"}
     assert "deleted collection example-walk-through" in run.stderr
-    with aws_server.catalog() as db:
-        assert db.execute("SELECT count(*) FROM collections WHERE collection_id = 'example-walk-through'").fetchone()[0] == 0
-        operations = [r[0] for r in db.execute(
-            "SELECT operation FROM audit_log WHERE collection = 'example-walk-through' ORDER BY seq")]
+    assert aws_server.value("SELECT count(*) FROM collections WHERE collection_id = 'example-walk-through'") == 0
+    operations = [e["operation"] for e in aws_server.entries("collection = 'example-walk-through'")]
     assert operations == ["create_collection", "index", "index", "index", "list", "list", "search_image", "delete",
                           "delete_collection"]

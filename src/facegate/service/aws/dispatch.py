@@ -109,7 +109,7 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
         signed = sigv4.parse_authorization(headers)
         now = engine.now()
         sigv4.check_time(signed, now)
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:  # a read: no writer waits for it
             credential = aws_credential(session, signed.access_key_id)
         if credential is None:
             raise AwsError("UnrecognizedClientException", "The security token included in the request is invalid.")
@@ -123,6 +123,8 @@ def _authenticate(engine: Facegate, request: Request, body: bytes) -> tuple[Call
     except AwsError as exc:
         raise Refused(exc, ErrorCode.UNAUTHENTICATED) from None
     except FacegateError as exc:
+        if exc.code is ErrorCode.DATABASE_UNAVAILABLE:  # the server's fault, not the signature's
+            raise
         raise Refused(aws_error(exc.code, exc.message), exc.code) from None
     try:
         purpose, case = apply_binding(
@@ -181,6 +183,10 @@ async def rekognition(request: Request) -> Response:
     address = client_address(request)
     try:
         return await _admitted(request, engine, handler, operation, name, anonymous, address)
+    except FacegateError as exc:  # met before the gate or while recording a refusal (the database)
+        log.error("request %s failed: %s %s", request.state.request_id, exc.code.value, exc.message)
+        error = aws_error(exc.code, exc.message)
+        return _answer(request, error.body(), error.status, _failed(exc.code))
     finally:
         state.body_budget.release(request)
         if getattr(request.state, "analysis_slot", False):

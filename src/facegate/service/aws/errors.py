@@ -9,7 +9,7 @@ from the table would answer InternalServerError, never a silent 200.
 
 from __future__ import annotations
 
-from facegate.errors import ErrorCode
+from facegate.errors import ErrorCode, client_message
 
 E = ErrorCode
 
@@ -71,10 +71,11 @@ AWS_ERROR: dict[ErrorCode, tuple[str, int]] = {
         E.UNKNOWN_MODEL, E.TEMPLATE_KEY_MISMATCH, E.AUDIT_CHAIN_BROKEN, E.INTERNAL, E.CREDENTIALS_KEY_INVALID,
         E.AUDIT_SIGNING_KEY_MISSING, E.AUDIT_SIGNING_KEY_INVALID, E.VIDEO_JOB_INTERRUPTED, E.INVALID_SETTINGS,
         E.DATABASE_UNAVAILABLE,  # a 5xx that botocore retries, as it does every InternalServerError
+        E.DATABASE_EXTENSION_MISSING, E.DATABASE_NOT_EMPTY,
     ), INTERNAL),
 }
 
 
 def aws_error(code: ErrorCode, message: str) -> AwsError:
     error_type, status = AWS_ERROR.get(code, INTERNAL)
-    return AwsError(error_type, message, status)
+    return AwsError(error_type, client_message(code, message), status)

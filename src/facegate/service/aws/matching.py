@@ -23,7 +23,7 @@ from facegate.vision.image import image_size
 
 def _stored(call: Call, collection_id: str, face_ids: list[str]) -> dict[str, StoredFace]:
     """Catalog metadata of faces the gate has just returned to this caller (box, image id)."""
-    with call.engine.sessions.begin() as session:
+    with call.engine.read_sessions.begin() as session:
         return by_face_ids(session, collection_id, face_ids)
 
 

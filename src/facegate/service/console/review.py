@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from facegate.governance import Operation, Review
 from facegate.operations import admin
 from facegate.operations import console as ops
+from facegate.operations.scoring import Estimates, estimates
 from facegate.service.console.auth import PREFIX, ConsoleRoute, UserDep, check_csrf, engine_of
 from facegate.service.console.render import HEADERS, page
 
@@ -21,10 +22,9 @@ router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=Fa
 def queue(request: Request, user: UserDep) -> Response:
     engine, caller = engine_of(request), user.caller(request.state.request_id)
     pending = admin.pending_reviews(engine, caller)
-    cases: dict[tuple[str, str], list[tuple[Review, float]]] = defaultdict(list)
-    for lead in pending:
-        fmr = engine.calibration.estimated_fmr(lead.similarity)
-        cases[(lead.purpose or "", lead.case_reference or "")].append((lead, fmr))
+    cases: dict[tuple[str, str], list[tuple[Review, Estimates]]] = defaultdict(list)
+    for lead in pending:  # what the similarity means: population and worst-group false-match rates
+        cases[(lead.purpose or "", lead.case_reference or "")].append((lead, estimates(engine, lead.similarity)))
     history = ops.decided_reviews(engine, caller)
     thumbs = ops.thumbnails_shown(engine, caller, [lead.review_id for lead in pending]) if pending else {}
     decided = request.query_params.get("decided")

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from facegate.errors import ErrorCode, FacegateError
-from facegate.gate import Caller
 from facegate.governance import Operation
 from facegate.operations import console as ops
 from facegate.service.console.auth import (
@@ -45,6 +44,16 @@ def login_form(request: Request) -> Response:
     return _login_form(request, notice=notice)
 
 
+def _refused(request: Request, host: str, exc: FacegateError) -> None:
+    """A failed sign-in, recorded as the API records failed authentication: it draws from the
+    client address's bucket, and the log gets at most two entries per address, minute and
+    worker (service/refusals.py), so a flood of posts cannot grow the log nor queue on the
+    write lock once per attempt."""
+    state = request.app.state
+    state.address_limiter.take(host)
+    state.refusals.refused(host, Operation.CONSOLE_SIGN_IN, exc, request.state.request_id)
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -53,15 +62,25 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Sign in with an API key: a session cookie on success, the form again (401) otherwise.
-    Attempts are rate-limited per client address, so keys cannot be tried in a flood."""
+    Attempts are rate-limited per client address, and failed ones as the API's failed
+    authentication are (FACEGATE_UNAUTHENTICATED_PER_MINUTE), so keys cannot be tried in a flood."""
     host = request.client.host if request.client else "unknown"
     take_token(request, f"console-sign-in:{host}")
+    limiter = request.app.state.address_limiter
+    wait = limiter.wait(host)
+    if wait:
+        exc = FacegateError(ErrorCode.RATE_LIMITED, f"too many failed sign-ins from {host}: over "
+                            f"{limiter.per_minute} a minute; try again in {wait} s", retry_after_seconds=wait)
+        request.app.state.refusals.refused(host, Operation.CONSOLE_SIGN_IN, exc, request.state.request_id)
+        response = _login_form(request, 429, error=exc.message)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not same_token(request.cookies.get(LOGIN_COOKIE), csrf):
         exc = FacegateError(ErrorCode.CSRF_INVALID, "the sign-in form expired or was not ours: try again")
-        engine_of(request).gate.refuse(Caller(request_id=request.state.request_id), Operation.CONSOLE_SIGN_IN, exc)
+        _refused(request, host, exc)
         return _login_form(request, 403, error=exc.message)
     try:
-        new = ops.sign_in(engine_of(request), key, request.state.request_id)
+        new = ops.sign_in(engine_of(request), key, request.state.request_id, lambda exc: _refused(request, host, exc))
     except FacegateError as exc:
         status = 401 if exc.code is ErrorCode.UNAUTHENTICATED else 403
         return _login_form(request, status, error=f"Sign-in refused ({exc.code.value}): {exc.message}")
