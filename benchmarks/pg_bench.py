@@ -19,11 +19,12 @@ maintenance workers = cores; the rest stock). facegate migrates the database its
 faces table, every index of it); the gallery goes in by binary COPY with the HNSW index
 dropped, then `CREATE INDEX` with facegate's DDL and the `--builds` parameters (m:ef_construction),
 then `pg_prewarm` of the index. Every query is one transaction shaped like the product's
-(facegate's advisory lock, `SET LOCAL hnsw.iterative_scan = relaxed_order` and
-`hnsw.ef_search`, then its SELECT: the collection filter, the `vector_dims` predicate of
-the partial index, k=10), sent through psycopg over the unix socket, one at a time. "SELECT"
-latency is that statement's round trip, comparable with the embedded index's call;
-"transaction" adds the lock, the SETs and the commit. "product path" times
+search (READ ONLY, REPEATABLE READ, without facegate's write lock; `SET LOCAL
+hnsw.iterative_scan = relaxed_order` and `hnsw.ef_search`, then its SELECT: the collection
+filter, the `vector_dims` predicate of the partial index, k=10), sent through psycopg over
+the unix socket, one at a time. "SELECT" latency is that statement's round trip,
+comparable with the embedded index's call; "transaction" adds the BEGIN, the SETs and the
+commit. "product path" times
 `facegate.store.server_index.ServerVectors.search` itself (it also counts the collection,
 over-fetches 2k+8 rows and reads the faces it found). Index and table sizes are
 pg_relation_size / pg_table_size; server memory is the proportional set size of all server
@@ -54,10 +55,11 @@ import numpy as np
 import pg_vectors as pv
 import psycopg
 import pg_writers
+from pg_report import print_tables
 from search_bench import LFW_RAW, make_data
 from synth_templates import lfw_templates
 
-from facegate.store.db import open_engine, server_url, session_factory
+from facegate.store.db import open_engine, read_only_session_factory, server_url, session_factory
 from facegate.store.server_index import ServerIndexSettings, ServerVectors
 from facegate.store.vector_index import HnswIndex
 
@@ -92,7 +94,8 @@ def embedded(work: Path, exact_queries: int) -> dict[str, object]:
 def product_path(url: str, queries: np.ndarray, truth: np.ndarray, ef: int) -> dict[str, object]:
     """ServerVectors.search, one probe at a time (after 20 warm-up probes)."""
     engine = open_engine(server_url(url))
-    vectors = ServerVectors(session_factory(engine), ServerIndexSettings(kind="hnsw", ef_search=ef))
+    vectors = ServerVectors(session_factory(engine), read_only_session_factory(engine),
+                            ServerIndexSettings(kind="hnsw", ef_search=ef))
     keys, seconds = np.full((len(queries), pv.K), -1, np.int64), np.empty(len(queries))
     for i, query in enumerate(np.concatenate([queries[:20], queries])):
         start = time.perf_counter()
@@ -199,87 +202,6 @@ def writers(work: Path, args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-def mb(count: float) -> str:
-    return f"{count / 2**20:,.0f}"
-
-
-def report(results: dict[str, object]) -> str:
-    lines: list[str] = []
-    if results.get("data_table"):
-        lines += [str(results["data_table"]), ""]
-    emb, pg = results.get("embedded"), results.get("pgvector")
-    if emb and pg:
-        n, q = results["n"], results["queries"]
-        lines += [f"### Search, {n:,} templates, one collection, {q} queries, k={pv.K}, one at a time", "",
-                  "| engine | parameters | recall@10 | p50 ms | p99 ms | transaction p50 / p99 ms | product path p50 / p99 ms (recall) | build s | index MiB | memory MiB |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        e, h = emb["exact"], emb["hnsw"]
-        lines.append(f"| numpy exact (ExactIndex) | - | 1.0000 | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} | | | {e['build_s']:.1f} | | {mb(e['rss_bytes'])} |")
-        lines.append(f"| facegate HnswIndex (hnswlib) | M={h['M']}, ef_c={h['ef_construction']}, ef_search={h['ef_search']} "
-                     f"| {h['recall']:.4f} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | | | {h['build_s']:.0f} "
-                     f"| {mb(h['file_bytes'])} (file) | {mb(h['rss_bytes'])} |")
-        x = pg["exact"]
-        lines.append(f"| pgvector exact scan | {x['queries']} queries | {x['recall']:.4f} | {x['select']['p50_ms']:.2f} "
-                     f"| {x['select']['p99_ms']:.2f} | {x['transaction']['p50_ms']:.2f} / {x['transaction']['p99_ms']:.2f} | | | | |")
-        for built in pg["builds"]:
-            product = {p["ef_search"]: p for p in built["product"]}
-            for run in built["runs"]:
-                p = product.get(run["ef_search"])
-                path = f"{p['p50_ms']:.2f} / {p['p99_ms']:.2f} ({p['recall']:.4f})" if p else ""
-                lines.append(
-                    f"| pgvector HNSW | m={built['m']}, ef_c={built['ef_construction']}, ef_search={run['ef_search']} "
-                    f"| {run['recall']:.4f} | {run['select']['p50_ms']:.2f} | {run['select']['p99_ms']:.2f} "
-                    f"| {run['transaction']['p50_ms']:.2f} / {run['transaction']['p99_ms']:.2f} | {path} "
-                    f"| {pg['copy_s']:.0f} + {built['build_s']:.0f} | {mb(built['index_bytes'])} | {mb(built['memory_bytes'])} |"
-                )
-        lines += ["", "pgvector build s = COPY + CREATE INDEX. Sizes and memory:", ""]
-        for built in pg["builds"]:
-            lines.append(
-                f"- m={built['m']}, ef_construction={built['ef_construction']}: CREATE INDEX {built['build_s']:.1f} s; "
-                f"index {mb(built['index_bytes'])} MiB ({built['index_bytes'] / n:,.0f} bytes/template), table "
-                f"{mb(built['table_bytes'])} MiB, table with all its indexes {mb(built['total_bytes'])} MiB; "
-                f"{built['index_buffers']:,} index pages in shared_buffers; server PSS {mb(built['memory_bytes'])} MiB "
-                f"(idle {mb(pg['idle_memory_bytes'])} MiB); plan: {built['plan']}; notices: {built['notices'] or 'none'}"
-            )
-        lines.append(f"- exact plan: {pg['exact']['plan']}")
-        lines.append(f"- server settings: {', '.join(f'{k}={v}' for k, v in pg['settings'].items())}")
-        lines += ["", "Inserts into the built index (fresh templates):", "",
-                  "| engine | one per call / transaction, rows/s | 1,000 per call / transaction, rows/s |", "|---|---:|---:|",
-                  f"| facegate HnswIndex (index only) | {h.get('insert_single_rows_s', 0):,.0f} | {h.get('insert_batch_rows_s', 0):,.0f} |",
-                  f"| PostgreSQL faces row, all indexes | {pg['insert_single_rows_s']:,.0f} | {pg['insert_batch_rows_s']:,.0f} |"]
-        cross = pg.get("crossover")
-        if cross:
-            lines += ["", f"### Exact scan against HNSW by collection size (m={cross['m']}, ef_c={cross['ef_construction']}, "
-                      f"ef_search={cross['ef_search']}; SELECT latency, {cross.get('queries', '')} queries)", "",
-                      "| collection | rows in table | exact p50 / p99 ms | HNSW p50 / p99 ms | HNSW recall@10 | HNSW plan |",
-                      "|---:|---:|---:|---:|---:|---|"]
-            for where, rows in (("alone", cross["alone"]), ("shared", cross["shared"])):
-                for r in rows:
-                    table = r["size"] if where == "alone" else cross["table"]
-                    lines.append(f"| {r['size']:,} | {table:,} | {r['exact']['p50_ms']:.2f} / {r['exact']['p99_ms']:.2f} "
-                                 f"| {r['hnsw']['p50_ms']:.2f} / {r['hnsw']['p99_ms']:.2f} | {r['hnsw_recall']:.4f} "
-                                 f"| {r['hnsw_plan']} |")
-    w = results.get("writers")
-    if w:
-        lines += ["", "### Audited operations per second, writer processes on one installation", "",
-                  "| backend | operation | writers | ops | ops/s | p50 / p99 ms per op | entries added (expected) | verify "
-                  "| transactions per op | writers waiting for the lock (mean) |",
-                  "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
-        for backend in ("embedded", "server"):
-            rows = w[backend]
-            if isinstance(rows, str):
-                lines.append(f"| PostgreSQL | PENDING: {rows} | | | | | | |")
-                continue
-            for r in rows:
-                name = "SQLite (embedded)" if backend == "embedded" else "PostgreSQL (server mode)"
-                lines.append(f"| {name} | {r['operation']} | {r['writers']} | {r['ops']} | {r['ops_s']:.1f} "
-                             f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {r['entries_added']} ({r['entries_expected']}) "
-                             f"| {'ok' if r['verify_ok'] else 'FAILED'} "
-                             + (f"| {r['transactions_per_op']:.1f} | {r['mean_waiting_for_lock']:.2f} |"
-                                if "transactions_per_op" in r else "| - | - |"))
-    return "\n".join(lines)
-
-
 def build_pair(text: str) -> tuple[int, int]:
     m, ef_construction = text.split(":")
     return int(m), int(ef_construction)
@@ -343,13 +265,6 @@ def main() -> None:
         print(json.dumps(results, indent=1))
         return
     print_tables(results)
-
-
-def print_tables(results: dict[str, object]) -> None:
-    print(f"## pgvector against the embedded index ({results['cores']} cores, load average "
-          f"{results['load_at_start']:.1f} at start, {results['load_at_end']:.1f} at end, {results['minutes']:.0f} min)\n")
-    print(report(results))
-    print(f"\ncommand: .venv/bin/python {results['command']}".rstrip())
 
 
 if __name__ == "__main__":

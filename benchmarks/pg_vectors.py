@@ -28,7 +28,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Json
 
-from facegate.store.db import TRANSACTION_LOCK, open_engine, server_url
+from facegate.store.db import open_engine, server_url
 from facegate.store.embeddings import literal
 from facegate.store.migrations import migrate
 from facegate.store.server_index import ServerIndexSettings, index_ddl
@@ -195,8 +195,9 @@ def timed_queries(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys (q, K) as gallery positions, SELECT seconds, transaction seconds), one query at
     a time after 20 warm-up queries. `ef_search=None`: the exact scan. Each query is one
-    transaction shaped like the product's (facegate's advisory lock, then the SET LOCALs,
-    then the SELECT); the probe goes as pgvector text, as the product sends it."""
+    transaction shaped like the product's search (a READ ONLY snapshot without facegate's
+    write lock, store/db.py; then the SET LOCALs, then the SELECT); the probe goes as
+    pgvector text, as the product sends it."""
     statement = EXACT_SQL if ef_search is None else HNSW_SQL
     keys = np.full((len(queries), K), -1, np.int64)
     select_s, transaction_s = np.empty(len(queries)), np.empty(len(queries))
@@ -205,7 +206,7 @@ def timed_queries(
             text = literal(query)
             start = time.perf_counter()
             with conn.transaction():
-                conn.execute(f"SELECT pg_advisory_xact_lock({TRANSACTION_LOCK})")
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 if ef_search is not None:
                     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                     conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
@@ -241,7 +242,8 @@ def insert_rates(url: str, single: np.ndarray, batch: np.ndarray, first_key: int
         start = time.perf_counter()
         for first in range(0, len(batch), 1000):
             with conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany(statement, [row(first_key + first + i, v) for i, v in enumerate(batch[first:first + 1000])])
+                rows = [row(first_key + first + i, v) for i, v in enumerate(batch[first : first + 1000])]
+                cursor.executemany(statement, rows)
         rates["insert_batch_rows_s"] = len(batch) / (time.perf_counter() - start)
     return rates
 
