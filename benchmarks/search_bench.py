@@ -88,7 +88,8 @@ def worker(engine: str, work: Path, efs: list[int], exact_queries: int) -> None:
             _, seconds = timed_single(lambda q: index.search(q, K)[0], queries[:exact_queries])
         result["runs"] = [{"ef": 0, "seconds": seconds.tolist()}]
     elif engine == "hnsw":
-        index = HnswIndex(gallery.shape[1], capacity=len(gallery))  # a rebuild knows its size
+        extra = sum(len(np.load(path, mmap_mode="r")) for path in work.glob("extra_*.npy"))
+        index = HnswIndex(gallery.shape[1], capacity=len(gallery) + extra)  # a rebuild knows its size
         result["build_s"] = build(index.add, gallery)
         result["rss_bytes"] = rss_anon() - before
         result["runs"] = []
@@ -98,6 +99,7 @@ def worker(engine: str, work: Path, efs: list[int], exact_queries: int) -> None:
             np.save(work / f"keys_hnsw_{ef}.npy", keys)
             result["runs"].append({"ef": ef, "seconds": seconds.tolist()})
         index.expansion_search = HnswIndex.EXPANSION_SEARCH
+        result.update(insert_rates(index, work, len(gallery)))
         result.update(lock_and_threads(index, queries))
         result.update(save_and_load(index, work))
     else:
@@ -119,6 +121,24 @@ def worker(engine: str, work: Path, efs: list[int], exact_queries: int) -> None:
             np.save(work / f"keys_usearch_{ef}.npy", keys)
             result["runs"].append({"ef": ef, "seconds": seconds.tolist()})
     (work / f"result_{engine}.json").write_text(json.dumps(result))
+
+
+def insert_rates(index: HnswIndex, work: Path, first_key: int) -> dict[str, float]:
+    """Rows/s added to the built index: one at a time, then in batches of 1,000 (the way a
+    bulk enrolment refreshes the index); only where make_data wrote new templates."""
+    rates: dict[str, float] = {}
+    for name, step in (("single", 1), ("batch", 1000)):
+        path = work / f"extra_{name}.npy"
+        if not path.exists():
+            continue
+        rows = np.load(path)
+        start = time.perf_counter()
+        for first in range(0, len(rows), step):
+            index.add(np.arange(first_key + first, first_key + first + len(rows[first : first + step])),
+                      rows[first : first + step])  # fmt: skip
+        rates[f"insert_{name}_rows_s"] = len(rows) / (time.perf_counter() - start)
+        first_key += len(rows)
+    return rates
 
 
 def lock_and_threads(index: HnswIndex, queries: np.ndarray) -> dict[str, float]:
@@ -149,8 +169,15 @@ def save_and_load(index: HnswIndex, work: Path) -> dict[str, float]:
     return {"save_s": saved, "load_s": time.perf_counter() - start, "file_bytes": path.stat().st_size}
 
 
-def make_data(work: Path, lfw: Path, n: int, mated: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
-    """Write gallery.npy and queries.npy; return identities of both and the profile table."""
+def make_data(
+    work: Path, lfw: Path, n: int, mated: int, seed: int, inserts: tuple[int, int] = (0, 0)
+) -> tuple[dict[str, np.ndarray], str]:
+    """Write gallery.npy and queries.npy; return identities of both and the profile table.
+
+    `inserts` = (single, batched): also write that many templates of new identities (one
+    each, drawn last so the gallery and queries do not change) to extra_single.npy and
+    extra_batch.npy; the hnsw worker then times adding them (pg_bench.py inserts the same).
+    """
     templates, labels, subjects = lfw_templates(lfw)
     counts = np.bincount(labels)
     last = np.zeros(len(labels), bool)
@@ -179,6 +206,9 @@ def make_data(work: Path, lfw: Path, n: int, mated: int, seed: int) -> tuple[dic
         profile(templates, labels, rng),
         profile(like_lfw, np.repeat(np.arange(len(counts)), counts), rng),
     )
+    for name, count in zip(("single", "batch"), inserts):
+        if count:
+            np.save(work / f"extra_{name}.npy", model.samples(model.identities(count, rng), rng))
     rows = [f"| {name} | {real[name]:.3f} | {synth[name]:.3f} |" for name in real]
     table = "\n".join(["| cosine similarity | LFW real | synthetic, same shape |", "|---|---|---|", *rows])
     return (
