@@ -81,7 +81,7 @@ def _offsets(engine: Facegate, collection_id: str, matches: Sequence[FaceMatch])
     out = np.array([m.face.score_offset if _trusted(engine, m.face.score_offset) else np.nan for m in matches])
     missing = [m.face.face_id for m, o in zip(matches, out, strict=True) if np.isnan(o)]
     if missing:
-        with engine.sessions.begin() as session:
+        with engine.read_sessions.begin() as session:  # a read: no write lock
             found = templates_of(session, collection_id=collection_id, codec=engine.codec, face_ids=missing)
         computed = dict(zip(found.face_ids, engine.scorer.offsets(found.vectors).tolist()))
         for i, m in enumerate(matches):

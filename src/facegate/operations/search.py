@@ -152,8 +152,9 @@ def threshold_of(engine: Facegate, decision: Decision) -> float:
 
 def bound_model(engine: Facegate, collection_id: str) -> CollectionInfo:
     """Refuse a search of a collection whose templates another model or recipe made
-    (MODEL_MISMATCH): their similarities would mean nothing. The collection, else."""
-    with engine.sessions.begin() as session:
+    (MODEL_MISMATCH): their similarities would mean nothing. The collection, else. (A read:
+    a snapshot without the write lock, as every read of a search.)"""
+    with engine.read_sessions.begin() as session:
         collection = get_collection(session, collection_id=collection_id)
     ensure_template(collection, engine.template_id)
     return collection
@@ -201,7 +202,7 @@ def _search_enrolled(
     """Search with templates already in the collection (of faces, or of a subject); the
     probes themselves, and for a subject its other faces, are never results."""
     bound_model(engine, collection_id)
-    with engine.sessions.begin() as session:
+    with engine.read_sessions.begin() as session:
         probe = templates_of(
             session, collection_id=collection_id, codec=engine.codec, face_ids=face_ids, subject_id=subject
         )
