@@ -83,6 +83,25 @@ def nearest(
         fetch = min(total, fetch * 4)
 
 
+def search_arguments(probes: np.ndarray, max_results: int, exclude_row_ids: Collection[int]) -> tuple[np.ndarray, frozenset[int]]:
+    """The probes as a float32 matrix and the excluded keys, or INVALID_ARGUMENT: what every
+    index's `search` (embedded or server) checks before it looks at a collection."""
+    queries = np.asarray(probes, dtype=np.float32)
+    if queries.ndim != 2:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "probes must be a (n, dimension) matrix")
+    if max_results < 1:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "max_results must be at least 1")
+    return queries, frozenset(int(r) for r in exclude_row_ids)
+
+
+def dimension_mismatch(collection_id: str, dimension: int, queries: np.ndarray) -> FacegateError:
+    return FacegateError(
+        ErrorCode.MODEL_MISMATCH,
+        f"{collection_id!r} holds {dimension}-d templates, the probes are {queries.shape[1]}-d",
+        collection_id=collection_id,
+    )
+
+
 class VectorStore:
     """One `CollectionVectors` per collection for this process, behind one lock."""
 
@@ -163,23 +182,13 @@ class VectorStore:
         """For each probe template (rows of `probes`), up to `max_results` faces with
         similarity >= `min_similarity`, best first; `exclude_row_ids` never appear (e.g.
         the probe's own face in a search by face id)."""
-        queries = np.asarray(probes, dtype=np.float32)
-        if queries.ndim != 2:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "probes must be a (n, dimension) matrix")
-        if max_results < 1:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "max_results must be at least 1")
-        exclude = frozenset(int(r) for r in exclude_row_ids)
+        queries, exclude = search_arguments(probes, max_results, exclude_row_ids)
 
         def matches(
             vectors: CollectionVectors, session: Session, _applied: int
         ) -> list[list[FaceMatch]]:
             if queries.shape[1] != vectors.dimension:
-                raise FacegateError(
-                    ErrorCode.MODEL_MISMATCH,
-                    f"{collection_id!r} holds {vectors.dimension}-d templates, "
-                    f"the probes are {queries.shape[1]}-d",
-                    collection_id=collection_id,
-                )
+                raise dimension_mismatch(collection_id, vectors.dimension, queries)
             return nearest(vectors, session, queries, max_results, min_similarity, exclude)
 
         return self._run(collection_id, matches)

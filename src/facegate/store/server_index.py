@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.store.catalog import collection_row, validate_name
-from facegate.store.collection_indexes import FaceMatch
+from facegate.store.collection_indexes import FaceMatch, dimension_mismatch, search_arguments
 from facegate.store.embeddings import literal
 from facegate.store.faces import faces_by_row_ids
 
@@ -213,20 +213,11 @@ class ServerVectors:
         """As VectorStore.search: per probe, up to `max_results` faces with cosine similarity
         >= `min_similarity`, best first, never one of `exclude_row_ids`."""
         validate_name(collection_id, "collection_id")
-        queries = np.asarray(probes, dtype=np.float32)
-        if queries.ndim != 2:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "probes must be a (n, dimension) matrix")
-        if max_results < 1:
-            raise FacegateError(ErrorCode.INVALID_ARGUMENT, "max_results must be at least 1")
-        exclude = frozenset(int(r) for r in exclude_row_ids)
+        queries, exclude = search_arguments(probes, max_results, exclude_row_ids)
         with self._reads.begin() as session:
             dimension = collection_row(session, collection_id).dimension
             if queries.shape[1] != dimension:
-                raise FacegateError(
-                    ErrorCode.MODEL_MISMATCH,
-                    f"{collection_id!r} holds {dimension}-d templates, the probes are {queries.shape[1]}-d",
-                    collection_id=collection_id,
-                )
+                raise dimension_mismatch(collection_id, dimension, queries)
             exact = self._small(session, collection_id)
             ef = 0
             if not exact:
