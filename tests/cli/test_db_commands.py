@@ -157,7 +157,7 @@ def test_an_embedded_installation_copies_to_postgresql_and_serves_from_there(
                                   np.array(json.loads(embedding), dtype=np.float32)), row_id
         # the HNSW index, dropped for the load, is there again
         assert target_rows(target, "SELECT indexname FROM pg_indexes WHERE tablename = 'faces' "
-                                   "AND indexdef LIKE '%hnsw%'") == [("ix_faces_embedding_hnsw_128",)]
+                                   "AND indexdef LIKE '%hnsw%'") == [("ix_faces_halfvec_hnsw_128",)]
         # no id is ever handed out again, not even the erased face's
         (highest_face,) = rows(home, "SELECT seq FROM sqlite_sequence WHERE name = 'faces'")[0]
         assert report["next_ids"]["faces.row_id"] == highest_face + 1

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -20,11 +21,13 @@ from sqlalchemy import Engine, inspect, make_url, select, text
 
 from facegate.errors import ErrorCode, FacegateError
 from facegate.store.db import CATALOG_FILE, Base, open_engine, server_url, sqlite_url
+from facegate.store.embeddings import literal
 from facegate.store.migrations import HEAD, LEGACY_TABLE, Migrated, head, migrate
+from facegate.store.server_index import search_query
 from facegate.store.tables import CollectionRow
 from tests.store.conftest import NOW
 
-SERVER_ONLY = {"embedding", "ix_faces_embedding_hnsw_128"}  # PostgreSQL's, outside the ORM on purpose
+SERVER_ONLY = {"embedding", "ix_faces_halfvec_hnsw_128"}  # PostgreSQL's, outside the ORM on purpose
 
 
 @pytest.fixture()
@@ -96,16 +99,58 @@ def test_the_server_schema_has_the_embedding_column_and_its_hnsw_index(
     found = inspect(engine)
     embedding = next(c for c in found.get_columns("faces") if c["name"] == "embedding")
     assert embedding["nullable"]
-    hnsw = next(i for i in found.get_indexes("faces") if i["name"] == "ix_faces_embedding_hnsw_128")
+    hnsw = next(i for i in found.get_indexes("faces") if i["name"] == "ix_faces_halfvec_hnsw_128")
     assert hnsw["dialect_options"]["postgresql_using"] == "hnsw"
     assert hnsw["dialect_options"]["postgresql_where"] == "(vector_dims(embedding) = 128)"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar() >= "0.8"
         # the graph parameters benchmarks/pg_bench.py chose (recall@10 >= 0.99 at 1M needs m=32)
         definition = conn.execute(
-            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_faces_embedding_hnsw_128'")
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_faces_halfvec_hnsw_128'")
         ).scalar_one()
         assert "m='32'" in definition and "ef_construction='128'" in definition, definition
+    engine.dispose()
+
+
+def test_the_full_precision_graphs_of_revision_0011_are_rebuilt_in_half_precision(
+    postgres_url_factory: Callable[..., str],
+) -> None:
+    """A server database at 0012 (HNSW over `embedding::vector(d)`, 128-d and one other
+    dimension made at first use) reaches 0013 with a halfvec graph for each, its faces kept,
+    and the product's graph query walks the new graph."""
+    engine = open_engine(server_url(postgres_url_factory(migrated=False)))
+    migrate(engine)
+    _insert_collection(engine)
+    template = np.linspace(-1.0, 1.0, 128, dtype=np.float32)
+    with engine.begin() as conn:  # the state 0011/0012 left
+        conn.execute(text("DROP INDEX ix_faces_halfvec_hnsw_128"))
+        for d in (128, 64):
+            conn.execute(text(
+                f"CREATE INDEX ix_faces_embedding_hnsw_{d} ON faces USING hnsw ((embedding::vector({d})) "
+                f"vector_cosine_ops) WITH (m = 16, ef_construction = 64) WHERE vector_dims(embedding) = {d}"
+            ))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0012'"))
+    for n in range(3):
+        row_id = _insert_face(engine, f"face-{n}")
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE faces SET embedding = CAST(:e AS vector) WHERE row_id = :r"),
+                         {"e": literal(np.roll(template, n)), "r": row_id})
+    assert migrate(engine) == Migrated("postgresql", "0012", "0013")
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'faces' "
+                                       "AND indexdef LIKE '%USING hnsw%'")).all())
+        assert set(found) == {"ix_faces_halfvec_hnsw_128", "ix_faces_halfvec_hnsw_64"}
+        for d, definition in ((128, found["ix_faces_halfvec_hnsw_128"]), (64, found["ix_faces_halfvec_hnsw_64"])):
+            assert f"halfvec({d})" in definition and "halfvec_cosine_ops" in definition, definition
+            assert "m='32'" in definition and "ef_construction='128'" in definition, definition
+            assert f"(vector_dims(embedding) = {d})" in definition, definition
+        assert conn.execute(text("SELECT count(*) FROM faces WHERE embedding IS NOT NULL")).scalar_one() == 3
+        conn.execute(text("SET enable_seqscan = off"))  # three rows: make the planner show it can use the graph
+        plan = "\n".join(r[0] for r in conn.execute(
+            text("EXPLAIN " + search_query(128, exact=False)),
+            {"probe": literal(template), "collection_id": "kept", "fetch": 2},
+        ))
+    assert "ix_faces_halfvec_hnsw_128" in plan, plan
     engine.dispose()
 
 

@@ -2,7 +2,8 @@
 
 Each face's template is in `faces.embedding` (store/embeddings.py), written with the face;
 an HNSW index per template dimension covers every collection
-(`ix_faces_embedding_hnsw_<d>`, partial on `vector_dims(embedding) = d`). A search runs in
+(`ix_faces_halfvec_hnsw_<d>`, of half-precision copies, partial on
+`vector_dims(embedding) = d`). A search runs in
 one transaction that turns hits into faces, so what it returns is the database's state at
 that moment, whoever wrote it, and an erased face can never come back.
 
@@ -11,8 +12,9 @@ Which scan answers: a collection with fewer than `exact_below` faces is scanned 
 faster than walking a graph shared with bigger collections); a bigger one walks the HNSW
 graph with pgvector's iterative scan (`hnsw.iterative_scan = relaxed_order`), which keeps
 walking until enough rows of *this* collection pass, so a filter by collection does not
-starve the result. Both orders are checked again here (relaxed order may be slightly out
-of order) and over-fetched like the embedded index. Parameters are in docs/scaling.md,
+starve the result. The graph only picks candidates: every row found is ranked here by
+its full-precision distance (the graph's half precision and its relaxed order may both
+misplace near-ties), over-fetched like the embedded index. Parameters are in docs/scaling.md,
 chosen by benchmarks/pg_bench.py.
 """
 
@@ -42,10 +44,10 @@ class ServerIndexSettings:
     exact_below: int = 20_000  # exact scan below (crossover measured at 20k-50k in a 1M table)
     # The HNSW candidate list, by the number of templates the graph holds (one graph for
     # every collection): benchmarks/pg_bench.py measured recall@10 0.995 at ef_search 100 in
-    # 100,000 templates and 0.9955 at 400 in 1,000,000 (0.984 at 200). Raised to the fetch
-    # size when that is larger.
+    # 100,000 templates and, with the half-precision graph, 0.9926 at 300 in 1,000,000
+    # (0.9900 at 250, 0.9847 at 200). Raised to the fetch size when that is larger.
     ef_search: int = 100
-    ef_search_large: int = 400
+    ef_search_large: int = 300
     large_from: int = 150_000  # templates in the table from which ef_search_large applies
     m: int = 32  # at 1M, m=16 reached only 0.956 at ef_search 400
     ef_construction: int = 128
@@ -54,15 +56,40 @@ class ServerIndexSettings:
         return self.ef_search_large if templates >= self.large_from else self.ef_search
 
 
+def index_name(dimension: int) -> str:
+    """The HNSW index of `dimension`-d templates (one per dimension, partial on it)."""
+    return f"ix_faces_halfvec_hnsw_{int(dimension)}"
+
+
 def index_ddl(dimension: int, settings: ServerIndexSettings = ServerIndexSettings()) -> str:
-    """The HNSW index of `dimension`-d templates (created by the server-mode migration for
-    the shipped model's 128, and at first use for any other dimension)."""
+    """The HNSW index of `dimension`-d templates (created by the server-mode migrations for
+    the shipped model's 128, and at first use for any other dimension).
+
+    The graph holds half-precision copies (`halfvec`): each step of a graph walk is a page
+    read, and halving the vector bytes made the walk about a third faster at 1M for the
+    same candidates (docs/scaling.md). Half precision only picks the candidates: the search
+    ranks them by the full-precision `embedding` (`search_query`)."""
     return (
-        f"CREATE INDEX IF NOT EXISTS ix_faces_embedding_hnsw_{int(dimension)} ON faces USING hnsw "
-        f"((embedding::vector({int(dimension)})) vector_cosine_ops) "
+        f"CREATE INDEX IF NOT EXISTS {index_name(dimension)} ON faces USING hnsw "
+        f"((embedding::halfvec({int(dimension)})) halfvec_cosine_ops) "
         f"WITH (m = {int(settings.m)}, ef_construction = {int(settings.ef_construction)}) "
         f"WHERE vector_dims(embedding) = {int(dimension)}"
     )
+
+
+def replace_full_precision_indexes(conn: Connection) -> list[int]:
+    """Drop the full-precision HNSW indexes of releases before the halfvec graph (migration
+    0013) and build the halfvec one of each dimension they covered; those dimensions."""
+    found = conn.execute(text(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'faces' "
+        "AND indexname LIKE 'ix\\_faces\\_embedding\\_hnsw\\_%'"
+    )).scalars().all()
+    dimensions = sorted({int(name.rsplit("_", 1)[1]) for name in found} | {SHIPPED_DIMENSION})
+    for name in found:
+        conn.execute(text(f'DROP INDEX "{name}"'))
+    for dimension in dimensions:
+        conn.execute(text(index_ddl(dimension)))
+    return dimensions
 
 
 SHIPPED_DIMENSION = 128  # the templates of the shipped model (dlib ResNet)
@@ -140,14 +167,15 @@ def _table_size(session: Session) -> int:
     return max(0, int(estimate))
 
 
-def _query(dimension: int, exact: bool) -> str:
-    # The HNSW query orders by the indexed expression; the exact one by the bare column,
-    # which no index covers, so the planner scans the collection's rows and sorts.
-    order = "embedding <=> CAST(:probe AS vector)" if exact else (
-        f"embedding::vector({dimension}) <=> CAST(:probe AS vector({dimension}))"
-    )
+def search_query(dimension: int, exact: bool) -> str:
+    """Rows by cosine distance of the full-precision templates. The HNSW query orders by
+    the indexed half-precision expression, so the graph picks the rows, and returns each
+    row's full-precision distance, by which `_nearest` ranks them; the exact one orders by
+    the bare column, which no index covers, so the planner scans the collection's rows."""
+    distance = "embedding <=> CAST(:probe AS vector)"
+    order = distance if exact else f"embedding::halfvec({dimension}) <=> CAST(:probe AS halfvec({dimension}))"
     return (
-        f"SELECT row_id, {order} AS distance FROM faces "
+        f"SELECT row_id, {distance} AS distance FROM faces "
         f"WHERE collection_id = :collection_id AND vector_dims(embedding) = {dimension} "
         f"ORDER BY {order} LIMIT :fetch"
     )
@@ -238,7 +266,7 @@ class ServerVectors:
         pass and rows remain."""
         fetch = 2 * k + len(exclude) + 8
         exact = ef == 0
-        sql = text(_query(dimension, exact))
+        sql = text(search_query(dimension, exact))
         while True:
             if not exact:
                 candidates = max(ef, min(fetch, 1000))  # pgvector caps ef_search at 1000
