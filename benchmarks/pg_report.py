@@ -38,18 +38,21 @@ def search_table(results: dict[str, Any]) -> list[str]:
              f"| {mb(h['file_bytes'])} (file) | {mb(h['rss_bytes'])} |",
              f"| pgvector exact scan | {x['queries']} queries | {x['recall']:.4f} | {x['select']['p50_ms']:.2f} "
              f"| {x['select']['p99_ms']:.2f} | {spread(x['transaction'])} | | | | |"]
+    huge = pg.get("huge_pages_status", "?")
     for built in pg["builds"]:
-        product = {p["ef_search"]: p for p in built["product"]}
-        for run in built["runs"]:
-            p = product.get(run["ef_search"])
-            path = f"{spread(p)} ({p['recall']:.4f})" if p else ""
-            lines.append(
-                f"| pgvector HNSW | m={built['m']}, ef_c={built['ef_construction']}, ef_search={run['ef_search']} "
-                f"| {run['recall']:.4f} | {run['select']['p50_ms']:.2f} | {run['select']['p99_ms']:.2f} "
-                f"| {spread(run['transaction'])} | {path} "
-                f"| {pg['copy_s']:.0f} + {built['build_s']:.0f} | {mb(built['index_bytes'])} "
-                f"| {mb(built['memory_bytes'])} |"
-            )
+        product = {p["ef_search"]: p for p in built.get("product", [])}
+        graph = f"{built.get('element', 'vector')}, m={built['m']}, ef_c={built['ef_construction']}"
+        for runs, pages in ((built["runs"], huge), (built.get("runs_without_huge_pages", []), "off")):
+            for run in runs:
+                p = product.get(run["ef_search"]) if pages == huge else None
+                path = f"{spread(p)} ({p['recall']:.4f})" if p else ""
+                lines.append(
+                    f"| pgvector HNSW | {graph}, ef_search={run['ef_search']}, huge pages {pages} "
+                    f"| {run['recall']:.4f} | {run['select']['p50_ms']:.2f} | {run['select']['p99_ms']:.2f} "
+                    f"| {spread(run['transaction'])} | {path} "
+                    f"| {pg['copy_s']:.0f} + {built['build_s']:.0f} | {mb(built['index_bytes'])} "
+                    f"| {mb(built['memory_bytes'])} |"
+                )
     return lines
 
 
@@ -58,7 +61,7 @@ def build_notes(results: dict[str, Any]) -> list[str]:
     lines = ["", "pgvector build s = COPY + CREATE INDEX. Sizes and memory:", ""]
     for built in pg["builds"]:
         lines.append(
-            f"- m={built['m']}, ef_construction={built['ef_construction']}: CREATE INDEX {built['build_s']:.1f} s; "
+            f"- {built.get('element', 'vector')}, m={built['m']}, ef_construction={built['ef_construction']}: CREATE INDEX {built['build_s']:.1f} s; "
             f"index {mb(built['index_bytes'])} MiB ({built['index_bytes'] / n:,.0f} bytes/template), "
             f"table {mb(built['table_bytes'])} MiB, table with all its indexes {mb(built['total_bytes'])} MiB; "
             f"{built['index_buffers']:,} index pages in shared_buffers; server PSS {mb(built['memory_bytes'])} MiB "
@@ -77,7 +80,8 @@ def build_notes(results: dict[str, Any]) -> list[str]:
 
 
 def crossover_table(cross: dict[str, Any]) -> list[str]:
-    lines = ["", f"### Exact scan against HNSW by collection size (m={cross['m']}, ef_c={cross['ef_construction']}, "
+    lines = ["", f"### Exact scan against HNSW by collection size ({cross.get('element', 'vector')}, m={cross['m']}, "
+             f"ef_c={cross['ef_construction']}, "
              f"ef_search={cross['ef_search']}; SELECT latency, {cross.get('queries', '')} queries)", "",
              "| collection | rows in table | exact p50 / p99 ms | HNSW p50 / p99 ms | HNSW recall@10 | HNSW plan |",
              "|---:|---:|---:|---:|---:|---|"]

