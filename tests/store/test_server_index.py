@@ -29,6 +29,7 @@ from facegate.store import rekey as rekey_store
 from facegate.store.collection_indexes import FaceMatch, VectorStore
 from facegate.store.crypto import TemplateCodec
 from facegate.store.db import open_engine, read_only_session_factory, server_url, session_factory
+from facegate.store.embeddings import literal
 from facegate.store.faces import add_faces, delete_faces
 from facegate.store.index_sync import IndexSettings
 from facegate.store.migrations import migrate
@@ -164,6 +165,22 @@ def test_search_in_the_database_answers_as_the_embedded_exact_index(
         conn.exec_driver_sql("SET hnsw.iterative_scan = relaxed_order")
         plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))  # type: ignore[arg-type]
     assert ("ix_faces_halfvec_hnsw_128" in plan) is walks_the_graph, plan
+
+
+def test_the_half_precision_graph_picks_and_full_precision_scores_rank(
+    gallery: Database, photos: dict[str, Photo]
+) -> None:
+    """The graph holds halfvec copies; what a search reports and orders by is the cosine of
+    the full-precision templates, which the half-precision one would not reproduce."""
+    query = probe(photos, "powell3")
+    [found] = server_vectors(gallery, "hnsw").search("people", query, max_results=REAL)
+    full, half = ({row_id: 1.0 - distance for row_id, distance in gallery.rows(
+        f"SELECT row_id, {expression} FROM faces WHERE collection_id = 'people'", probe=literal(query[0]))}
+        for expression in ("embedding <=> CAST(:probe AS vector)",
+                           "embedding::halfvec(128) <=> CAST(:probe AS halfvec(128))"))
+    assert [m.similarity for m in found] == pytest.approx([full[m.face.row_id] for m in found], abs=1e-9)
+    assert [m.similarity for m in found] == sorted((m.similarity for m in found), reverse=True)
+    assert max(abs(half[m.face.row_id] - full[m.face.row_id]) for m in found) > 1e-5  # the two differ
 
 
 def test_the_candidate_list_grows_with_the_graph_as_measured() -> None:
