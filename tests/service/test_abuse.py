@@ -216,12 +216,14 @@ def test_a_worker_with_every_analysis_slot_busy_answers_503_with_retry_after(ser
 
         def meet_a_busy_slot() -> tuple[httpx.Response, Future[httpx.Response]] | None:
             """Probes while the large one runs; None if none met it busy (a probe may hold the
-            slot just when the large body is in: try again)."""
+            slot just when the large body is in, and the large one is refused: try again)."""
             running = pool.submit(client.post, "/v1/detect", files={"image": ("big.png", large, "image/png")},
                                   data={"purpose": "photo_library"})
             while not running.done():
-                # a probe that is refused as soon as it has a slot (not an image): it takes the
-                # slot for a moment only, so the large one finds it free when its body is in
+                # a probe that is refused as soon as it has a slot (not an image) holds it for a
+                # few milliseconds; spaced a tenth of a second apart, the large one almost always
+                # finds the slot free when its body is in, and its analysis lasts seconds
+                time.sleep(0.1)
                 probe = client.post("/v1/detect", files={"image": ("x.jpg", b"not an image", "image/jpeg")},
                                     data={"purpose": "photo_library"})
                 if probe.status_code == 503:
@@ -229,7 +231,7 @@ def test_a_worker_with_every_analysis_slot_busy_answers_503_with_retry_after(ser
                 assert error(probe) == (415, "INVALID_IMAGE")
             return None
 
-        response, running = next(filter(None, (meet_a_busy_slot() for _ in range(5))))
+        response, running = next(filter(None, (meet_a_busy_slot() for _ in range(10))))
         assert error(response) == (503, "OVERLOADED") and response.headers["Retry-After"] == "1"
         assert "image analyses of this worker are busy" in response.json()["error"]["message"]
         assert client.get("/v1/collections").status_code == 200  # other work goes on

@@ -154,6 +154,29 @@ def test_the_full_precision_graphs_of_revision_0011_are_rebuilt_in_half_precisio
     engine.dispose()
 
 
+def test_an_index_an_administrator_named_like_the_old_graphs_is_left_alone(
+    postgres_url_factory: Callable[..., str],
+) -> None:
+    """Revision 0013 replaces only the graphs earlier releases named `ix_faces_embedding_hnsw_<d>`:
+    a hand-made index under a similar name neither stops the migration nor is dropped."""
+    engine = open_engine(server_url(postgres_url_factory(migrated=False)))
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_faces_halfvec_hnsw_128"))
+        conn.execute(text(
+            "CREATE INDEX ix_faces_embedding_hnsw_128 ON faces USING hnsw ((embedding::vector(128)) "
+            "vector_cosine_ops) WHERE vector_dims(embedding) = 128"
+        ))
+        conn.execute(text("CREATE INDEX ix_faces_embedding_hnsw_128_old ON faces (created_at)"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0012'"))
+    assert migrate(engine) == Migrated("postgresql", "0012", "0013")
+    with engine.connect() as conn:
+        names = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'faces'")).scalars())
+    assert {"ix_faces_halfvec_hnsw_128", "ix_faces_embedding_hnsw_128_old"} <= names
+    assert "ix_faces_embedding_hnsw_128" not in names
+    engine.dispose()
+
+
 def test_face_and_change_ids_are_never_reused(empty: Engine, backend: str, tmp_path: Path) -> None:
     """The vector index keys faces by row id: a reused id could resurrect a deleted face."""
     migrate(empty)

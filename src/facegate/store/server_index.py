@@ -80,10 +80,13 @@ def index_ddl(dimension: int, settings: ServerIndexSettings = ServerIndexSetting
 
 def replace_full_precision_indexes(conn: Connection) -> list[int]:
     """Drop the full-precision HNSW indexes of releases before the halfvec graph (migration
-    0013) and build the halfvec one of each dimension they covered; those dimensions."""
+    0013) and build the halfvec one of each dimension they covered; those dimensions.
+
+    Only the names those releases gave (`ix_faces_embedding_hnsw_<d>`) are theirs: an index a
+    database administrator made under a similar name is left as it is."""
     found = conn.execute(text(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'faces' "
-        "AND indexname LIKE 'ix\\_faces\\_embedding\\_hnsw\\_%'"
+        "AND indexname ~ '^ix_faces_embedding_hnsw_[0-9]+$'"
     )).scalars().all()
     dimensions = sorted({int(name.rsplit("_", 1)[1]) for name in found} | {SHIPPED_DIMENSION})
     for name in found:
