@@ -151,6 +151,42 @@ def test_a_checkpoint_by_another_key_is_refused_when_the_key_is_pinned(
     assert code == 1 and out["kind"] == "checkpoint_invalid" and "another key" in out["problem"]
 
 
+def test_a_stored_checkpoint_replaced_under_an_intruders_key_is_named_once_the_key_is_known(
+    signed: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    """The intruder rewrites the log, deletes the stored checkpoints and signs a new one with
+    a key of his own: `verify` then checks the stored one against the pinned or configured key."""
+    home = copy(signed, tmp_path / "h")
+    key = tmp_path / "audit-key.pem"
+    shutil.copy(signed[1].with_name("audit-key.pem"), key)
+    _rewrite(home)
+    sql(home, "DELETE FROM audit_checkpoints")
+    intruder = tmp_path / "intruder.pem"
+    run(None, "audit", "keygen", "--out", str(intruder))
+    assert run(home, "audit", "checkpoint", key=intruder)[0] == 0
+    code, out = verify(home)
+    assert code == 0 and out["ok"] is True  # a self-consistent forgery: nothing to tell it by
+    for how in ({"key": key}, {"pinned": signed[2]["public_key"]}):
+        extra = ("--public-key", how["pinned"]) if "pinned" in how else ()
+        code, out = run(home, "audit", "verify", *extra, key=how.get("key"))
+        assert code == 1 and (out["ok"], out["kind"]) == (False, "checkpoint_invalid"), how
+        assert out["problem"].startswith("the last checkpoint stored in the catalog is invalid: signed by another key")
+
+
+def test_a_stored_checkpoint_edited_in_place_is_named(signed: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    home = copy(signed, tmp_path / "h")
+    with sqlite3.connect(home / CATALOG) as db:
+        checkpoint_id, document = db.execute(
+            "SELECT checkpoint_id, document FROM audit_checkpoints ORDER BY checkpoint_id DESC LIMIT 1").fetchone()
+        edited = {**json.loads(document), "merkle_root": "00" * 32}
+        db.execute("UPDATE audit_checkpoints SET document = ? WHERE checkpoint_id = ?",
+                   (json.dumps(edited), checkpoint_id))
+    code, out = verify(home)
+    assert code == 1 and out["kind"] == "checkpoint_invalid" and "signature does not verify" in out["problem"], out
+    key = signed[1].with_name("audit-key.pem")
+    assert run(copy(signed, tmp_path / "intact"), "audit", "verify", key=key)[0] == 0
+
+
 def test_a_forged_checkpoint_is_refused(signed: tuple[Path, Path, dict], tmp_path: Path) -> None:
     home = copy(signed, tmp_path / "h")
     forged = {**signed[2], "seq": 3}

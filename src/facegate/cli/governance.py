@@ -283,14 +283,15 @@ def audit_group() -> None:
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(path_type=Path), default=None,
               help="A signed checkpoint (JSON) that the log must extend.")
 @click.option("--public-key", default=None,
-              help="With --checkpoint: the public key (base64) it must be signed by, as pinned by its keeper.")
+              help="The public key (base64) the checkpoint must be signed by, as pinned by its keeper (without "
+                   "--checkpoint, the last one stored in the catalog: by default FACEGATE_AUDIT_SIGNING_KEY's).")
 @admin_option
 @engine_options
 @json_option
 @handles_errors
 def audit_verify(checkpoint_file: Path | None, public_key: str | None, as_tenant: str | None, data_dir: Path | None,
                  policy: Path | None, as_json: bool) -> None:
-    """Re-walk the hash chain (and check it extends --checkpoint); name the first problem and exit 1 if any."""
+    """Re-walk the hash chain, check it extends a signed checkpoint, name the first problem (exit 1 if any)."""
     engine = build_engine(data_dir, policy)
     document = None if checkpoint_file is None else read_checkpoint(checkpoint_file)
     result = audit.verify_chain(engine, admin_caller(as_tenant), document, public_key)

@@ -67,8 +67,11 @@ def _record_if_possible(session: Session, entry: AuditEntry) -> None:
 def verify_chain(
     engine: Facegate, caller: Caller, checkpoint: dict[str, Any] | None = None, public_key: str | None = None
 ) -> VerifyResult:
-    """Verify the chain, and with `checkpoint`, that the log extends that signed checkpoint
-    (signed by `public_key`, when given).
+    """Verify the chain and that the log extends a signed checkpoint: `checkpoint` (a file its
+    keeper gave), or else the latest one stored in the catalog. The checkpoint must be signed by
+    `public_key` when given; a stored one, failing that, by the configured signing key (as
+    `chain_state` checks it), so a checkpoint row replaced by one signed with an intruder's key
+    is reported rather than trusted.
 
     The walk over the whole chain runs, once the gate has admitted the reader, in a snapshot
     that holds no write lock (a long log must not stop every other operation meanwhile);
@@ -80,9 +83,15 @@ def verify_chain(
             summary = {k: checkpoint.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
             result = replace(result, checkpoint=summary)
             finding = extension_finding(session, checkpoint, result.entries, public_key) if result.ok else None
-            if finding is not None:
-                bad, kind, problem = finding
-                result = replace(result, ok=False, first_bad_entry=bad, kind=kind, problem=problem)
+        elif result.ok and (stored := last_checkpoint(session)) is not None:
+            finding = _not_extended(session, result, stored, public_key or _configured_public_key(engine))
+        else:
+            finding = None
+        if finding is not None:
+            bad, kind, problem = finding
+            if checkpoint is None:
+                problem = problem.replace("the checkpoint", "the last checkpoint stored in the catalog", 1)
+            result = replace(result, ok=False, first_bad_entry=bad, kind=kind, problem=problem)
 
     def act(session: Session, record: AuditEntry) -> VerifyResult:
         details: dict[str, Any] = {"verified_ok": result.ok, "entries": result.entries, "kind": result.kind}
@@ -92,6 +101,12 @@ def verify_chain(
         return result
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+
+
+def _configured_public_key(engine: Facegate) -> str | None:
+    """The public half of FACEGATE_AUDIT_SIGNING_KEY, when one is configured."""
+    key = engine.signing_key
+    return None if key is None else public_key_text(key.public_key())
 
 
 # Kinds of `verify` that are about the last stored checkpoint rather than one entry.
@@ -128,7 +143,7 @@ def chain_state(engine: Facegate, caller: Caller) -> ChainState:
     """Verify the chain and whether it extends the latest stored checkpoint, in one recorded
     read. With a signing key configured the checkpoint must be signed by it (a checkpoint row
     replaced by one signed with an intruder's key does not count)."""
-    pinned = None if engine.signing_key is None else public_key_text(engine.signing_key.public_key())
+    pinned = _configured_public_key(engine)
     engine.gate.admit(caller, Operation.AUDIT_READ)  # as verify_chain: walk in a snapshot, record after
     with engine.read_sessions.begin() as session:
         result = verify(session)
