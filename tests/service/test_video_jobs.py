@@ -5,6 +5,7 @@ does not exist for it; and a server killed mid-job resumes the job after a resta
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,7 @@ def test_job_flow_and_tenant_boundary(server: Server, scene: Path) -> None:
         assert set(accepted) == {"job_id"}
         request_id = fg.last_request_id
         job = wait_for(fg, accepted["job_id"])
+        delivered_by = fg.last_request_id  # the poll that handed over the results
         assert job["status"] == "succeeded" and job["progress"] == 1.0 and job["attempts"] == 1, job
         results = job["results"]
         assert {s["subject"] for s in results["subjects"]} == set(ENROLLED)
@@ -98,6 +100,13 @@ def test_job_flow_and_tenant_boundary(server: Server, scene: Path) -> None:
     entries = server.entries("request_id = :rid AND operation = 'video_search'", rid=request_id)
     assert len(entries) == 1 and entries[0]["seq"] == job["audit_seq"]
     assert entries[0]["probe_sha256"] == job["video_sha256"]
+    # handing the results over is recorded once, by the poll that carried them (earlier polls
+    # carried none and left nothing; the rival's refusal is no delivery)
+    [delivery] = server.entries("operation = 'video_results' AND details LIKE :job", job=f"%{accepted['job_id']}%")
+    assert (delivery["request_id"], delivery["tenant"], delivery["decision"]) == (delivered_by, "studio", "allow")
+    assert (delivery["collection"], delivery["purpose"]) == (COLLECTION, "photo_library")
+    details = json.loads(str(delivery["details"]))
+    assert (details["search_seq"], details["matches"]) == (job["audit_seq"], len(results["matches"]))
     assert not list((server.home / "video-jobs").glob(f"{accepted['job_id']}*"))  # the upload is gone when done
 
 

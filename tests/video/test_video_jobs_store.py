@@ -4,11 +4,13 @@ is gone fails the job with its code; results go when the purpose's retention end
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
@@ -69,18 +71,47 @@ def kept_uploads(engine: Facegate) -> int:
 def test_a_job_runs_once_and_is_recorded_once(clocked: tuple[Facegate, Clock], short: bytes) -> None:
     engine, _clock = clocked
     job_id = submit(engine, CALLER, "people", short)
-    assert job_status(engine, None, job_id)["status"] == "queued"
+    assert job_status(engine, Caller(), job_id)["status"] == "queued"
     runner = JobRunner(engine)
     assert runner.run_one() is True and runner.run_one() is False
-    job = job_status(engine, None, job_id)
+    job = job_status(engine, Caller(), job_id)
     assert job["status"] == "succeeded" and job["results"]["frames_analysed"] == 8
     assert [e["seq"] for e in video_audit(engine)] == [job["audit_seq"]]
     assert kept_uploads(engine) == 0  # an ended job's upload goes
     if engine.settings.server_mode:  # nothing but the model cache under the data directory
         assert [p.name for p in engine.settings.home.iterdir()] == ["models"]
     with pytest.raises(FacegateError) as other:
-        job_status(engine, "someone-else", job_id)
+        job_status(engine, Caller(tenant="someone-else"), job_id)
     assert other.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND
+
+
+def video_results_audit(engine: Facegate) -> list[dict[str, object]]:
+    with engine.db.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            text("SELECT * FROM audit_log WHERE operation = 'video_results' ORDER BY seq")
+        ).mappings()]
+
+
+def test_each_hand_over_of_results_is_decided_and_recorded(clocked: tuple[Facegate, Clock], short: bytes) -> None:
+    """The results name people: every read that returns them is a recorded `video_results`
+    operation naming the search it reads; a poll before them leaves nothing."""
+    engine, _clock = clocked
+    job_id = submit(engine, replace(CALLER, case_reference="CASE-7"), "people", short)
+    assert job_status(engine, Caller(), job_id)["results"] is None and video_results_audit(engine) == []
+    JobRunner(engine).run_one()
+    first, again = (job_status(engine, Caller(key_holder="ana"), job_id) for _ in range(2))
+    assert first == again and first["results"]["frames_analysed"] == 8
+    entries = video_results_audit(engine)
+    assert len(entries) == 2 and entries[0]["seq"] < entries[1]["seq"]
+    for entry in entries:
+        assert (entry["decision"], entry["collection"], entry["purpose"]) == ("allow", "people", "photo_library")
+        assert (entry["case_reference"], entry["key_holder"]) == ("CASE-7", "ana")
+        details = json.loads(str(entry["details"]))
+        assert (details["job_id"], details["search_seq"]) == (job_id, first["audit_seq"])
+    # a key bound to another purpose sees no such job, and nothing is handed over
+    with pytest.raises(FacegateError) as bound:
+        job_status(engine, Caller(purpose="victim_identification"), job_id)
+    assert bound.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND and len(video_results_audit(engine)) == 2
 
 
 def test_a_dead_runner_is_taken_over_after_its_lease(clocked: tuple[Facegate, Clock], short: bytes) -> None:
@@ -92,7 +123,7 @@ def test_a_dead_runner_is_taken_over_after_its_lease(clocked: tuple[Facegate, Cl
     assert runner.run_one() is False  # the lease still holds
     clock.now += timedelta(seconds=61)
     assert runner.run_one() is True
-    job = job_status(engine, None, job_id)
+    job = job_status(engine, Caller(), job_id)
     assert job["status"] == "succeeded" and job["attempts"] == 2
 
 
@@ -103,9 +134,9 @@ def test_a_stopping_runner_gives_its_job_back(clocked: tuple[Facegate, Clock], s
     stopping = JobRunner(engine)
     stopping.stop()
     assert stopping.run_one() is True
-    assert job_status(engine, None, job_id)["status"] == "queued" and video_audit(engine) == []
+    assert job_status(engine, Caller(), job_id)["status"] == "queued" and video_audit(engine) == []
     JobRunner(engine).run_one()
-    job = job_status(engine, None, job_id)
+    job = job_status(engine, Caller(), job_id)
     assert job["status"] == "succeeded" and job["attempts"] == 2 and len(video_audit(engine)) == 1
 
 
@@ -114,7 +145,7 @@ def test_a_lost_upload_fails_the_job_with_its_code(clocked: tuple[Facegate, Cloc
     job_id = submit(engine, CALLER, "people", short)
     drop_upload(engine, job_id)
     JobRunner(engine).run_one()
-    job = job_status(engine, None, job_id)
+    job = job_status(engine, Caller(), job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "VIDEO_JOB_INTERRUPTED"
 
 
@@ -140,11 +171,11 @@ def test_results_go_when_the_purpose_retention_ends(clocked: tuple[Facegate, Clo
     runner.run_one()
     clock.now += timedelta(days=29)
     runner.run_one()
-    assert job_status(engine, None, job_id)["status"] == "succeeded"
+    assert job_status(engine, Caller(), job_id)["status"] == "succeeded"
     clock.now += timedelta(days=2)
     runner.run_one()
     with pytest.raises(FacegateError) as gone:
-        job_status(engine, None, job_id)
+        job_status(engine, Caller(), job_id)
     assert gone.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND
 
 
@@ -157,7 +188,7 @@ def test_a_job_records_the_key_holder_of_its_upload(clocked: tuple[Facegate, Clo
     with engine.sessions.begin() as session:
         assert jobs.get_job(session, job_id=job_id, tenant=None).key_holder == "alice"
     assert JobRunner(engine).run_one() is True  # a fresh runner: only the catalog knows the caller
-    job = job_status(engine, None, job_id)
+    job = job_status(engine, Caller(), job_id)
     [entry] = video_audit(engine)
     assert job["status"] == "succeeded" and entry["seq"] == job["audit_seq"]
     assert (entry["key_id"], entry["key_holder"]) == ("key-1", "alice")

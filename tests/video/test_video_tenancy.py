@@ -65,7 +65,7 @@ def test_another_tenants_collection_is_missing_to_a_video_search_until_shared(
     job_id = submit(enrolled, Caller(tenant="ngo-b", purpose="photo_library"), COLLECTION, scene_video.read_bytes())
     assert run_cli(settings, "collection", "unshare", COLLECTION, "--with", "ngo-b")[0] == 0
     assert JobRunner(enrolled).run_one() is True
-    job = job_status(enrolled, "ngo-b", job_id)
+    job = job_status(enrolled, Caller(tenant="ngo-b"), job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "COLLECTION_NOT_FOUND" and job["results"] is None
     assert (video_audit(enrolled)[-1]["tenant"], video_audit(enrolled)[-1]["rule"]) == ("ngo-b", "collection:not-found")
     assert as_b(COLLECTION)[1]["error"]["code"] == "COLLECTION_NOT_FOUND"

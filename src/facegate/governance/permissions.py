@@ -37,6 +37,7 @@ class Operation(StrEnum):
     CONSOLE_SIGN_OUT = "console_sign_out"
     POLICY_READ = "policy_read"
     VIDEO_SEARCH = "video_search"
+    VIDEO_RESULTS = "video_results"
     SHARE = "share"
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"

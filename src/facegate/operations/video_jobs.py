@@ -22,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits, Outcome
-from facegate.governance import Operation
+from facegate.governance import AuditEntry, Operation, append_entry
 from facegate.operations.search import bound_model
 from facegate.operations.video import search_video
 from facegate.store import video_jobs as jobs
@@ -139,16 +140,36 @@ def submit(engine: Facegate, caller: Caller, collection_id: str, upload: bytes, 
     return job_id
 
 
-def job_status(engine: Facegate, tenant: str | None, job_id: str) -> dict[str, Any]:
-    """What GetFaceSearch answers: status, progress, and the results once done."""
+def job_status(engine: Facegate, caller: Caller, job_id: str) -> dict[str, Any]:
+    """What GetFaceSearch answers: status, progress, and the results once done.
+
+    The results name people, so handing them over is an operation of its own
+    (`video_results`): the gate decides it (the reader's role, moratoria naming it) and the
+    audit log records each delivery with the search it reads. Polls that return no results
+    are neither gated nor recorded. A key bound to a purpose sees only that purpose's jobs."""
     with engine.sessions.begin() as session:
-        row = jobs.get_job(session, job_id=job_id, tenant=tenant)
-        return {
+        row = jobs.get_job(session, job_id=job_id, tenant=caller.tenant)
+        if caller.purpose not in (None, row.purpose):
+            raise FacegateError(ErrorCode.VIDEO_JOB_NOT_FOUND, f"no video-search job {job_id!r}", job_id=job_id)
+        status = {
             "job_id": row.job_id, "status": row.status, "progress": round(row.progress, 4),
             "collection_id": row.collection_id, "purpose": row.purpose, "video_sha256": row.video_sha256,
             "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
             "attempts": row.attempts, "audit_seq": row.audit_seq, "results": row.result, "error": row.error,
         }
+        case_reference = row.case_reference
+    if status["results"] is None:
+        return status
+
+    def deliver(session: Session, record: AuditEntry) -> dict[str, Any]:
+        matches = status["results"].get("matches", []) if isinstance(status["results"], dict) else []
+        append_entry(session, replace(record, collection=status["collection_id"]).with_details(
+            job_id=job_id, search_seq=status["audit_seq"], matches=len(matches),
+        ))
+        return status
+
+    reader = replace(caller, purpose=status["purpose"], case_reference=case_reference)
+    return engine.gate.run_recorded(reader, Operation.VIDEO_RESULTS, deliver)
 
 
 def expire_jobs(engine: Facegate, session: Session) -> int:

@@ -53,7 +53,8 @@ def start_video_search(
     return {"job_id": job_id}
 
 
-@router.get("/video-searches/{job_id}", response_model=VideoJobOut, openapi_extra=gated(Operation.VIDEO_SEARCH))
+@router.get("/video-searches/{job_id}", response_model=VideoJobOut, openapi_extra=gated(Operation.VIDEO_RESULTS))
 def get_video_search(job_id: JobIdPath, engine: EngineDep, tenant: TenantDep) -> dict[str, Any]:
-    """A video search's status and progress, and its results once it succeeded."""
-    return video_jobs.job_status(engine, tenant.name, job_id)
+    """A video search's status and progress, and its results once it succeeded (each answer
+    that carries results is decided and recorded as `video_results`)."""
+    return video_jobs.job_status(engine, tenant.caller(), job_id)
