@@ -243,14 +243,18 @@ class Gatekeeper:
         results."""
         return self._admit(caller, operation, collection_id, Limits(), None)[1]
 
-    def run_recorded(self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R]) -> R:
+    def run_recorded(
+        self, caller: Caller, operation: Operation, act: Callable[[Session, AuditEntry], R],
+        collection_id: str | None = None,
+    ) -> R:
         """Decide an administrative step and let `act` perform it and append `entry` itself
         (governance functions add their own details to the entry they are given, `record=`).
+        `collection_id` names the collection the step concerns, in the decision and its entries.
 
         A denial is recorded and raised; an allowed step whose function refuses (e.g.
         TENANT_EXISTS) rolls back and is recorded with its error code.
         """
-        request, decision = self._admit(caller, operation, None, Limits(), None)
+        request, decision = self._admit(caller, operation, collection_id, Limits(), None)
         entry = self._entry(request, decision, caller, None)
         try:
             with self._sessions.begin() as session:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,25 @@ def test_each_hand_over_of_results_is_decided_and_recorded(clocked: tuple[Facega
     with pytest.raises(FacegateError) as bound:
         job_status(engine, Caller(purpose="victim_identification"), job_id)
     assert bound.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND and len(video_results_audit(engine)) == 2
+
+
+def test_a_moratorium_on_handing_results_over_withholds_them_on_the_record(
+    clocked: tuple[Facegate, Clock], short: bytes, tmp_path: Path
+) -> None:
+    engine, clock = clocked
+    job_id = submit(engine, CALLER, "people", short)
+    JobRunner(engine).run_one()
+    policy = tmp_path / "policy.toml"
+    default = resources.files("facegate.governance").joinpath("default_policy.toml").read_text()
+    policy.write_text(default + '\n[[moratoria]]\nid = "hold-results"\nsectors = ["local"]\n'
+                      'operations = ["video_results"]\nstart = 2020-01-01\nreason = "results held"\n')
+    withheld = Facegate(engine.settings.model_copy(update={"policy": policy}), clock=clock)
+    with pytest.raises(FacegateError) as refused:
+        job_status(withheld, Caller(), job_id)
+    assert refused.value.code is ErrorCode.MORATORIUM
+    [entry] = video_results_audit(withheld)
+    assert (entry["decision"], entry["collection"], entry["code"]) == ("deny", "people", "MORATORIUM"), entry
+    withheld.close()
 
 
 def test_a_dead_runner_is_taken_over_after_its_lease(clocked: tuple[Facegate, Clock], short: bytes) -> None:

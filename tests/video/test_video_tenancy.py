@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from facegate.engine import Facegate
 from facegate.gate import Caller
 from facegate.governance.review import list_reviews
@@ -61,13 +63,23 @@ def test_another_tenants_collection_is_missing_to_a_video_search_until_shared(
     assert {m["subject"] for m in found["matches"]} == set(ENROLLED)
     allowed = video_audit(enrolled)[-1]
     assert (allowed["tenant"], allowed["decision"], allowed["collection"]) == ("ngo-b", "allow", COLLECTION)
-    # a job queued under the grant, then revoked: the job is refused when it runs
+    # a job run under the grant, and one only queued under it; then the grant is revoked
+    done_id = submit(enrolled, Caller(tenant="ngo-b", purpose="photo_library"), COLLECTION, scene_video.read_bytes())
+    assert JobRunner(enrolled).run_one() is True
     job_id = submit(enrolled, Caller(tenant="ngo-b", purpose="photo_library"), COLLECTION, scene_video.read_bytes())
     assert run_cli(settings, "collection", "unshare", COLLECTION, "--with", "ngo-b")[0] == 0
     assert JobRunner(enrolled).run_one() is True
+    # the queued one is refused when it runs ...
     job = job_status(enrolled, Caller(tenant="ngo-b"), job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "COLLECTION_NOT_FOUND" and job["results"] is None
     assert (video_audit(enrolled)[-1]["tenant"], video_audit(enrolled)[-1]["rule"]) == ("ngo-b", "collection:not-found")
+    # ... the one that ran keeps its results for the tenant that searched (handed over on the record)
+    done = job_status(enrolled, Caller(tenant="ngo-b"), done_id)
+    assert done["status"] == "succeeded" and {m["subject"] for m in done["results"]["matches"]} == set(ENROLLED)
+    with enrolled.db.connect() as conn:
+        handed = conn.execute(text("SELECT tenant, decision, collection FROM audit_log "
+                                   "WHERE operation = 'video_results' ORDER BY seq DESC LIMIT 1")).one()
+    assert tuple(handed) == ("ngo-b", "allow", COLLECTION)
     assert as_b(COLLECTION)[1]["error"]["code"] == "COLLECTION_NOT_FOUND"
 
 

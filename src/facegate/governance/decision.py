@@ -289,8 +289,11 @@ def _check_purpose_terms(rules: PolicyRules, req: GateRequest, now: datetime) ->
 
 def _check_collection_access(rules: PolicyRules, req: GateRequest, now: datetime) -> _Denial | None:
     """Step 10: a collection the tenant neither owns nor was granted the operation on is,
-    to it, a collection that does not exist: same code, rule and message as a missing one."""
-    if req.collection_id is None or req.operation is Operation.CREATE_COLLECTION:
+    to it, a collection that does not exist: same code, rule and message as a missing one.
+
+    Handing over a video search's results is not an operation on the collection: they are
+    the searching tenant's (its job), even once the grant is revoked or the collection gone."""
+    if req.collection_id is None or req.operation in (Operation.CREATE_COLLECTION, Operation.VIDEO_RESULTS):
         return None
     access = req.collection_access
     if access is None or not access.permits(req.tenant.name, req.operation, req.declared_purpose):

@@ -163,13 +163,11 @@ def job_status(engine: Facegate, caller: Caller, job_id: str) -> dict[str, Any]:
 
     def deliver(session: Session, record: AuditEntry) -> dict[str, Any]:
         matches = status["results"].get("matches", []) if isinstance(status["results"], dict) else []
-        append_entry(session, replace(record, collection=status["collection_id"]).with_details(
-            job_id=job_id, search_seq=status["audit_seq"], matches=len(matches),
-        ))
+        append_entry(session, record.with_details(job_id=job_id, search_seq=status["audit_seq"], matches=len(matches)))
         return status
 
     reader = replace(caller, purpose=status["purpose"], case_reference=case_reference)
-    return engine.gate.run_recorded(reader, Operation.VIDEO_RESULTS, deliver)
+    return engine.gate.run_recorded(reader, Operation.VIDEO_RESULTS, deliver, collection_id=status["collection_id"])
 
 
 def expire_jobs(engine: Facegate, session: Session) -> int:
