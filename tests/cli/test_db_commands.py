@@ -128,8 +128,16 @@ def test_an_embedded_installation_copies_to_postgresql_and_serves_from_there(
     code, report = copy(home, url)
     assert code == 0, report
     assert report["target_revision"] == head() and report["to"] == make_url(url).render_as_string(hide_password=True)
-    assert report["rows"] == source_counts
-    assert report["audit"]["ok"] and report["audit"]["entries"] == source_counts["audit_log"]
+    copied_entries = source_counts["audit_log"] + 1  # the copy carries the entry that starts it
+    assert report["rows"] == {**source_counts, "audit_log": copied_entries}
+    assert report["audit"]["ok"] and report["audit"]["entries"] == copied_entries
+    # the source records the copy: its start (which the copy carries), then its finish
+    recorded = rows(home, "SELECT seq, tenant, decision, details FROM audit_log WHERE operation = 'catalog_copy'")
+    assert [(seq, tenant, decision) for seq, tenant, decision, _ in recorded] == [
+        (copied_entries, "local", "allow"), (copied_entries + 1, "local", "allow")]
+    start, finish = (json.loads(details) for *_, details in recorded)
+    assert (start["phase"], start["to"]) == ("start", report["to"])  # as printed: the password hidden
+    assert (finish["phase"], finish["to"], finish["rows"]) == ("finish", report["to"], report["rows"])
     assert report["embeddings"] == source_counts["faces"] == len(installation.face_ids)
     assert report["credentials_key_file"] == str(home / "credentials.kek")
     target = open_engine(server_url(url))
@@ -137,8 +145,8 @@ def test_an_embedded_installation_copies_to_postgresql_and_serves_from_there(
         for query in (  # ids, hashes and bytes as they were
             "SELECT row_id, face_id, collection_id, subject_row_id, template, thumbnail FROM faces ORDER BY row_id",
             "SELECT seq, collection_id, face_row_id, op FROM face_changes ORDER BY seq",
-            "SELECT seq, time, entry_hash, prev_hash, results, details FROM audit_log ORDER BY seq",
-            "SELECT id, seq, entry_hash FROM audit_head",
+            f"SELECT seq, time, entry_hash, prev_hash, results, details FROM audit_log WHERE seq <= {copied_entries} "
+            "ORDER BY seq",
             "SELECT checkpoint_id, seq, checkpoint_hash, document FROM audit_checkpoints",
             "SELECT review_id, audit_seq, face_id, status, probe_thumbnail FROM reviews ORDER BY review_id",
             "SELECT key_id, tenant, secret_sha256, holder, aws_access_key_id, aws_secret_sealed FROM api_keys",
@@ -146,6 +154,8 @@ def test_an_embedded_installation_copies_to_postgresql_and_serves_from_there(
         ):
             copied = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in target_rows(target, query)]
             assert copied == rows(home, query), query
+        assert target_rows(target, "SELECT seq, entry_hash FROM audit_head") == rows(
+            home, f"SELECT seq, entry_hash FROM audit_log WHERE seq = {copied_entries}")
         # times: naive UTC text in SQLite, the same instant (aware, UTC) in PostgreSQL
         (created,) = rows(home, f"SELECT created_at FROM collections WHERE collection_id = '{GALLERY}'")[0]
         (copied,) = target_rows(target, f"SELECT created_at FROM collections WHERE collection_id = '{GALLERY}'")[0]
@@ -170,7 +180,7 @@ def test_an_embedded_installation_copies_to_postgresql_and_serves_from_there(
     server_home.mkdir()
     (server_home / "models").symlink_to(model_cache, target_is_directory=True)
     code, verified = run("audit", "verify", "--data-dir", str(server_home), env={"FACEGATE_DATABASE_URL": url})
-    assert code == 0 and verified["ok"] and verified["entries"] == source_counts["audit_log"]
+    assert code == 0 and verified["ok"] and verified["entries"] == copied_entries
     engine = Facegate(Settings(home=server_home, database_url=url, credentials_key_file=home / "credentials.kek"))
     try:
         with engine.sessions() as session:
@@ -202,6 +212,8 @@ def test_a_target_that_holds_anything_is_refused_and_left_unchanged(
         assert {t.name: target_rows(target, f"SELECT count(*) FROM {t.name}") for t in tables()} == before
         human = CliRunner().invoke(main, ["db", "copy", "--to", url, "--data-dir", str(installation.home)])
         assert human.exit_code == 1 and "DATABASE_NOT_EMPTY" in human.stderr
+        started = rows(installation.home, "SELECT details FROM audit_log WHERE operation = 'catalog_copy'")
+        assert [json.loads(d)["to"] for (d,) in started].count(make_url(url).render_as_string(hide_password=True)) == 0
     finally:
         target.dispose()
 
@@ -254,6 +266,26 @@ def test_a_copy_whose_chain_does_not_verify_exits_1_and_says_whether_the_source_
     with sqlite3.connect(home / "catalog.sqlite3") as db:  # an intruder edited an entry before the move
         db.execute("UPDATE audit_log SET collection = 'three' WHERE seq = 1")
     code, report = copy(home, postgres_url_factory(migrated=False))
-    assert code == 1 and report["rows"]["audit_log"] == 2  # a faithful copy, which says so
+    assert code == 1 and report["rows"]["audit_log"] == 3  # a faithful copy (its start entry too), which says so
     assert (report["audit"]["ok"], report["audit"]["first_bad_entry"]) == (False, 1)
     assert report["source_audit"]["ok"] is False
+
+
+def test_a_copy_the_server_refuses_is_on_the_sources_record_with_its_code(
+    tmp_path: Path, postgres_url_factory: Callable[..., str],
+) -> None:
+    home = tmp_path / "home"
+    assert run("tenant", "create", "ngo", "--sector", "nonprofit", "--data-dir", str(home))[0] == 0
+    with sqlite3.connect(home / "catalog.sqlite3") as db:  # SQLite never checked the length; PostgreSQL does
+        db.execute("UPDATE tenants SET sector = ? WHERE name = 'ngo'", ("x" * 65,))
+    url = postgres_url_factory(migrated=False)
+    code, out = copy(home, url)
+    assert code == 1 and out["error"]["code"] == "INTERNAL" and "tenants" in out["error"]["message"]
+    recorded = rows(home, "SELECT details FROM audit_log WHERE operation = 'catalog_copy' ORDER BY seq")
+    assert [(d["phase"], d.get("error")) for d in (json.loads(r) for (r,) in recorded)] == [
+        ("start", None), ("finish", "INTERNAL")]
+    target = open_engine(server_url(url))
+    try:
+        assert target_rows(target, "SELECT count(*) FROM audit_log") == [(0,)]  # nothing written there
+    finally:
+        target.dispose()

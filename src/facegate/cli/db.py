@@ -21,9 +21,11 @@ from sqlalchemy import Engine
 from facegate.cli.common import emit, handles_errors, json_option, progress_bar, stderr, stdout
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
+from facegate.gate import Caller
 from facegate.governance.audit_verify import verify
+from facegate.operations.catalog_copy import copy_to_server
 from facegate.settings import Settings, load_settings
-from facegate.store.catalog_copy import copy_catalog, refuse_if_occupied
+from facegate.store.catalog_copy import refuse_if_occupied
 from facegate.store.db import CATALOG_FILE, open_engine, reachable, server_url, session_factory, shown_url
 from facegate.store.migrations import migrate
 from facegate.store.sealing import KEK_FILE, write_new_kek
@@ -101,7 +103,8 @@ def copy_command(to: str, data_dir: Path | None, batch_size: int, as_json: bool)
     Everything moves: collections, faces, tenants, keys, grants, reviews, the audit chain and
     its checkpoints. One transaction: the target holds all of it or nothing. Ids are kept
     (face row ids, audit sequence numbers); plain templates also fill the pgvector column.
-    The audit chain is then verified on the copy; exit status 1 if it does not verify."""
+    The source's audit log records the copy (`catalog_copy`: start, carried by the copy, and
+    finish). The audit chain is then verified on the copy; exit status 1 if it does not verify."""
     try:
         target_url = load_settings(database_url=to).database_url  # refuses what is not a postgresql:// URL
     except FacegateError as exc:
@@ -123,8 +126,8 @@ def copy_command(to: str, data_dir: Path | None, batch_size: int, as_json: bool)
         migrated = migrate(target)
         with progress_bar() as bar:
             task = bar.add_task("copying", total=None)
-            report = copy_catalog(
-                source.db, target, source.codec, batch=batch_size,
+            report = copy_to_server(
+                source, Caller(), target, shown(target_url), batch=batch_size,
                 progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total),
             )
         with session_factory(target)() as session:

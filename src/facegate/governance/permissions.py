@@ -42,6 +42,7 @@ class Operation(StrEnum):
     RETENTION = "retention"
     AUDIT_CHECKPOINT = "audit_checkpoint"
     CATALOG_REKEY = "catalog_rekey"
+    CATALOG_COPY = "catalog_copy"
     EVALUATE = "evaluate"
 
 
@@ -91,6 +92,7 @@ REQUIRED_ROLE: dict[Operation, Role] = {
     Operation.RETENTION: Role.ADMIN,
     Operation.AUDIT_CHECKPOINT: Role.ADMIN,
     Operation.CATALOG_REKEY: Role.ADMIN,
+    Operation.CATALOG_COPY: Role.ADMIN,
 }
 
 # Operations open to every role (each tenant holds at least one): signing in to the console
