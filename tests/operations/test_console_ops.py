@@ -146,6 +146,24 @@ def test_the_simulator_is_policy_checks_dry_run_and_is_recorded(engine: Facegate
         console.simulate(engine, Caller(tenant="desk"), asked, Operation.SEARCH_IMAGE, at)
 
 
+def test_an_auditor_simulates_only_its_own_tenants_decisions(engine: Facegate) -> None:
+    """A decision tells a tenant's sector and purposes: `city` (auditor, no oversight) may ask
+    about itself, not about `desk` or a name that exists nowhere (refused alike, on the record)."""
+    city = Caller(tenant="city", request_id="c")
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    own = console.simulate(engine, city, Caller(tenant="city", purpose="photo_library"), Operation.SEARCH_IMAGE, at)
+    assert own == admin.policy_check(engine, Caller(tenant="city", purpose="photo_library"), Operation.SEARCH_IMAGE, at)
+    refusals = []
+    for other in ("desk", "no-such-tenant", None):
+        with pytest.raises(FacegateError) as refused:
+            console.simulate(engine, city, Caller(tenant=other, purpose="photo_library"), Operation.SEARCH_IMAGE, at)
+        refusals.append((refused.value.code, refused.value.message))
+    assert len(set(refusals)) == 1 and refusals[0][0] is ErrorCode.ROLE_REQUIRED
+    recorded = rows(engine, "SELECT details FROM audit_log WHERE tenant = 'city' AND operation = 'audit_read' "
+                            "ORDER BY seq")
+    assert [json.loads(d).get("error") for (d,) in recorded] == [None, "ROLE_REQUIRED", "ROLE_REQUIRED", "ROLE_REQUIRED"]
+
+
 def test_every_role_reads_the_policy_and_the_read_is_recorded(engine: Facegate) -> None:
     read = console.policy_in_force(engine, Caller(tenant="desk", request_id="d"))  # a reviewer only
     assert read.version == engine.policy.version

@@ -258,9 +258,22 @@ def policy_in_force(engine: Facegate, caller: Caller) -> Policy:
 
 def simulate(engine: Facegate, caller: Caller, asked: Caller, operation: Operation, at: datetime) -> Decision:
     """The decision `asked` would get for `operation` at `at`: `facegate policy check`'s own
-    dry run (the same `decide`), offered to auditors and recorded as an audit read."""
+    dry run (the same `decide`), offered to auditors and recorded as an audit read.
+
+    A decision tells a tenant's sector, roles and approved purposes, so it is scoped as the
+    trail is: the oversight role asks about any tenant, an auditor about its own only (any
+    other name, existing or not, is refused alike and the refusal recorded)."""
     who = replace(asked, request_id=caller.request_id)
     question = {"tenant": who.tenant, "purpose": who.purpose, "case_reference": who.case_reference,
                 "operation": operation.value, "mode": who.mode, "at": at.isoformat()}
-    _read(engine, caller, Operation.AUDIT_READ, lambda s: None, action="policy_simulate", question=question)
+
+    def within_scope(session: Any, whose: str | None) -> None:
+        if whose is not None and who.tenant != whose:
+            raise FacegateError(
+                ErrorCode.ROLE_REQUIRED,
+                "an auditor simulates only its own tenant's decisions; the oversight role may ask about any tenant",
+                rule="role:oversight",
+            )
+
+    _read_trail(engine, caller, within_scope, action="policy_simulate", question=question)
     return policy_check(engine, who, operation, at)
