@@ -74,6 +74,9 @@ class Caller:
     mode: str = "post_event"
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     key_holder: str | None = None  # the person or system the key names (recorded in the audit)
+    # The key's (purpose, case reference) when it is bound to them: what it may see of the
+    # tenant's leads and video searches is narrowed to them, whatever a request declares.
+    binding: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -534,3 +534,25 @@ def test_review_shows_probe_and_candidate_side_by_side(server: Server, browser: 
         assert refused.status_code == 403 and "ROLE_REQUIRED" in refused.text
     with httpx.Client(base_url=server.url) as anonymous:
         assert anonymous.get(f"/console/review/{kept}/probe.jpg").status_code == 303
+
+
+def test_a_reviewer_key_bound_to_one_case_sees_and_decides_only_its_leads(server: Server) -> None:
+    """The console narrows a session to its key's binding as the API does: a key for one
+    investigation neither lists nor decides the tenant's leads of another."""
+    with server.client(server.keys["hope-ngo"]) as ngo:
+        ngo.search(GALLERY, lfw("Tony_Blair", 5), purpose="victim_identification", case_reference=CASES[0])
+        ngo.search(GALLERY, lfw("Colin_Powell", 3), purpose="victim_identification", case_reference=CASES[1])
+    pending = server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]
+    other = next(r["review_id"] for r in reversed(pending) if r["case_reference"] == CASES[0])
+    own = next(r["review_id"] for r in reversed(pending) if r["case_reference"] == CASES[1])
+    bound = server.cli("key", "create", "hope-ngo", "--holder", "dana", "--purpose", "victim_identification",
+                       "--case-reference", CASES[1])
+    web, _ = http_sign_in(server, str(bound["key"]), "/console/review")
+    with closing(web):
+        queue = web.get("/console/review")
+        assert f'id="lead-{own}"' in queue.text and f'id="lead-{other}"' not in queue.text
+        assert CASES[0] not in queue.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', queue.text).group(1)
+        refused = web.post(f"/console/review/{other}", data={"verdict": "reject", "csrf": csrf})
+        assert refused.status_code == 404 and "REVIEW_NOT_FOUND" in refused.text
+    assert other in [r["review_id"] for r in server.cli("review", "list", "--tenant", "hope-ngo")["reviews"]]

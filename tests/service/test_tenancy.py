@@ -267,6 +267,29 @@ def test_review_flow_with_four_eyes(world: World) -> None:
         assert board.verify_audit()["ok"]
 
 
+def test_a_key_bound_to_one_case_sees_and_decides_only_that_cases_leads(world: World) -> None:
+    """`key create --purpose P --case-reference C` is a credential for one investigation: of
+    the tenant's leads it lists, decides (and, in the console, shows) only that case's."""
+    made = world.server.cli("key", "create", "ngo-a", "--holder", "carol", "--purpose", "victim_identification",
+                            "--case-reference", "CASE-BOUND-1")
+    probe = lfw("Tony_Blair", 2)
+    with world.client("ngo-a") as alice, world.server.client(str(made["key"])) as carol:
+        for case in ("CASE-BOUND-1", "CASE-BOUND-2"):
+            assert alice.search(A_GALLERY, probe, purpose="victim_identification", case_reference=case)["matches"]
+        mine = carol.list_reviews(status="all")["reviews"]
+        assert mine and {r["case_reference"] for r in mine} == {"CASE-BOUND-1"}
+        theirs = alice.list_reviews(status="pending", case_reference="CASE-BOUND-2")["reviews"]
+        with pytest.raises(FacegateHTTPError) as hidden:
+            carol.review(theirs[0]["review_id"], "confirmed")
+        assert (hidden.value.status, hidden.value.code) == (404, "REVIEW_NOT_FOUND")
+        with pytest.raises(FacegateHTTPError) as other_case:
+            carol.list_reviews(status="all", case_reference="CASE-BOUND-2")
+        assert (other_case.value.status, other_case.value.code) == (403, "KEY_BOUND")
+        decided = carol.review(mine[0]["review_id"], "rejected", "not him")
+        assert (decided["status"], decided["reviewer_holder"]) == ("rejected", "carol")
+        assert alice.list_reviews(status="pending", case_reference="CASE-BOUND-2")["reviews"] == theirs
+
+
 def test_purpose_and_case_reach_the_entries_of_grants_and_review_lists(world: World) -> None:
     """The tenancy routes take purpose and case like every other route (a policy may exempt
     any operation by purpose): the grant's in its body, the listing's in the query."""

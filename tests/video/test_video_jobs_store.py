@@ -111,7 +111,7 @@ def test_each_hand_over_of_results_is_decided_and_recorded(clocked: tuple[Facega
         assert (details["job_id"], details["search_seq"]) == (job_id, first["audit_seq"])
     # a key bound to another purpose sees no such job, and nothing is handed over
     with pytest.raises(FacegateError) as bound:
-        job_status(engine, Caller(purpose="victim_identification"), job_id)
+        job_status(engine, Caller(binding=("victim_identification", None)), job_id)
     assert bound.value.code is ErrorCode.VIDEO_JOB_NOT_FOUND and len(video_results_audit(engine)) == 2
 
 

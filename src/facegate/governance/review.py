@@ -119,11 +119,21 @@ def _same(column: Any, value: str | None) -> Any:
     return column.is_(None) if value is None else column == value
 
 
+Binding = tuple[str | None, str | None]  # a key's (purpose, case reference); None: not bound
+
+
+def within_binding(purpose: str | None, case_reference: str | None, binding: Binding) -> bool:
+    """Is a lead (or job) of this purpose and case one a key with `binding` may see? A key
+    bound to one investigation is a credential for it alone, not for the tenant's others."""
+    bound_purpose, bound_case = binding
+    return bound_purpose in (None, purpose) and bound_case in (None, case_reference)
+
+
 def list_reviews(
     session: Session, *, tenant: str, status: str | None = "pending", after_id: int = 0, limit: int = 100,
-    case_reference: str | None = None,
+    case_reference: str | None = None, binding: Binding = (None, None),
 ) -> list[Review]:
-    """A tenant's leads, oldest first; `status=None` lists every status."""
+    """A tenant's leads, oldest first, within a key's `binding`; `status=None` lists every status."""
     if status is not None and status not in ("pending", "confirmed", "rejected"):
         raise FacegateError(
             ErrorCode.INVALID_ARGUMENT, f"status must be pending, confirmed or rejected, got {status!r}", field="status"
@@ -133,6 +143,11 @@ def list_reviews(
         query = query.where(ReviewRow.status == status)
     if case_reference is not None:
         query = query.where(ReviewRow.case_reference == case_reference)
+    bound_purpose, bound_case = binding
+    if bound_purpose is not None:
+        query = query.where(ReviewRow.purpose == bound_purpose)
+    if bound_case is not None:
+        query = query.where(ReviewRow.case_reference == bound_case)
     return [_review(r) for r in session.scalars(query.order_by(ReviewRow.review_id).limit(limit))]
 
 
@@ -145,9 +160,10 @@ def person(holder: str | None, key_id: str | None, tenant: str | None) -> str:
 
 def decide_review(
     session: Session, review_id: int, *, verdict: str, note: str = "", record: AuditEntry,
-    four_eyes_purposes: frozenset[str] = frozenset(),
+    four_eyes_purposes: frozenset[str] = frozenset(), binding: Binding = (None, None),
 ) -> Review:
-    """Confirm or reject a pending lead of the reviewer's own tenant (`record.tenant`), audited.
+    """Confirm or reject a pending lead of the reviewer's own tenant (`record.tenant`), audited;
+    a lead outside the reviewer's key `binding` is, to it, a lead that does not exist.
 
     A lead of a purpose in `four_eyes_purposes` (the policy's `four_eyes = true`) is refused
     to the person who searched (FOUR_EYES_REQUIRED); the refusal is audited by the engine.
@@ -157,7 +173,7 @@ def decide_review(
             ErrorCode.INVALID_ARGUMENT, f"verdict must be confirmed or rejected, got {verdict!r}", field="verdict"
         )
     row = session.get(ReviewRow, review_id)
-    if row is None or row.tenant != record.tenant:
+    if row is None or row.tenant != record.tenant or not within_binding(row.purpose, row.case_reference, binding):
         raise FacegateError(
             ErrorCode.REVIEW_NOT_FOUND,
             f"no review {review_id} for tenant {record.tenant!r}",

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.permissions import Operation
 from facegate.governance.request import CollectionAccess
+from facegate.governance.review import Binding, within_binding
 from facegate.store.faces import sealed_thumbnail
 from facegate.store.governance_tables import ReviewRow
 from facegate.store.grants import owner_and_grants
@@ -28,10 +29,13 @@ class LeadThumbnails:
     candidate: bytes | None
 
 
-def lead_thumbnails(session: Session, *, tenant: str, review_id: int) -> LeadThumbnails:
-    """The sealed thumbnails of a lead of `tenant`; REVIEW_NOT_FOUND for any other lead."""
+def lead_thumbnails(
+    session: Session, *, tenant: str, review_id: int, binding: Binding = (None, None)
+) -> LeadThumbnails:
+    """The sealed thumbnails of a lead of `tenant` within a key's `binding`; REVIEW_NOT_FOUND
+    for any other lead."""
     row = session.get(ReviewRow, review_id)
-    if row is None or row.tenant != tenant:
+    if row is None or row.tenant != tenant or not within_binding(row.purpose, row.case_reference, binding):
         raise FacegateError(
             ErrorCode.REVIEW_NOT_FOUND, f"no review {review_id} for tenant {tenant!r}", review_id=review_id
         )

@@ -116,7 +116,8 @@ def pending_reviews(
     """Leads of the caller's own tenant only: a review is visible inside the tenant that searched."""
     who = caller.tenant or LOCAL_OPERATOR
     return administer(engine, caller, Operation.REVIEW, lambda s, record: _read(s, record, list_reviews(
-        s, tenant=who, status=status, case_reference=case_reference, after_id=after_id, limit=limit
+        s, tenant=who, status=status, case_reference=case_reference, after_id=after_id, limit=limit,
+        binding=caller.binding,
     )))
 
 
@@ -124,7 +125,7 @@ def review(engine: Facegate, caller: Caller, review_id: int, verdict: str, note:
     """A verdict on a lead of the caller's tenant; four eyes where the purpose demands it."""
     four_eyes = frozenset(p for p, rules in engine.policy.rules.purposes.items() if rules.four_eyes)
     return administer(engine, caller, Operation.REVIEW, lambda s, record: decide_review(
-        s, review_id, verdict=verdict, note=note, record=record, four_eyes_purposes=four_eyes
+        s, review_id, verdict=verdict, note=note, record=record, four_eyes_purposes=four_eyes, binding=caller.binding,
     ))
 
 

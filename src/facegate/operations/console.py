@@ -49,7 +49,7 @@ from facegate.governance.console_sessions import (
     open_session,
 )
 from facegate.governance.decision import Promise, bias_audit_problem, purpose_promise
-from facegate.governance.keys import key_holder
+from facegate.governance.keys import key_binding, key_holder
 from facegate.governance.review_thumbnails import lead_thumbnails
 from facegate.operations.admin import policy_check
 from facegate.operations.audit import scope
@@ -63,10 +63,11 @@ class ConsoleUser:
     sector: str
     roles: frozenset[Role]
     key_holder: str | None = None  # who the session's key names: four eyes compares it
+    binding: tuple[str | None, str | None] = (None, None)  # the key's purpose and case, if bound
 
     def caller(self, request_id: str) -> Caller:
         return Caller(tenant=self.session.tenant, key_id=self.session.key_id, request_id=request_id,
-                      key_holder=self.key_holder)
+                      key_holder=self.key_holder, binding=self.binding)
 
 
 def sign_in(
@@ -99,8 +100,8 @@ def signed_in(engine: Facegate, token: str) -> ConsoleUser:
         if found is None:
             raise FacegateError(ErrorCode.UNAUTHENTICATED, "not signed in, or the session ended")
         view = tenant_view(session, found.tenant)
-        holder = key_holder(session, found.key_id)
-    return ConsoleUser(found, view.sector, view.roles, holder)
+        holder, binding = key_holder(session, found.key_id), key_binding(session, found.key_id)
+    return ConsoleUser(found, view.sector, view.roles, holder, binding)
 
 
 def sign_out(engine: Facegate, user: ConsoleUser, request_id: str) -> None:
@@ -158,7 +159,8 @@ def decided_reviews(engine: Facegate, caller: Caller, limit: int = 100) -> list[
     def read(session):  # type: ignore[no-untyped-def]
         newest: deque[Review] = deque(maxlen=limit)
         after = 0
-        while page := list_reviews(session, tenant=tenant, status=None, after_id=after, limit=1000):
+        while page := list_reviews(session, tenant=tenant, status=None, after_id=after, limit=1000,
+                                   binding=caller.binding):
             newest.extend(r for r in page if r.status != "pending")
             after = page[-1].review_id
         return list(reversed(newest))
@@ -174,7 +176,7 @@ def thumbnails_shown(engine: Facegate, caller: Caller, review_ids: list[int]) ->
     tenant = caller.tenant or "local"
 
     def read(session):  # type: ignore[no-untyped-def]
-        found = {i: lead_thumbnails(session, tenant=tenant, review_id=i) for i in review_ids}
+        found = {i: lead_thumbnails(session, tenant=tenant, review_id=i, binding=caller.binding) for i in review_ids}
         return {i: (t.probe is not None, t.candidate is not None) for i, t in found.items()}
 
     return _read(engine, caller, Operation.REVIEW, read, action="review_thumbnails", review_ids=review_ids)
@@ -188,7 +190,7 @@ def thumbnail(engine: Facegate, caller: Caller, review_id: int, which: str) -> b
     tenant = caller.tenant or "local"
 
     def read(session):  # type: ignore[no-untyped-def]
-        kept = lead_thumbnails(session, tenant=tenant, review_id=review_id)
+        kept = lead_thumbnails(session, tenant=tenant, review_id=review_id, binding=caller.binding)
         sealed = kept.probe if which == "probe" else kept.candidate
         if sealed is None:
             raise FacegateError(ErrorCode.NOT_FOUND, f"no {which} thumbnail is kept for lead {review_id}")

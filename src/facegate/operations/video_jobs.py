@@ -33,6 +33,7 @@ from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller, Limits, Outcome
 from facegate.governance import AuditEntry, Operation, append_entry
+from facegate.governance.review import within_binding
 from facegate.operations.search import bound_model
 from facegate.operations.video import search_video
 from facegate.store import video_jobs as jobs
@@ -146,10 +147,10 @@ def job_status(engine: Facegate, caller: Caller, job_id: str) -> dict[str, Any]:
     The results name people, so handing them over is an operation of its own
     (`video_results`): the gate decides it (the reader's role, moratoria naming it) and the
     audit log records each delivery with the search it reads. Polls that return no results
-    are neither gated nor recorded. A key bound to a purpose sees only that purpose's jobs."""
+    are neither gated nor recorded. A key bound to a purpose (and case) sees only its jobs."""
     with engine.sessions.begin() as session:
         row = jobs.get_job(session, job_id=job_id, tenant=caller.tenant)
-        if caller.purpose not in (None, row.purpose):
+        if not within_binding(row.purpose, row.case_reference, caller.binding):
             raise FacegateError(ErrorCode.VIDEO_JOB_NOT_FOUND, f"no video-search job {job_id!r}", job_id=job_id)
         status = {
             "job_id": row.job_id, "status": row.status, "progress": round(row.progress, 4),

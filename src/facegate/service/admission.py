@@ -72,7 +72,7 @@ class Tenant:
         return Caller(
             tenant=self.name, key_id=self.key_id, purpose=purpose, case_reference=case_reference,
             consent_reference=consent_reference, mode=mode, request_id=self.request_id,
-            key_holder=self.key_holder,
+            key_holder=self.key_holder, binding=self.binding,
         )
 
 
