@@ -136,6 +136,37 @@ def test_rewrite_truncation_and_wipe_are_named(
     assert verify(home)[1]["ok"] is True  # without it, nothing shows
 
 
+def test_the_newest_checkpoint_the_service_kept_is_checked_without_being_named(
+    signed: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    """With FACEGATE_CHECKPOINT_DIR set (where `serve` writes them), a plain `verify` checks
+    the newest file there: a thorough intruder who rewrote the log and deleted the catalog's
+    checkpoints, but cannot write that directory, is named all the same."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "checkpoint-000000000003.json").write_text("{}")  # older: not the one checked
+    shutil.copy(signed[1], kept / f"checkpoint-{signed[2]['seq']:012d}.json")
+
+    def verify_kept(home: Path) -> tuple[int, dict]:
+        result = CliRunner().invoke(main, ["audit", "verify", "--data-dir", str(home), "--json"],
+                                    env={"FACEGATE_CHECKPOINT_DIR": str(kept), "FACEGATE_AUDIT_SIGNING_KEY": None})
+        return result.exit_code, json.loads(result.stdout)
+
+    code, out = verify_kept(copy(signed, tmp_path / "intact"))
+    assert code == 0 and out["checkpoint"]["seq"] == signed[2]["seq"]
+    assert out["checkpoint"]["file"] == str(kept / f"checkpoint-{signed[2]['seq']:012d}.json")
+    home = copy(signed, tmp_path / "thorough")
+    _rewrite(home)
+    sql(home, "DELETE FROM audit_checkpoints")
+    assert verify(home)[1]["ok"] is True  # without the directory, nothing shows
+    code, out = verify_kept(home)
+    assert code == 1 and (out["kind"], out["first_bad_entry"]) == ("rewritten", signed[2]["seq"]), out
+    assert str(kept) in out["problem"]
+    (kept / "checkpoint-999999999999.json").write_text("not json")  # the newest is no checkpoint
+    code, out = verify_kept(copy(signed, tmp_path / "unreadable"))
+    assert code == 1 and out["kind"] == "checkpoint_invalid" and "unreadable" in out["problem"], out
+
+
 def test_a_checkpoint_by_another_key_is_refused_when_the_key_is_pinned(
     signed: tuple[Path, Path, dict], tmp_path: Path
 ) -> None:

@@ -92,3 +92,8 @@ def test_the_schedule_signs_checkpoints_serves_the_latest_and_applies_retention(
                                          "--data-dir", str(server.home), "--json"])
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.stdout)["ok"] is True
+    # the service itself checks the log against the newest checkpoint it kept there
+    over_http = httpx.get(f"{server.url}/v1/audit/verify", headers={"Authorization": f"Bearer {server.keys['board']}"})
+    assert over_http.status_code == 200 and over_http.json()["ok"] is True, over_http.text
+    last = server.entries("operation = 'audit_read' AND details LIKE '%verified_ok%'")[-1]
+    assert json.loads(str(last["details"]))["checkpoint_seq"] >= on_disk["seq"]

@@ -284,7 +284,8 @@ def audit_group() -> None:
               help="A signed checkpoint (JSON) that the log must extend.")
 @click.option("--public-key", default=None,
               help="The public key (base64) the checkpoint must be signed by, as pinned by its keeper (without "
-                   "--checkpoint, the last one stored in the catalog: by default FACEGATE_AUDIT_SIGNING_KEY's).")
+                   "--checkpoint, the newest in FACEGATE_CHECKPOINT_DIR and the last one stored in the catalog: "
+                   "by default FACEGATE_AUDIT_SIGNING_KEY's).")
 @admin_option
 @engine_options
 @json_option
@@ -299,7 +300,9 @@ def audit_verify(checkpoint_file: Path | None, public_key: str | None, as_tenant
     redactions = payload["redactions"]["count"]
     emit(as_json, payload, lambda: stdout.print(
         f"audit chain OK: {result.entries} entries, {redactions} redacted"
-        + (f"; extends the checkpoint at entry {document.get('seq')}" if document is not None else "")
+        + (f"; extends the checkpoint at entry {result.checkpoint.get('seq')}"
+           + (f" ({result.checkpoint['file']})" if "file" in result.checkpoint else "")
+           if result.checkpoint is not None else "")
         if result.ok
         else f"audit chain BROKEN ({result.kind}) at entry {result.first_bad_entry}: {payload.get('problem')}"
     ))

@@ -47,6 +47,7 @@ from facegate.governance.checkpoints import (
     extension_finding,
     inclusion_proof,
     public_key_text,
+    read_checkpoint,
 )
 
 
@@ -67,40 +68,76 @@ def _record_if_possible(session: Session, entry: AuditEntry) -> None:
 def verify_chain(
     engine: Facegate, caller: Caller, checkpoint: dict[str, Any] | None = None, public_key: str | None = None
 ) -> VerifyResult:
-    """Verify the chain and that the log extends a signed checkpoint: `checkpoint` (a file its
-    keeper gave), or else the latest one stored in the catalog. The checkpoint must be signed by
-    `public_key` when given; a stored one, failing that, by the configured signing key (as
-    `chain_state` checks it), so a checkpoint row replaced by one signed with an intruder's key
-    is reported rather than trusted.
+    """Verify the chain and that the log extends the signed checkpoints it can find.
+
+    `checkpoint` is a file its keeper gave. Without one, the newest checkpoint `serve` wrote
+    to FACEGATE_CHECKPOINT_DIR stands in for it where that is set (a directory the database's
+    administrators cannot write, so a consistent rewrite of the log and of the catalog's
+    checkpoint rows still shows), and then the latest checkpoint stored in the catalog. Each
+    must be signed by `public_key` when given; those found rather than given, failing that,
+    by the configured signing key (as `chain_state` checks it), so a checkpoint replaced by
+    one signed with an intruder's key is reported rather than trusted.
 
     The walk over the whole chain runs, once the gate has admitted the reader, in a snapshot
     that holds no write lock (a long log must not stop every other operation meanwhile);
     the read is then recorded in a short transaction of its own."""
     engine.gate.admit(caller, Operation.AUDIT_READ)
+    pinned = public_key if public_key is not None or checkpoint is not None else _configured_public_key(engine)
+    kept = None if checkpoint is not None else _newest_kept_checkpoint(engine)
+    external = checkpoint if kept is None else kept.document
     with engine.read_sessions.begin() as session:
         result = verify(session)
-        if checkpoint is not None:
-            summary = {k: checkpoint.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
-            result = replace(result, checkpoint=summary)
-            finding = extension_finding(session, checkpoint, result.entries, public_key) if result.ok else None
-        elif result.ok and (stored := last_checkpoint(session)) is not None:
-            finding = _not_extended(session, result, stored, public_key or _configured_public_key(engine))
-        else:
-            finding = None
+        finding: Finding | None = None
+        if kept is not None and kept.unreadable is not None:
+            finding = None, "checkpoint_invalid", kept.unreadable
+        elif external is not None:
+            summary = {k: external.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
+            result = replace(result, checkpoint=summary if kept is None else {**summary, "file": str(kept.path)})
+            finding = extension_finding(session, external, result.entries, pinned) if result.ok else None
+            if finding is not None and kept is not None:
+                finding = finding[0], finding[1], finding[2].replace("the checkpoint", f"the checkpoint in {kept.path}", 1)
+        if finding is None and checkpoint is None and result.ok and (stored := last_checkpoint(session)) is not None:
+            finding = _not_extended(session, result, stored, pinned)
+            if finding is not None:
+                finding = finding[0], finding[1], finding[2].replace(
+                    "the checkpoint", "the last checkpoint stored in the catalog", 1)
         if finding is not None:
             bad, kind, problem = finding
-            if checkpoint is None:
-                problem = problem.replace("the checkpoint", "the last checkpoint stored in the catalog", 1)
             result = replace(result, ok=False, first_bad_entry=bad, kind=kind, problem=problem)
 
     def act(session: Session, record: AuditEntry) -> VerifyResult:
         details: dict[str, Any] = {"verified_ok": result.ok, "entries": result.entries, "kind": result.kind}
-        if checkpoint is not None:
-            details["checkpoint_seq"] = checkpoint.get("seq")
+        if result.checkpoint is not None:
+            details["checkpoint_seq"] = result.checkpoint.get("seq")
         _record_if_possible(session, record.with_details(**details))
         return result
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptCheckpoint:
+    """The newest `checkpoint-<seq>.json` in FACEGATE_CHECKPOINT_DIR: its document, or why it
+    cannot be read (a file there that is not a checkpoint is itself a finding)."""
+
+    path: Path
+    document: dict[str, Any] | None
+    unreadable: str | None = None
+
+
+def _newest_kept_checkpoint(engine: Facegate) -> KeptCheckpoint | None:
+    folder = engine.settings.checkpoint_dir
+    if folder is None or not folder.is_dir():
+        return None
+    numbered = [(int(p.stem.removeprefix("checkpoint-")), p) for p in folder.glob("checkpoint-*.json")
+                if p.stem.removeprefix("checkpoint-").isdigit()]
+    if not numbered:
+        return None
+    path = max(numbered)[1]
+    try:
+        return KeptCheckpoint(path, read_checkpoint(path))
+    except FacegateError as exc:
+        return KeptCheckpoint(path, None, f"the newest kept checkpoint is unreadable: {exc.message}")
 
 
 def _configured_public_key(engine: Facegate) -> str | None:
