@@ -161,10 +161,23 @@ def test_the_newest_checkpoint_the_service_kept_is_checked_without_being_named(
     assert verify(home)[1]["ok"] is True  # without the directory, nothing shows
     code, out = verify_kept(home)
     assert code == 1 and (out["kind"], out["first_bad_entry"]) == ("rewritten", signed[2]["seq"]), out
-    assert str(kept) in out["problem"]
+    assert f"checkpoint-{signed[2]['seq']:012d}.json" in out["problem"] and str(kept) not in out["problem"]
     (kept / "checkpoint-999999999999.json").write_text("not json")  # the newest is no checkpoint
     code, out = verify_kept(copy(signed, tmp_path / "unreadable"))
     assert code == 1 and out["kind"] == "checkpoint_invalid" and "unreadable" in out["problem"], out
+
+
+def test_a_verifier_that_cannot_read_the_signing_key_still_verifies(
+    signed: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    """Verifying needs no private key: where FACEGATE_AUDIT_SIGNING_KEY names one this process
+    cannot read, checkpoints are checked unpinned (and a broken chain is still named)."""
+    home = copy(signed, tmp_path / "h")
+    code, out = run(home, "audit", "verify", key=tmp_path / "no-such-key.pem")
+    assert code == 0 and out["ok"] is True, out
+    _rewrite(home)
+    code, out = run(home, "audit", "verify", key=tmp_path / "no-such-key.pem")
+    assert code == 1 and out["kind"] == "rewritten", out
 
 
 def test_a_checkpoint_by_another_key_is_refused_when_the_key_is_pinned(

@@ -28,6 +28,7 @@ from facegate.engine import Facegate
 from facegate.gate import Caller
 from facegate.governance import authenticate
 from facegate.operations import audit, search
+from facegate.operations.catalog_copy import copy_to_server
 from facegate.settings import Settings
 from facegate.store.catalog_copy import tables
 from facegate.store.db import open_engine, server_url
@@ -289,3 +290,30 @@ def test_a_copy_the_server_refuses_is_on_the_sources_record_with_its_code(
         assert target_rows(target, "SELECT count(*) FROM audit_log") == [(0,)]  # nothing written there
     finally:
         target.dispose()
+
+
+def test_a_copy_interrupted_midway_still_finishes_its_record(
+    tmp_path: Path, postgres_url_factory: Callable[..., str],
+) -> None:
+    """Ctrl-C during the copy (here from its progress callback, after the first batch): the
+    source's record is finished as INTERRUPTED, the interrupt reaches the caller, and the
+    target holds nothing."""
+    home = tmp_path / "home"
+    assert run("collection", "create", "one", "--data-dir", str(home))[0] == 0
+    source = Facegate(Settings(home=home, database_url=None))
+    url = postgres_url_factory()
+    target = open_engine(server_url(url))
+
+    def press_ctrl_c(what: str, done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            copy_to_server(source, Caller(), target, "postgresql://somewhere/else", batch=10, progress=press_ctrl_c)
+        assert target_rows(target, "SELECT count(*) FROM audit_log") == [(0,)]
+    finally:
+        target.dispose()
+        source.close()
+    recorded = rows(home, "SELECT details FROM audit_log WHERE operation = 'catalog_copy' ORDER BY seq")
+    assert [(d["phase"], d.get("error"), d["to"]) for d in (json.loads(r) for (r,) in recorded)] == [
+        ("start", None, "postgresql://somewhere/else"), ("finish", "INTERRUPTED", "postgresql://somewhere/else")]

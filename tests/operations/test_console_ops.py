@@ -159,9 +159,10 @@ def test_an_auditor_simulates_only_its_own_tenants_decisions(engine: Facegate) -
             console.simulate(engine, city, Caller(tenant=other, purpose="photo_library"), Operation.SEARCH_IMAGE, at)
         refusals.append((refused.value.code, refused.value.message))
     assert len(set(refusals)) == 1 and refusals[0][0] is ErrorCode.ROLE_REQUIRED
-    recorded = rows(engine, "SELECT details FROM audit_log WHERE tenant = 'city' AND operation = 'audit_read' "
-                            "ORDER BY seq")
-    assert [json.loads(d).get("error") for (d,) in recorded] == [None, "ROLE_REQUIRED", "ROLE_REQUIRED", "ROLE_REQUIRED"]
+    recorded = [json.loads(d) for (d,) in rows(
+        engine, "SELECT details FROM audit_log WHERE tenant = 'city' AND operation = 'audit_read' ORDER BY seq")]
+    assert [d.get("error") for d in recorded] == [None, "ROLE_REQUIRED", "ROLE_REQUIRED", "ROLE_REQUIRED"]
+    assert [d["question"]["tenant"] for d in recorded] == ["city", "desk", "no-such-tenant", None]  # what was asked
 
 
 def test_every_role_reads_the_policy_and_the_read_is_recorded(engine: Facegate) -> None:

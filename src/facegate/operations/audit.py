@@ -15,6 +15,7 @@ its entry (its head is gone) still gets its `verify` finding reported.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -49,6 +50,8 @@ from facegate.governance.checkpoints import (
     public_key_text,
     read_checkpoint,
 )
+
+log = logging.getLogger(__name__)
 
 
 def scope(record: AuditEntry) -> str | None:
@@ -89,13 +92,13 @@ def verify_chain(
         result = verify(session)
         finding: Finding | None = None
         if kept is not None and kept.unreadable is not None:
-            finding = None, "checkpoint_invalid", kept.unreadable
+            finding = (None, "checkpoint_invalid", kept.unreadable) if result.ok else None
         elif external is not None:
             summary = {k: external.get(k) for k in ("seq", "head", "signed_at", "checkpoint_hash", "public_key")}
             result = replace(result, checkpoint=summary if kept is None else {**summary, "file": str(kept.path)})
             finding = extension_finding(session, external, result.entries, pinned) if result.ok else None
-            if finding is not None and kept is not None:
-                finding = finding[0], finding[1], finding[2].replace("the checkpoint", f"the checkpoint in {kept.path}", 1)
+            if finding is not None and kept is not None:  # its name, not the host's directory, for a reader
+                finding = finding[0], finding[1], finding[2].replace("the checkpoint", f"the kept {kept.path.name}", 1)
         if finding is None and checkpoint is None and result.ok and (stored := last_checkpoint(session)) is not None:
             finding = _not_extended(session, result, stored, pinned)
             if finding is not None:
@@ -137,12 +140,19 @@ def _newest_kept_checkpoint(engine: Facegate) -> KeptCheckpoint | None:
     try:
         return KeptCheckpoint(path, read_checkpoint(path))
     except FacegateError as exc:
-        return KeptCheckpoint(path, None, f"the newest kept checkpoint is unreadable: {exc.message}")
+        why = "it is not a checkpoint" if exc.code is ErrorCode.CHECKPOINT_INVALID else "it cannot be read"
+        return KeptCheckpoint(path, None, f"the newest kept checkpoint, {path.name}, is unreadable: {why}")
 
 
 def _configured_public_key(engine: Facegate) -> str | None:
-    """The public half of FACEGATE_AUDIT_SIGNING_KEY, when one is configured."""
-    key = engine.signing_key
+    """The public half of FACEGATE_AUDIT_SIGNING_KEY, when one is configured and this process
+    may read it. A verifier that cannot read the private key still verifies, without a pinned
+    key (as before one was configured), and says so in the log."""
+    try:
+        key = engine.signing_key
+    except FacegateError as exc:
+        log.warning("checkpoints verified without a pinned key: %s", exc.message)
+        return None
     return None if key is None else public_key_text(key.public_key())
 
 
@@ -221,7 +231,9 @@ def checkpoint_is_due(engine: Facegate) -> bool:
 
 
 def checkpoint(engine: Facegate, caller: Caller, out: Path | None = None) -> dict[str, Any]:
-    """Sign the log as it stands, its own request's entry included, and store the checkpoint."""
+    """Sign the log as it stands, its own request's entry included, and store the checkpoint;
+    keep it in FACEGATE_CHECKPOINT_DIR as well where that is set (whoever signs, `serve` on
+    its schedule or the CLI), so `verify` there always checks the newest."""
     key = _key(engine)
 
     def act(session: Session, record: AuditEntry) -> dict[str, Any]:
@@ -229,6 +241,10 @@ def checkpoint(engine: Facegate, caller: Caller, out: Path | None = None) -> dic
         return create_checkpoint(session, key, engine.now())
 
     document = engine.gate.run_recorded(caller, Operation.AUDIT_CHECKPOINT, act)
+    folder = engine.settings.checkpoint_dir
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(document, folder / f"checkpoint-{document['seq']:012d}.json")
     if out is not None:
         write_checkpoint(document, out)
     return document

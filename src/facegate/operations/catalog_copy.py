@@ -5,21 +5,25 @@ to belongs in its audit log. Two entries of the source's chain frame the copy, a
 `catalog rekey`'s two do: `phase: start`, naming the target (its password hidden), is
 committed before the first row is read, so the copy carries it and a copy that dies midway
 is still on the record; `phase: finish` follows with the rows copied, or with the code of
-the error that stopped it. The copy thus ends one entry behind its source.
+whatever stopped it (a refusal's own code, `INTERRUPTED` for Ctrl-C, else `INTERNAL`). The
+copy thus ends one entry behind its source.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from facegate.engine import Facegate
-from facegate.errors import FacegateError
+from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import AuditEntry, Operation, append_entry
 from facegate.store.catalog_copy import CopyReport, copy_catalog
+
+log = logging.getLogger(__name__)
 
 
 def copy_to_server(
@@ -38,8 +42,13 @@ def copy_to_server(
     engine.gate.run_recorded(caller, Operation.CATALOG_COPY, record(phase="start"))
     try:
         report = copy_catalog(engine.db, target, engine.codec, batch=batch, progress=progress)
-    except FacegateError as exc:
-        engine.gate.run_recorded(caller, Operation.CATALOG_COPY, record(phase="finish", error=exc.code.value))
+    except BaseException as exc:  # a refusal, a lost connection, Ctrl-C: the record is finished all the same
+        code = exc.code.value if isinstance(exc, FacegateError) else (
+            "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else ErrorCode.INTERNAL.value)
+        try:
+            engine.gate.run_recorded(caller, Operation.CATALOG_COPY, record(phase="finish", error=code))
+        except Exception:  # noqa: BLE001 - the copy's own failure is what the caller must see
+            log.exception("the end of a failed catalog copy could not be recorded")
         raise
     engine.gate.run_recorded(caller, Operation.CATALOG_COPY, record(
         phase="finish", rows=report.rows, embeddings=report.embeddings,

@@ -18,11 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from facegate.engine import Facegate
 from facegate.errors import ErrorCode, FacegateError
 from facegate.gate import Caller
 from facegate.governance import (
     ApprovalInfo,
+    AuditEntry,
     Decision,
     Operation,
     Policy,
@@ -66,8 +69,10 @@ class ConsoleUser:
     binding: tuple[str | None, str | None] = (None, None)  # the key's purpose and case, if bound
 
     def caller(self, request_id: str) -> Caller:
+        """As the API's caller for the same key: a bound key declares its purpose and case."""
+        purpose, case_reference = self.binding
         return Caller(tenant=self.session.tenant, key_id=self.session.key_id, request_id=request_id,
-                      key_holder=self.key_holder, binding=self.binding)
+                      key_holder=self.key_holder, purpose=purpose, case_reference=case_reference, binding=self.binding)
 
 
 def sign_in(
@@ -269,13 +274,21 @@ def simulate(engine: Facegate, caller: Caller, asked: Caller, operation: Operati
     question = {"tenant": who.tenant, "purpose": who.purpose, "case_reference": who.case_reference,
                 "operation": operation.value, "mode": who.mode, "at": at.isoformat()}
 
-    def within_scope(session: Any, whose: str | None) -> None:
-        if whose is not None and who.tenant != whose:
-            raise FacegateError(
-                ErrorCode.ROLE_REQUIRED,
-                "an auditor simulates only its own tenant's decisions; the oversight role may ask about any tenant",
-                rule="role:oversight",
-            )
+    out_of_scope = FacegateError(
+        ErrorCode.ROLE_REQUIRED,
+        "an auditor simulates only its own tenant's decisions; the oversight role may ask about any tenant",
+        rule="role:oversight",
+    )
 
-    _read_trail(engine, caller, within_scope, action="policy_simulate", question=question)
+    def ask(session: Session, record: AuditEntry) -> bool:
+        """Record the question (and, outside the reader's scope, its refusal); whether it may be answered."""
+        whose = scope(record)
+        allowed = whose is None or who.tenant == whose
+        refused = {} if allowed else {"error": out_of_scope.code.value}
+        append_entry(session, record.with_details(action="policy_simulate", question=question, scope=whose or "all",
+                                                  **refused))
+        return allowed
+
+    if not engine.gate.run_recorded(caller, Operation.AUDIT_READ, ask):
+        raise out_of_scope
     return policy_check(engine, who, operation, at)

@@ -146,29 +146,40 @@ def job_status(engine: Facegate, caller: Caller, job_id: str) -> dict[str, Any]:
 
     The results name people, so handing them over is an operation of its own
     (`video_results`): the gate decides it (the reader's role, moratoria naming it) and the
-    audit log records each delivery with the search it reads. Polls that return no results
-    are neither gated nor recorded. A key bound to a purpose (and case) sees only its jobs."""
+    audit log records each delivery with the search it reads, in the transaction that reads
+    them (results that retention removed meanwhile are not handed over). Polls that return no
+    results are neither gated nor recorded. A key bound to a purpose (and case) sees only its
+    jobs."""
     with engine.sessions.begin() as session:
-        row = jobs.get_job(session, job_id=job_id, tenant=caller.tenant)
-        if not within_binding(row.purpose, row.case_reference, caller.binding):
-            raise FacegateError(ErrorCode.VIDEO_JOB_NOT_FOUND, f"no video-search job {job_id!r}", job_id=job_id)
-        status = {
-            "job_id": row.job_id, "status": row.status, "progress": round(row.progress, 4),
-            "collection_id": row.collection_id, "purpose": row.purpose, "video_sha256": row.video_sha256,
-            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
-            "attempts": row.attempts, "audit_seq": row.audit_seq, "results": row.result, "error": row.error,
-        }
-        case_reference = row.case_reference
+        status, row = _job(session, caller, job_id)
+        purpose, case_reference = row.purpose, row.case_reference
     if status["results"] is None:
         return status
 
     def deliver(session: Session, record: AuditEntry) -> dict[str, Any]:
-        matches = status["results"].get("matches", []) if isinstance(status["results"], dict) else []
-        append_entry(session, record.with_details(job_id=job_id, search_seq=status["audit_seq"], matches=len(matches)))
-        return status
+        handed, _row = _job(session, caller, job_id)
+        found = handed["results"] if isinstance(handed["results"], dict) else {}
+        append_entry(session, record.with_details(
+            job_id=job_id, search_seq=handed["audit_seq"], matches=len(found.get("matches", [])),
+        ))
+        return handed
 
-    reader = replace(caller, purpose=status["purpose"], case_reference=case_reference)
+    reader = replace(caller, purpose=purpose, case_reference=case_reference)
     return engine.gate.run_recorded(reader, Operation.VIDEO_RESULTS, deliver, collection_id=status["collection_id"])
+
+
+def _job(session: Session, caller: Caller, job_id: str) -> tuple[dict[str, Any], jobs.VideoJobRow]:
+    """The caller's job as GetFaceSearch shows it, and its row; VIDEO_JOB_NOT_FOUND for any
+    other (another tenant's, or one outside the key's binding)."""
+    row = jobs.get_job(session, job_id=job_id, tenant=caller.tenant)
+    if not within_binding(row.purpose, row.case_reference, caller.binding):
+        raise FacegateError(ErrorCode.VIDEO_JOB_NOT_FOUND, f"no video-search job {job_id!r}", job_id=job_id)
+    return {
+        "job_id": row.job_id, "status": row.status, "progress": round(row.progress, 4),
+        "collection_id": row.collection_id, "purpose": row.purpose, "video_sha256": row.video_sha256,
+        "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+        "attempts": row.attempts, "audit_seq": row.audit_seq, "results": row.result, "error": row.error,
+    }, row
 
 
 def expire_jobs(engine: Facegate, session: Session) -> int:

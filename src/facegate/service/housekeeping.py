@@ -77,9 +77,5 @@ class Housekeeping:
     def _checkpoint(self) -> None:
         if not audit.checkpoint_is_due(self._engine):
             return
-        folder = self._engine.settings.checkpoint_dir
         document = audit.checkpoint(self._engine, Caller(request_id=f"checkpoint-{time.time_ns()}"))
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            audit.write_checkpoint(document, folder / f"checkpoint-{document['seq']:012d}.json")
         log.info("audit checkpoint signed at entry %d", document["seq"])
