@@ -95,5 +95,7 @@ def test_the_schedule_signs_checkpoints_serves_the_latest_and_applies_retention(
     # the service itself checks the log against the newest checkpoint it kept there
     over_http = httpx.get(f"{server.url}/v1/audit/verify", headers={"Authorization": f"Bearer {server.keys['board']}"})
     assert over_http.status_code == 200 and over_http.json()["ok"] is True, over_http.text
+    checked = over_http.json()["checkpoint"]
+    assert checked["public_key"] == public_key and checked["file"] == f"checkpoint-{checked['seq']:012d}.json"
     last = server.entries("operation = 'audit_read' AND details LIKE '%verified_ok%'")[-1]
     assert json.loads(str(last["details"]))["checkpoint_seq"] >= on_disk["seq"]

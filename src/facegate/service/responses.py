@@ -307,6 +307,10 @@ class ChainVerified(BaseModel):
     kind: str | None
     head: AnchorOut | None
     redactions: dict[str, Any] = Field(description="Redacted entries: `count` and seq `ranges` [[first, last], ...].")
+    checkpoint: dict[str, Any] | None = Field(
+        None, description="The signed checkpoint the log was checked against, when one was kept "
+        "(FACEGATE_CHECKPOINT_DIR: `file` is its name): `seq`, `head`, `signed_at`, `checkpoint_hash`, `public_key`.",
+    )
 
 
 class CheckpointOut(BaseModel):

@@ -8,6 +8,7 @@ installation's trail and report, `auditor` only its own tenant's entries and rep
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -28,7 +29,10 @@ router = api_router("/v1/audit", "audit")
 @router.get("/verify", response_model=ChainVerified, openapi_extra=gated(Operation.AUDIT_READ))
 def verify(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """Re-walk the hash chain; `first_bad_entry` names the first edited, missing or moved entry."""
-    return ops.verify_chain(engine, caller).to_dict()
+    found = ops.verify_chain(engine, caller).to_dict()
+    if "file" in found.get("checkpoint", {}):  # the kept file's name, not where the host keeps it
+        found["checkpoint"]["file"] = Path(found["checkpoint"]["file"]).name
+    return found
 
 
 @router.get("/checkpoint", response_model=CheckpointOut, openapi_extra=gated(Operation.AUDIT_READ))
