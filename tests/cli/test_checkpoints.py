@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from facegate.cli import main
 from facegate.governance.audit import GENESIS, entry_hash_of
-from tests.governance.test_audit_proofs import proof_holds
+from tests.governance.test_audit_proofs import consistency_holds, proof_holds
 
 CATALOG = "catalog.sqlite3"
 
@@ -283,3 +283,19 @@ def test_prove_gives_a_proof_an_outsider_checks(signed: tuple[Path, Path, dict],
     assert code == 0 and latest["checkpoint"]["checkpoint_hash"] == signed[2]["checkpoint_hash"]
     code, beyond = run(home, "audit", "prove", str(signed[2]["seq"] + 1), "--checkpoint", str(signed[1]))
     assert code == 1 and beyond["error"]["code"] == "INVALID_ARGUMENT"
+
+
+def test_prove_consistency_shows_the_later_checkpoint_extends_the_earlier(
+    signed: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    home = copy(signed, tmp_path / "h")
+    first = signed[1].with_name("first.json")
+    pinned = signed[2]["public_key"]
+    code, proof = run(home, "audit", "prove-consistency", "--from", str(first), "--to", str(signed[1]))
+    assert code == 0 and (proof["first"]["seq"], proof["second"]["seq"]) == (json.loads(first.read_text())["seq"], 7)
+    assert consistency_holds(proof, pinned)
+    code, latest = run(home, "audit", "prove-consistency", "--from", str(first))  # to the catalog's latest
+    assert code == 0 and latest["second"]["seq"] == 7 and consistency_holds(latest, pinned)
+    _rewrite(home)  # a consistent rewrite from entry 2 on: no proof can be made
+    code, out = run(home, "audit", "prove-consistency", "--from", str(first), "--to", str(signed[1]))
+    assert code == 1 and out["error"]["code"] == "AUDIT_CHAIN_BROKEN"

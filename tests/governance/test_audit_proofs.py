@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance import merkle
 from facegate.governance.audit import AuditEntry, MatchRef, append_entry, read_entries
-from facegate.governance.checkpoints import create_checkpoint, inclusion_proof
+from facegate.governance.checkpoints import consistency_proof, create_checkpoint, inclusion_proof
 from facegate.governance.policy import Policy
 from facegate.governance.retention import apply_retention
 from tests.governance.gov_support import admin_record, at
@@ -102,6 +102,47 @@ def naive_root(leaves: list[bytes]) -> bytes:
         return leaves[0]
     k = largest_power_of_two_below(len(leaves))
     return sha256(b"\x01" + naive_root(leaves[:k]) + naive_root(leaves[k:]))
+
+
+def consistent(first_size: int, second_size: int, first_root: bytes, second_root: bytes, path: list[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2's verification of a consistency proof, step by step as written."""
+    if not 0 < first_size <= second_size:
+        return False
+    if first_size == second_size:
+        return not path and first_root == second_root
+    if first_size & (first_size - 1) == 0:  # an exact power of two: the first root is a node of the second tree
+        path = [first_root, *path]
+    if not path:
+        return False
+    fn, sn = first_size - 1, second_size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = sha256(b"\x01" + c + fr), sha256(b"\x01" + c + sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = sha256(b"\x01" + sr + c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr == first_root and sr == second_root and sn == 0
+
+
+def consistency_holds(proof: dict[str, Any], public_key: str) -> bool:
+    """Do the two checkpoints, signed by the key we were given, sign one growing log?"""
+    first, second = proof["checkpoints"]
+    for checkpoint in (first, second):
+        try:
+            Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key)).verify(
+                base64.b64decode(checkpoint["signature"]), canonical({k: checkpoint[k] for k in SIGNED})
+            )
+        except InvalidSignature:
+            return False
+    return consistent(first["seq"], second["seq"], bytes.fromhex(first["merkle_root"]),
+                      bytes.fromhex(second["merkle_root"]), [bytes.fromhex(p) for p in proof["path"]])
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -204,3 +245,52 @@ def test_a_proof_still_holds_after_its_entry_was_redacted(
     assert proof_holds(proof, checkpoint["public_key"])
     put_back = {**proof, "entry": {**proof["entry"], "probe_sha256": "00" * 32, "redacted_at": None, "salt": "00"}}
     assert not proof_holds(put_back, checkpoint["public_key"])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33, 64, 100])
+def test_every_prefix_has_a_consistency_path_the_rfc_verifier_accepts(size: int) -> None:
+    leaves = [merkle.leaf_hash(i, f"{i:064x}") for i in range(1, size + 1)]
+    for first in range(1, size + 1):
+        path = merkle.consistency_path(leaves, first)
+        assert consistent(first, size, naive_root(leaves[:first]), naive_root(leaves), path), (first, size)
+        if path:  # any changed hash, or another first tree, is refused
+            bent = [bytes(32), *path[1:]]
+            assert not consistent(first, size, naive_root(leaves[:first]), naive_root(leaves), bent)
+        other = [merkle.leaf_hash(1, "ff" * 32), *leaves[1:first]]
+        assert not consistent(first, size, naive_root(other), naive_root(leaves), path)
+
+
+def test_a_consistency_proof_between_checkpoints_is_checked_by_an_outsider(
+    catalog: tuple[Engine, sessionmaker[Session]],
+) -> None:
+    _, sessions = catalog
+    key = Ed25519PrivateKey.generate()
+    with sessions.begin() as session:
+        for i in range(1, 6):
+            append_entry(session, _entry(i))
+        first = create_checkpoint(session, key, at("2021-03-02T00:00:00Z"))
+        for i in range(6, 19):
+            append_entry(session, _entry(i))
+        second = create_checkpoint(session, key, at("2021-03-03T00:00:00Z"))
+    with sessions() as session:
+        proof = consistency_proof(session, first, second)
+        assert consistency_holds(proof, first["public_key"])
+        assert consistency_proof(session, second, second)["path"] == []
+        with pytest.raises(FacegateError) as backwards:
+            consistency_proof(session, second, first)
+        assert backwards.value.code is ErrorCode.INVALID_ARGUMENT
+        forged = {**first, "merkle_root": "00" * 32}
+        with pytest.raises(FacegateError) as invalid:
+            consistency_proof(session, forged, second)
+        assert invalid.value.code is ErrorCode.CHECKPOINT_INVALID
+    assert not consistency_holds({**proof, "checkpoints": [first, {**second, "seq": 17}]}, first["public_key"])
+    other_key = Ed25519PrivateKey.generate()
+    with sessions.begin() as session:  # an impostor's checkpoint fails the pinned key
+        impostor = create_checkpoint(session, other_key, at("2021-03-04T00:00:00Z"))
+    with sessions() as session:
+        assert not consistency_holds(consistency_proof(session, first, impostor), first["public_key"])
+    with sessions.begin() as session:  # the log rewritten below the first checkpoint: no proof
+        session.execute(text("UPDATE audit_log SET entry_hash = :h WHERE seq = 2"), {"h": "ab" * 32})
+    with sessions() as session, pytest.raises(FacegateError) as broken:
+        consistency_proof(session, first, second)
+    assert broken.value.code is ErrorCode.AUDIT_CHAIN_BROKEN

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from facegate.cli import main
 from facegate.governance.checkpoints import generate_key
+from tests.governance.test_audit_proofs import consistency_holds
 from tests.service.server import Server, running_server
 
 T = TypeVar("T")
@@ -99,3 +100,17 @@ def test_the_schedule_signs_checkpoints_serves_the_latest_and_applies_retention(
     assert checked["public_key"] == public_key and checked["file"] == f"checkpoint-{checked['seq']:012d}.json"
     last = server.entries("operation = 'audit_read' AND details LIKE '%verified_ok%'")[-1]
     assert json.loads(str(last["details"]))["checkpoint_seq"] >= on_disk["seq"]
+
+
+def test_a_board_gets_a_consistency_proof_from_the_checkpoint_it_kept(anchored) -> None:  # type: ignore[no-untyped-def]
+    server, folder, public_key = anchored
+    board = {"Authorization": f"Bearer {server.keys['board']}"}
+    kept = json.loads(eventually(lambda: sorted(folder.glob("checkpoint-*.json")) or None)[0].read_text())
+    eventually(lambda: httpx.get(f"{server.url}/v1/audit/checkpoint", headers=board).json()["seq"] > kept["seq"] or None)
+    answer = httpx.get(f"{server.url}/v1/audit/consistency", params={"from_seq": kept["seq"]}, headers=board)
+    assert answer.status_code == 200, answer.text
+    proof = answer.json()
+    assert proof["checkpoints"][0]["checkpoint_hash"] == kept["checkpoint_hash"]
+    assert proof["second"]["seq"] > kept["seq"] and consistency_holds(proof, public_key)
+    missing = httpx.get(f"{server.url}/v1/audit/consistency", params={"from_seq": 10**9}, headers=board)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "CHECKPOINT_NOT_FOUND"

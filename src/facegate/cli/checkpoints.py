@@ -1,4 +1,4 @@
-"""`facegate audit keygen|checkpoint|prove`: signed checkpoints and inclusion proofs."""
+"""`facegate audit keygen|checkpoint|prove|prove-consistency`: signed checkpoints, inclusion and consistency proofs."""
 
 from __future__ import annotations
 
@@ -59,4 +59,25 @@ def audit_prove(seq: int, checkpoint_file: Path | None, as_tenant: str | None, d
     emit(as_json, proof, lambda: stdout.print(
         f"entry {seq} is leaf {proof['leaf_index']} of {proof['tree_size']}; "
         f"path of {len(proof['path'])} hashes to root {proof['merkle_root']}"
+    ))
+
+
+@audit_group.command("prove-consistency")
+@click.option("--from", "first_file", type=click.Path(path_type=Path), required=True,
+              help="The earlier signed checkpoint (the one its keeper holds).")
+@click.option("--to", "second_file", type=click.Path(path_type=Path), default=None,
+              help="The later signed checkpoint (default: the latest in the catalog).")
+@admin_option
+@engine_options
+@json_option
+@handles_errors
+def audit_prove_consistency(first_file: Path, second_file: Path | None, as_tenant: str | None, data_dir: Path | None,
+                            policy: Path | None, as_json: bool) -> None:
+    """Merkle consistency proof (RFC 9162): the log the later checkpoint signed extends the earlier one's."""
+    engine = build_engine(data_dir, policy)
+    second = None if second_file is None else read_checkpoint(second_file)
+    proof = audit.prove_consistency(engine, admin_caller(as_tenant), read_checkpoint(first_file), second)
+    emit(as_json, proof, lambda: stdout.print(
+        f"the tree of {proof['second']['seq']} entries extends that of {proof['first']['seq']}; "
+        f"path of {len(proof['path'])} hashes"
     ))

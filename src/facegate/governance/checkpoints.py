@@ -216,3 +216,40 @@ def inclusion_proof(session: Session, seq: int, document: dict[str, Any]) -> dic
         "merkle_root": document["merkle_root"],
         "checkpoint": document,
     }
+
+
+def consistency_proof(session: Session, first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Proof that the log the checkpoint `second` signed extends the one `first` signed
+    (RFC 9162 §2.1.4), checkable with the two checkpoints and the path alone: an oversight
+    board that kept `first` learns that nothing up to it was rewritten, without the log."""
+    for name, document in (("first", first), ("second", second)):
+        problem = signature_problem(document)
+        if problem is not None:
+            raise FacegateError(ErrorCode.CHECKPOINT_INVALID, f"the {name} checkpoint is invalid: {problem}")
+    if first["seq"] > second["seq"]:
+        raise FacegateError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"the first checkpoint ({first['seq']} entries) is later than the second ({second['seq']})",
+        )
+    hashes = entry_hashes(session, second["seq"])
+    if any(merkle_root(hashes[: d["seq"]]) != d.get("merkle_root") for d in (first, second)):
+        raise FacegateError(
+            ErrorCode.AUDIT_CHAIN_BROKEN, "the audit log does not extend both checkpoints; run `facegate audit verify`"
+        )
+    leaves = [merkle.leaf_hash(i, h) for i, h in enumerate(hashes, start=1)]
+    path = merkle.consistency_path(leaves, first["seq"]) if first["seq"] > 0 else []
+    return {
+        "first": {"seq": first["seq"], "merkle_root": first["merkle_root"]},
+        "second": {"seq": second["seq"], "merkle_root": second["merkle_root"]},
+        "path": [p.hex() for p in path],
+        "checkpoints": [first, second],
+    }
+
+
+def stored_checkpoint(session: Session, seq: int) -> dict[str, Any] | None:
+    """The checkpoint stored in the catalog that signed `seq` entries (the latest such), if any."""
+    row = session.execute(
+        select(AuditCheckpointRow.document).where(AuditCheckpointRow.seq == seq)
+        .order_by(AuditCheckpointRow.checkpoint_id.desc()).limit(1)
+    ).first()
+    return None if row is None else json.loads(row.document)

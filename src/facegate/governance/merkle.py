@@ -74,3 +74,21 @@ def root_from_path(index: int, size: int, leaf: bytes, path: Sequence[bytes]) ->
             r = node_hash(r, sibling)
         fn, sn = fn >> 1, sn >> 1
     return r if sn == 0 else None
+
+
+def consistency_path(leaves: Sequence[bytes], first: int) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1: that the tree of the first `first` leaves is a
+    prefix of the tree of all of them (0 < first <= n; empty when first == n)."""
+    if not 0 < first <= len(leaves):
+        raise ValueError(f"a tree of {first} leaves is not a prefix of one of {len(leaves)}")
+    return _subproof(leaves, first, True)
+
+
+def _subproof(leaves: Sequence[bytes], first: int, whole: bool) -> list[bytes]:
+    """SUBPROOF(m, D[n], b): `whole` while the first tree is still the left edge of this one."""
+    if first == len(leaves):
+        return [] if whole else [root(leaves)]
+    k = _split(len(leaves))
+    if first <= k:
+        return [*_subproof(leaves[:k], first, whole), root(leaves[k:])]
+    return [*_subproof(leaves[k:], first - k, False), root(leaves[:k])]

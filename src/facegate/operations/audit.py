@@ -44,11 +44,13 @@ from facegate.governance.audit import head as chain_head
 from facegate.governance.audit_verify import last_checkpoint
 from facegate.governance.checkpoints import (
     Finding,
+    consistency_proof,
     create_checkpoint,
     extension_finding,
     inclusion_proof,
     public_key_text,
     read_checkpoint,
+    stored_checkpoint,
 )
 
 log = logging.getLogger(__name__)
@@ -284,6 +286,25 @@ def prove(
             raise FacegateError(ErrorCode.NOT_FOUND, f"no audit entry {seq}", seq=seq)
         append_entry(session, record.with_details(action="prove", seq=seq, checkpoint_seq=document.get("seq")))
         return {**proof, "entry": entries[0]}
+
+    return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
+
+
+def prove_consistency(
+    engine: Facegate, caller: Caller, first: dict[str, Any] | int, second: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A consistency proof from the checkpoint `first` (a document, or the seq of one stored
+    in the catalog) to `second` (default: the latest stored)."""
+
+    def act(session: Session, record: AuditEntry) -> dict[str, Any]:
+        earlier = stored_checkpoint(session, first) if isinstance(first, int) else first
+        later = second if second is not None else last_checkpoint(session)
+        if earlier is None or later is None:
+            raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no such checkpoint has been signed")
+        proof = consistency_proof(session, earlier, later)
+        append_entry(session, record.with_details(action="prove_consistency", first_seq=proof["first"]["seq"],
+                                                  second_seq=proof["second"]["seq"]))
+        return proof
 
     return engine.gate.run_recorded(caller, Operation.AUDIT_READ, act)
 

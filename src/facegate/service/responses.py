@@ -313,6 +313,15 @@ class ChainVerified(BaseModel):
     )
 
 
+class ConsistencyProofOut(BaseModel):
+    """A Merkle consistency proof between two signed checkpoints (`facegate audit prove-consistency --json`)."""
+
+    first: dict[str, Any] = Field(description="The earlier tree: `seq`, `merkle_root`.")
+    second: dict[str, Any] = Field(description="The later tree: `seq`, `merkle_root`.")
+    path: list[str] = Field(description="PROOF(first, second) of RFC 9162 §2.1.4.1, hex.")
+    checkpoints: list[dict[str, Any]] = Field(description="The two signed checkpoints, earlier first.")
+
+
 class CheckpointOut(BaseModel):
     """A signed checkpoint of the audit log (`facegate audit checkpoint --json`)."""
 

@@ -19,7 +19,13 @@ from facegate.operations import audit as ops
 from facegate.service.admission import gated
 from facegate.service.deps import CallerDep, EngineDep
 from facegate.service.errors import RequestRefused
-from facegate.service.responses import AuditPage, ChainVerified, CheckpointOut, TransparencyReportOut
+from facegate.service.responses import (
+    AuditPage,
+    ChainVerified,
+    CheckpointOut,
+    ConsistencyProofOut,
+    TransparencyReportOut,
+)
 from facegate.service.routes import api_router
 from facegate.service.schemas import TimeQuery
 
@@ -39,6 +45,15 @@ def verify(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
 def checkpoint(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """The latest signed checkpoint: keep it, and later `facegate audit verify --checkpoint FILE`."""
     return ops.latest_checkpoint(engine, caller)
+
+
+@router.get("/consistency", response_model=ConsistencyProofOut, openapi_extra=gated(Operation.AUDIT_READ))
+def consistency(
+    engine: EngineDep, caller: CallerDep,
+    from_seq: Annotated[int, Query(ge=0, le=2**62, description="The `seq` of the earlier checkpoint you kept.")],
+) -> dict[str, Any]:
+    """Proof that the latest checkpoint's log extends the one the earlier checkpoint signed."""
+    return ops.prove_consistency(engine, caller, from_seq)
 
 
 @router.get("/export", response_model=AuditPage, openapi_extra=gated(Operation.AUDIT_READ))
