@@ -293,9 +293,10 @@ def test_prove_consistency_shows_the_later_checkpoint_extends_the_earlier(
     pinned = signed[2]["public_key"]
     code, proof = run(home, "audit", "prove-consistency", "--from", str(first), "--to", str(signed[1]))
     assert code == 0 and (proof["first"]["seq"], proof["second"]["seq"]) == (json.loads(first.read_text())["seq"], 7)
-    assert consistency_holds(proof, pinned)
+    kept = json.loads(first.read_text())
+    assert consistency_holds(proof, pinned, kept)
     code, latest = run(home, "audit", "prove-consistency", "--from", str(first))  # to the catalog's latest
-    assert code == 0 and latest["second"]["seq"] == 7 and consistency_holds(latest, pinned)
+    assert code == 0 and latest["second"]["seq"] == 7 and consistency_holds(latest, pinned, kept)
     _rewrite(home)  # a consistent rewrite from entry 2 on: no proof can be made
     code, out = run(home, "audit", "prove-consistency", "--from", str(first), "--to", str(signed[1]))
     assert code == 1 and out["error"]["code"] == "AUDIT_CHAIN_BROKEN"

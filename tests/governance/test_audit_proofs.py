@@ -131,9 +131,12 @@ def consistent(first_size: int, second_size: int, first_root: bytes, second_root
     return fr == first_root and sr == second_root and sn == 0
 
 
-def consistency_holds(proof: dict[str, Any], public_key: str) -> bool:
-    """Do the two checkpoints, signed by the key we were given, sign one growing log?"""
+def consistency_holds(proof: dict[str, Any], public_key: str, kept: dict[str, Any]) -> bool:
+    """Does the checkpoint we `kept` sign the start of the log the later one signs, both signed
+    by the key we were given? The proof's first checkpoint must be ours, not one like it."""
     first, second = proof["checkpoints"]
+    if any(first.get(k) != kept[k] for k in SIGNED):
+        return False
     for checkpoint in (first, second):
         try:
             Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key)).verify(
@@ -274,7 +277,7 @@ def test_a_consistency_proof_between_checkpoints_is_checked_by_an_outsider(
         second = create_checkpoint(session, key, at("2021-03-03T00:00:00Z"))
     with sessions() as session:
         proof = consistency_proof(session, first, second)
-        assert consistency_holds(proof, first["public_key"])
+        assert consistency_holds(proof, first["public_key"], first)
         assert consistency_proof(session, second, second)["path"] == []
         with pytest.raises(FacegateError) as backwards:
             consistency_proof(session, second, first)
@@ -283,14 +286,18 @@ def test_a_consistency_proof_between_checkpoints_is_checked_by_an_outsider(
         with pytest.raises(FacegateError) as invalid:
             consistency_proof(session, forged, second)
         assert invalid.value.code is ErrorCode.CHECKPOINT_INVALID
-    assert not consistency_holds({**proof, "checkpoints": [first, {**second, "seq": 17}]}, first["public_key"])
+    assert not consistency_holds({**proof, "checkpoints": [first, {**second, "seq": 17}]}, first["public_key"], first)
+    assert not consistency_holds(proof, first["public_key"], {**first, "merkle_root": "00" * 32})  # not what we kept
     other_key = Ed25519PrivateKey.generate()
     with sessions.begin() as session:  # an impostor's checkpoint fails the pinned key
         impostor = create_checkpoint(session, other_key, at("2021-03-04T00:00:00Z"))
     with sessions() as session:
-        assert not consistency_holds(consistency_proof(session, first, impostor), first["public_key"])
+        assert not consistency_holds(consistency_proof(session, first, impostor), first["public_key"], first)
     with sessions.begin() as session:  # the log rewritten below the first checkpoint: no proof
         session.execute(text("UPDATE audit_log SET entry_hash = :h WHERE seq = 2"), {"h": "ab" * 32})
     with sessions() as session, pytest.raises(FacegateError) as broken:
         consistency_proof(session, first, second)
     assert broken.value.code is ErrorCode.AUDIT_CHAIN_BROKEN
+    with sessions.begin() as session, pytest.raises(FacegateError) as unsigned:  # nor is it signed again
+        create_checkpoint(session, key, at("2021-03-05T00:00:00Z"))
+    assert unsigned.value.code is ErrorCode.AUDIT_CHAIN_BROKEN and "no longer extends" in unsigned.value.message

@@ -107,10 +107,10 @@ def test_a_board_gets_a_consistency_proof_from_the_checkpoint_it_kept(anchored) 
     board = {"Authorization": f"Bearer {server.keys['board']}"}
     kept = json.loads(eventually(lambda: sorted(folder.glob("checkpoint-*.json")) or None)[0].read_text())
     eventually(lambda: httpx.get(f"{server.url}/v1/audit/checkpoint", headers=board).json()["seq"] > kept["seq"] or None)
-    answer = httpx.get(f"{server.url}/v1/audit/consistency", params={"from_seq": kept["seq"]}, headers=board)
+    answer = httpx.get(f"{server.url}/v1/audit/consistency", params={"from_checkpoint": kept["checkpoint_hash"]},
+                       headers=board)
     assert answer.status_code == 200, answer.text
     proof = answer.json()
-    assert proof["checkpoints"][0]["checkpoint_hash"] == kept["checkpoint_hash"]
-    assert proof["second"]["seq"] > kept["seq"] and consistency_holds(proof, public_key)
-    missing = httpx.get(f"{server.url}/v1/audit/consistency", params={"from_seq": 10**9}, headers=board)
+    assert proof["second"]["seq"] > kept["seq"] and consistency_holds(proof, public_key, kept)
+    missing = httpx.get(f"{server.url}/v1/audit/consistency", params={"from_checkpoint": "ab" * 32}, headers=board)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "CHECKPOINT_NOT_FOUND"

@@ -106,11 +106,23 @@ def checkpoint_hash(document: dict[str, Any]) -> str:
 
 
 def create_checkpoint(session: Session, key: Ed25519PrivateKey, now: datetime) -> dict[str, Any]:
-    """Sign the log as it stands in `session` and store the checkpoint (caller's transaction)."""
+    """Sign the log as it stands in `session` and store the checkpoint (caller's transaction).
+
+    Only a log that extends the last stored checkpoint is signed: one rewritten or cut below
+    it (by whoever holds the database, not the key) is refused with AUDIT_CHAIN_BROKEN, so the
+    key never vouches for a rewrite, and the scheduled signing fails loudly until it is seen to."""
     anchor = head(session)
     seq = 0 if anchor is None else anchor.seq
     hashes = entry_hashes(session, seq)
     previous = last_checkpoint(session)
+    if previous is not None:
+        before = previous.get("seq")
+        if not isinstance(before, int) or before > seq or merkle_root(hashes[:before]) != previous.get("merkle_root"):
+            raise FacegateError(
+                ErrorCode.AUDIT_CHAIN_BROKEN,
+                f"the audit log no longer extends the last checkpoint (entry {before}): nothing signed; "
+                "run `facegate audit verify`",
+            )
     signed = {
         "type": TYPE,
         "seq": seq,
@@ -226,6 +238,8 @@ def consistency_proof(session: Session, first: dict[str, Any], second: dict[str,
         problem = signature_problem(document)
         if problem is not None:
             raise FacegateError(ErrorCode.CHECKPOINT_INVALID, f"the {name} checkpoint is invalid: {problem}")
+    if first["seq"] == 0:
+        raise FacegateError(ErrorCode.INVALID_ARGUMENT, "a checkpoint of the empty log is extended by any log")
     if first["seq"] > second["seq"]:
         raise FacegateError(
             ErrorCode.INVALID_ARGUMENT,
@@ -237,7 +251,7 @@ def consistency_proof(session: Session, first: dict[str, Any], second: dict[str,
             ErrorCode.AUDIT_CHAIN_BROKEN, "the audit log does not extend both checkpoints; run `facegate audit verify`"
         )
     leaves = [merkle.leaf_hash(i, h) for i, h in enumerate(hashes, start=1)]
-    path = merkle.consistency_path(leaves, first["seq"]) if first["seq"] > 0 else []
+    path = merkle.consistency_path(leaves, first["seq"])
     return {
         "first": {"seq": first["seq"], "merkle_root": first["merkle_root"]},
         "second": {"seq": second["seq"], "merkle_root": second["merkle_root"]},
@@ -246,10 +260,15 @@ def consistency_proof(session: Session, first: dict[str, Any], second: dict[str,
     }
 
 
-def stored_checkpoint(session: Session, seq: int) -> dict[str, Any] | None:
-    """The checkpoint stored in the catalog that signed `seq` entries (the latest such), if any."""
+def stored_checkpoint(session: Session, checkpoint_hash: str) -> dict[str, Any] | None:
+    """The checkpoint stored in the catalog under `checkpoint_hash` (what its keeper holds), if any."""
     row = session.execute(
-        select(AuditCheckpointRow.document).where(AuditCheckpointRow.seq == seq)
-        .order_by(AuditCheckpointRow.checkpoint_id.desc()).limit(1)
+        select(AuditCheckpointRow.document).where(AuditCheckpointRow.checkpoint_hash == checkpoint_hash).limit(1)
     ).first()
-    return None if row is None else json.loads(row.document)
+    if row is None:
+        return None
+    try:
+        document = json.loads(row.document)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) and document.get("checkpoint_hash") == checkpoint_hash else None

@@ -243,12 +243,15 @@ def checkpoint(engine: Facegate, caller: Caller, out: Path | None = None) -> dic
         return create_checkpoint(session, key, engine.now())
 
     document = engine.gate.run_recorded(caller, Operation.AUDIT_CHECKPOINT, act)
-    folder = engine.settings.checkpoint_dir
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_checkpoint(document, folder / f"checkpoint-{document['seq']:012d}.json")
     if out is not None:
         write_checkpoint(document, out)
+    folder = engine.settings.checkpoint_dir
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_checkpoint(document, folder / f"checkpoint-{document['seq']:012d}.json")
+        except OSError as exc:  # signed and stored already: the copy is what failed, said loudly
+            log.error("checkpoint at entry %d not kept in %s: %s", document["seq"], folder, exc.strerror)
     return document
 
 
@@ -291,17 +294,20 @@ def prove(
 
 
 def prove_consistency(
-    engine: Facegate, caller: Caller, first: dict[str, Any] | int, second: dict[str, Any] | None = None
+    engine: Facegate, caller: Caller, first: dict[str, Any] | str, second: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A consistency proof from the checkpoint `first` (a document, or the seq of one stored
-    in the catalog) to `second` (default: the latest stored)."""
-
-    def act(session: Session, record: AuditEntry) -> dict[str, Any]:
-        earlier = stored_checkpoint(session, first) if isinstance(first, int) else first
+    """A consistency proof from the checkpoint `first` (a document, or the `checkpoint_hash`
+    of one stored in the catalog) to `second` (default: the latest stored). As `verify_chain`,
+    it reads in a snapshot without the write lock, then records the read."""
+    engine.gate.admit(caller, Operation.AUDIT_READ)
+    with engine.read_sessions.begin() as session:
+        earlier = stored_checkpoint(session, first) if isinstance(first, str) else first
         later = second if second is not None else last_checkpoint(session)
         if earlier is None or later is None:
-            raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no such checkpoint has been signed")
+            raise FacegateError(ErrorCode.CHECKPOINT_NOT_FOUND, "no such checkpoint is stored")
         proof = consistency_proof(session, earlier, later)
+
+    def act(session: Session, record: AuditEntry) -> dict[str, Any]:
         append_entry(session, record.with_details(action="prove_consistency", first_seq=proof["first"]["seq"],
                                                   second_seq=proof["second"]["seq"]))
         return proof

@@ -50,10 +50,12 @@ def checkpoint(engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
 @router.get("/consistency", response_model=ConsistencyProofOut, openapi_extra=gated(Operation.AUDIT_READ))
 def consistency(
     engine: EngineDep, caller: CallerDep,
-    from_seq: Annotated[int, Query(ge=0, le=2**62, description="The `seq` of the earlier checkpoint you kept.")],
+    from_checkpoint: Annotated[str, Query(pattern="^[0-9a-f]{64}$",
+                                          description="The `checkpoint_hash` of the earlier checkpoint you kept.")],
 ) -> dict[str, Any]:
-    """Proof that the latest checkpoint's log extends the one the earlier checkpoint signed."""
-    return ops.prove_consistency(engine, caller, from_seq)
+    """Proof that the latest checkpoint's log extends the one the earlier checkpoint signed
+    (found by its hash: check that `checkpoints[0]` is the very one you kept)."""
+    return ops.prove_consistency(engine, caller, from_checkpoint)
 
 
 @router.get("/export", response_model=AuditPage, openapi_extra=gated(Operation.AUDIT_READ))
