@@ -142,18 +142,24 @@ def _catalog_holds_data(session: Session) -> bool:
     )
 
 
+def stored_document(text: str) -> dict[str, Any] | None:
+    """A checkpoint row's document, or None where it is not a JSON object (edited by hand)."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def last_checkpoint(session: Session) -> dict[str, Any] | None:
-    """The latest checkpoint stored in the catalog, as its JSON document."""
+    """The latest checkpoint stored in the catalog, as its JSON document (`{"seq": None}`,
+    which every reader reports as unreadable, where it is no JSON object)."""
     row = session.execute(
         select(AuditCheckpointRow.document).order_by(AuditCheckpointRow.checkpoint_id.desc()).limit(1)
     ).first()
     if row is None:
         return None
-    try:
-        document = json.loads(row.document)
-    except ValueError:
-        return {"seq": None}
-    return document if isinstance(document, dict) else {"seq": None}
+    return stored_document(row.document) or {"seq": None}
 
 
 def _stored_hash(session: Session, seq: int) -> str | None:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from facegate.errors import ErrorCode, FacegateError
 from facegate.governance import merkle
 from facegate.governance.audit import canonical_json, head
-from facegate.governance.audit_verify import last_checkpoint
+from facegate.governance.audit_verify import last_checkpoint, stored_document
 from facegate.store.governance_tables import AuditCheckpointRow, AuditLogRow
 
 TYPE = "facegate-audit-checkpoint/1"
@@ -265,10 +265,5 @@ def stored_checkpoint(session: Session, checkpoint_hash: str) -> dict[str, Any] 
     row = session.execute(
         select(AuditCheckpointRow.document).where(AuditCheckpointRow.checkpoint_hash == checkpoint_hash).limit(1)
     ).first()
-    if row is None:
-        return None
-    try:
-        document = json.loads(row.document)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) and document.get("checkpoint_hash") == checkpoint_hash else None
+    document = None if row is None else stored_document(row.document)
+    return document if document is not None and document.get("checkpoint_hash") == checkpoint_hash else None

@@ -40,6 +40,7 @@ from facegate.errors import ErrorCode, FacegateError
 from facegate.governance.permissions import (
     ALSO_ADMITTED,
     ANY_ROLE_OPERATIONS,
+    COLLECTION_OPERATIONS,
     MATCHING_OPERATIONS,
     PURPOSE_OPERATIONS,
     REQUIRED_ROLE,
@@ -291,9 +292,10 @@ def _check_collection_access(rules: PolicyRules, req: GateRequest, now: datetime
     """Step 10: a collection the tenant neither owns nor was granted the operation on is,
     to it, a collection that does not exist: same code, rule and message as a missing one.
 
-    Handing over a video search's results is not an operation on the collection: they are
-    the searching tenant's (its job), even once the grant is revoked or the collection gone."""
-    if req.collection_id is None or req.operation in (Operation.CREATE_COLLECTION, Operation.VIDEO_RESULTS):
+    Only operations on a collection's contents are bound by its owner and grants; one that
+    merely names a collection (creating it; handing over a video search's results, which are
+    the searching tenant's job even once the grant is revoked or the collection gone) is not."""
+    if req.collection_id is None or req.operation not in COLLECTION_OPERATIONS:
         return None
     access = req.collection_access
     if access is None or not access.permits(req.tenant.name, req.operation, req.declared_purpose):
